@@ -1,0 +1,41 @@
+"""Every collector the exporter knows, and how to build it from the config.
+
+A builder returns the collectors for one data source: one for a local source, one per
+configured target for a remote system (none when no target is configured).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from exporters import host
+from exporters.core import Collector
+from sscp_ops.config import Config
+
+
+@dataclass(frozen=True)
+class CollectorSpec:
+    build: Callable[[Config], list[Collector]]
+    default_enabled: bool = True
+    help: str = ""
+
+
+CATALOG: dict[str, CollectorSpec] = {
+    "host": CollectorSpec(
+        host.build, help="host CPU, memory, disks, network (node_exporter names)"
+    ),
+}
+
+
+def enabled_names(config: Config, overrides: dict[str, bool] | None = None) -> list[str]:
+    """Collector names enabled by defaults, then the config, then command-line flags."""
+    flags = {**config.exporter.collectors, **(overrides or {})}
+    return [name for name, spec in CATALOG.items() if flags.get(name, spec.default_enabled)]
+
+
+def build_collectors(config: Config, names: list[str]) -> list[Collector]:
+    collectors: list[Collector] = []
+    for name in names:
+        collectors.extend(CATALOG[name].build(config))
+    return collectors

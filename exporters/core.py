@@ -1,0 +1,231 @@
+"""The exporter core: the collector contract, the scrape runner and the shared health metrics.
+
+A *collector* is one unit of collection: a local data source (``host``) or one target of a
+remote system (``redis`` target ``cache1``). At every scrape the :class:`ScrapeRunner` runs all
+collectors concurrently, each in its own thread, under one deadline; a collector that raises or
+overruns is reported as failed and the rest of the scrape still answers::
+
+    sscp_exporter_collector_success{collector="host"} 1
+    sscp_exporter_collector_success{collector="redis",target="cache1"} 0
+    sscp_exporter_collector_duration_seconds{collector="host"} 0.0042
+    sscp_exporter_build_info{pythonversion="3.11.7",version="0.1.0"} 1
+
+Target collectors derive from :class:`TargetCollector`, which writes ``<system>_up{target}``
+once for all of them and stops early when the target is unreachable.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import platform
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+from sscp_ops import __version__
+
+log = logging.getLogger("exporter")
+
+
+class ParseError(ValueError):
+    """A data source answered with something its parser cannot read."""
+
+
+class TargetUnavailable(Exception):
+    """A target cannot be reached, refused us, or rejected our credentials.
+
+    The message is logged: it must never contain a secret.
+    """
+
+
+class Collector(abc.ABC):
+    """One unit of collection. ``collect`` reads the source now and yields fresh metrics."""
+
+    name: ClassVar[str]
+    target: str | None = None
+
+    @abc.abstractmethod
+    def collect(self, timeout: float) -> Iterable[Metric]:
+        """Read the source, spending at most ``timeout`` seconds on I/O."""
+
+    def failure_metrics(self) -> list[Metric]:
+        """What to expose when ``collect`` raised or overran its deadline."""
+        return []
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections; called once at shutdown."""
+
+
+class TargetCollector(Collector):
+    """A collector for one target of a remote system; exposes ``<system>_up{target}``."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+    @abc.abstractmethod
+    def scrape(self, timeout: float) -> Iterable[Metric]:
+        """Read the target; raise :class:`TargetUnavailable` when it cannot be reached."""
+
+    def up_metric(self, value: int) -> Metric:
+        fam = GaugeMetricFamily(
+            f"{self.name}_up",
+            f"Whether the last scrape of the {self.name} target succeeded (1) or not (0).",
+            labels=["target"],
+        )
+        fam.add_metric([self.target or ""], value)
+        return fam
+
+    def collect(self, timeout: float) -> Iterable[Metric]:
+        try:
+            metrics = list(self.scrape(timeout))
+        except TargetUnavailable as exc:
+            log.warning(
+                "target unavailable",
+                extra={"kv": {"collector": self.name, "target": self.target, "err": str(exc)}},
+            )
+            return [self.up_metric(0)]
+        return [self.up_metric(1), *metrics]
+
+    def failure_metrics(self) -> list[Metric]:
+        return [self.up_metric(0)]
+
+
+@dataclass
+class Outcome:
+    collector: Collector
+    success: bool = False
+    duration: float = 0.0
+    metrics: list[Metric] = field(default_factory=list)
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+def _labels(collector: Collector) -> dict[str, str]:
+    labels = {"collector": collector.name}
+    if collector.target is not None:
+        labels["target"] = collector.target
+    return labels
+
+
+class ScrapeRunner:
+    """Runs collectors concurrently under a deadline and merges what they return.
+
+    A collector whose previous run is still going (it hung past an earlier deadline) is not
+    started again: it is reported failed at once, so a stuck target never piles up threads.
+    """
+
+    def __init__(
+        self,
+        collectors: Sequence[Collector],
+        deadline: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.collectors = list(collectors)
+        self.deadline = deadline
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._running: set[int] = set()
+
+    def _run(self, outcome: Outcome, timeout: float) -> None:
+        collector = outcome.collector
+        start = self._clock()
+        try:
+            outcome.metrics = list(collector.collect(timeout))
+            outcome.success = True
+        except Exception as exc:  # one broken collector must not fail the scrape
+            log.error(
+                "collector failed",
+                extra={"kv": {**_labels(collector), "err": f"{type(exc).__name__}: {exc}"}},
+            )
+        finally:
+            outcome.duration = self._clock() - start
+            with self._lock:
+                self._running.discard(id(collector))
+            outcome.done.set()
+
+    def effective_deadline(self, scrape_timeout: float | None) -> float:
+        """The configured deadline, lowered to leave a margin inside Prometheus' own timeout."""
+        if scrape_timeout is None or scrape_timeout <= 0:
+            return self.deadline
+        return max(0.1, min(self.deadline, scrape_timeout - 0.5))
+
+    def scrape(self, scrape_timeout: float | None = None) -> list[Metric]:
+        budget = self.effective_deadline(scrape_timeout)
+        start = self._clock()
+        outcomes: list[Outcome] = []
+        for collector in self.collectors:
+            outcome = Outcome(collector)
+            outcomes.append(outcome)
+            with self._lock:
+                busy = id(collector) in self._running
+                if not busy:
+                    self._running.add(id(collector))
+            if busy:
+                log.error(
+                    "collector still running from an earlier scrape",
+                    extra={"kv": _labels(collector)},
+                )
+                outcome.done.set()
+                continue
+            threading.Thread(
+                target=self._run,
+                args=(outcome, budget),
+                name=f"collect-{collector.name}",
+                daemon=True,
+            ).start()
+
+        for outcome in outcomes:
+            remaining = budget - (self._clock() - start)
+            if not outcome.done.wait(max(0.0, remaining)):
+                log.error(
+                    "collector overran the deadline",
+                    extra={"kv": {**_labels(outcome.collector), "deadline": f"{budget:.3f}"}},
+                )
+        return self._merge(outcomes, budget, start)
+
+    def _merge(self, outcomes: list[Outcome], budget: float, start: float) -> list[Metric]:
+        families: dict[str, Metric] = {}
+
+        def add(metric: Metric) -> None:
+            have = families.get(metric.name)
+            if have is None:
+                families[metric.name] = metric
+            else:
+                have.samples.extend(metric.samples)
+
+        success = GaugeMetricFamily(
+            "sscp_exporter_collector_success",
+            "Whether a collector succeeded (1) in this scrape, or raised or overran (0).",
+        )
+        duration = GaugeMetricFamily(
+            "sscp_exporter_collector_duration_seconds",
+            "How long a collector took in this scrape.",
+        )
+        for outcome in outcomes:
+            labels = _labels(outcome.collector)
+            finished = outcome.done.is_set()
+            ok = finished and outcome.success
+            metrics = outcome.metrics if ok else outcome.collector.failure_metrics()
+            for metric in metrics:
+                add(metric)
+            took = outcome.duration if finished else self._clock() - start
+            success.add_sample(success.name, labels, 1.0 if ok else 0.0)
+            duration.add_sample(duration.name, labels, round(took, 6))
+        build = GaugeMetricFamily(
+            "sscp_exporter_build_info",
+            "A metric with a constant 1 labelled by the version of sscp-ops and Python.",
+            labels=["version", "pythonversion"],
+        )
+        build.add_metric([__version__, platform.python_version()], 1)
+        return [*families.values(), success, duration, build]
+
+    def close(self) -> None:
+        for collector in self.collectors:
+            try:
+                collector.close()
+            except Exception:  # best effort at shutdown
+                log.exception("closing collector failed", extra={"kv": _labels(collector)})

@@ -1,0 +1,19 @@
+"""The ``exporter:`` section: where it listens, its scrape deadline, which collectors run."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from sscp_ops.config.base import Model, PositiveSeconds
+
+
+class ExporterConfig(Model):
+    listen_address: Annotated[str, Field(pattern=r"^(\[[0-9a-fA-F:]+\]|[^:\s]*):\d{1,5}$")] = (
+        "127.0.0.1:9810"
+    )
+    #: Upper bound of one scrape; Prometheus' X-Prometheus-Scrape-Timeout-Seconds lowers it.
+    deadline: PositiveSeconds = 5.0
+    #: Collector name -> enabled. Unlisted collectors keep their own default.
+    collectors: dict[str, bool] = {}
