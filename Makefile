@@ -1,0 +1,34 @@
+# sscp-ops: the two commands a new user runs are `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint venv clean
+
+$(STAMP): setup.cfg pyproject.toml
+	@command -v $(PYTHON) >/dev/null && $(PYTHON) -c 'import ensurepip, venv' 2>/dev/null \
+		|| scripts/install-debian-packages -f scripts/run-packages.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+venv: $(STAMP)
+
+## run: the exporter with the host collector on 127.0.0.1:9810 (embedded defaults)
+run: $(STAMP)
+	$(BIN)/sscp-ops exporter
+
+## test: install what the tests need, then lint and run every test
+test: $(STAMP)
+	scripts/install-debian-packages -f scripts/test-packages.txt
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache *.egg-info

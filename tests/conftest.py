@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import textwrap
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+from helpers import free_port, require_binary, running, sscp_ops_cmd
+
+
+@pytest.fixture
+def write_config(tmp_path: Path):
+    """Write a YAML config (dedented) into the test's temp dir and return its path."""
+
+    def write(text: str, name: str = "config.yml") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def exporter(write_config):
+    """Factory: start ``sscp-ops exporter`` on a free port with a config; returns its base URL.
+
+    Every exporter started is stopped (SIGTERM) at the end of the test.
+    """
+    with ExitStack() as stack:
+
+        def start(config_text: str = "exporter: {collectors: {host: true}}\n", *extra: str) -> str:
+            port = free_port()
+            cfg = write_config(config_text, f"exporter-{port}.yml")
+            base = f"http://127.0.0.1:{port}"
+            cmd = sscp_ops_cmd(
+                "exporter",
+                "--config.file",
+                str(cfg),
+                "--web.listen-address",
+                f"127.0.0.1:{port}",
+                *extra,
+            )
+            stack.enter_context(running(cmd, ready_url=f"{base}/healthz"))
+            return base
+
+        yield start
+
+
+@pytest.fixture(scope="session")
+def node_exporter():
+    """Debian's node_exporter 1.5 on a free loopback port; yields its /metrics URL."""
+    binary = require_binary("prometheus-node-exporter", "node_exporter")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/metrics"
+    with running([binary, f"--web.listen-address=127.0.0.1:{port}"], ready_url=url):
+        yield url
