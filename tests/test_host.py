@@ -185,7 +185,7 @@ def test_sigterm_stops_cleanly_with_structured_logs(write_config) -> None:
 
 
 def test_make_run_defaults_listen_on_9810_config() -> None:
-    from sscp_ops.cli import default_config
+    from sscp_ops.commands import default_config
 
     cfg = default_config()
     assert cfg.exporter.listen_address == "127.0.0.1:9810"
