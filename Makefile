@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint venv clean
+.PHONY: run test lint venv clean rules
 
 $(STAMP): setup.cfg pyproject.toml
 	@command -v $(PYTHON) >/dev/null && $(PYTHON) -c 'import ensurepip, venv' 2>/dev/null \
@@ -25,6 +25,10 @@ test: $(STAMP)
 	scripts/install-debian-packages -f scripts/test-packages.txt
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
+
+## rules: render rules/*.rules.yml from rules/templates and rules/thresholds.yml
+rules: $(STAMP)
+	$(BIN)/python rules/render.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
