@@ -87,6 +87,9 @@ class ProbeCollector(TargetCollector):
         self._clock = clock
         self._session = session or requests.Session()
         self._session.headers["User-Agent"] = "sscp-ops-probe"
+        # Probe the platform directly: no proxy or CA bundle from the environment, no .netrc
+        # (and no per-request scan of os.environ, a third of a local probe's time).
+        self._session.trust_env = False
         tls = probe.tls
         if tls is not None and tls.insecure_skip_verify:
             self._verify: bool | str = False

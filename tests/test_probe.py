@@ -3,6 +3,7 @@ Debian's blackbox exporter probing the same URLs in the same test."""
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 
@@ -195,3 +196,26 @@ def test_agrees_with_blackbox_exporter(exporter, probe_site, tmp_path: Path) -> 
             frozenset({("collector", "sla_probe"), ("target", "slow")}),
         )
         assert ours[success_key] == 1
+
+
+def test_probe_exposition_passes_promtool_check_metrics(exporter, probe_site) -> None:
+    promtool = require_binary("promtool")
+    config = {
+        "exporter": {"collectors": {"host": False, "probe": True}},
+        "targets": {
+            "probe": [
+                {"name": "home", "url": probe_site.http + "/ok"},
+                {
+                    "name": "tls",
+                    "url": probe_site.https + "/ok",
+                    "tls": {"insecure_skip_verify": True},
+                },
+            ]
+        },
+    }
+    text = requests.get(exporter(yaml.safe_dump(config)) + "/metrics", timeout=10).text
+    assert 'sla_probe_tls_cert_expiry_timestamp_seconds{target="tls"}' in text
+    result = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, text=True
+    )
+    assert result.returncode == 0 and not (result.stdout + result.stderr).strip()
