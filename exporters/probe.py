@@ -71,6 +71,16 @@ def _peer_cert(response: requests.Response) -> bytes | None:
     return getpeercert(binary_form=True)
 
 
+def _expiry_or_none(der: bytes | None) -> float | None:
+    if not der:
+        return None
+    try:
+        return cert_expiry(der)
+    except ValueError:  # a certificate cryptography cannot read: no expiry, probe still counts
+        log.warning("unreadable server certificate", extra={"kv": {"bytes": len(der)}})
+        return None
+
+
 class ProbeCollector(TargetCollector):
     """One probe: request the URL, check status and keyword, time it, read the TLS certificate."""
 
@@ -120,8 +130,7 @@ class ProbeCollector(TargetCollector):
             ) as resp:
                 status = resp.status_code
                 if probe.url.startswith("https://"):
-                    der = _peer_cert(resp)
-                    expiry = cert_expiry(der) if der else None
+                    expiry = _expiry_or_none(_peer_cert(resp))
                 body = bytearray()
                 for chunk in resp.iter_content(65536):  # read the page, as a browser would
                     body += chunk

@@ -35,6 +35,15 @@ def test_cert_expiry_reads_not_after(tmp_path: Path) -> None:
     assert 10 * 86400 - 120 < left <= 10 * 86400 + 1
 
 
+def test_unreadable_certificate_gives_no_expiry() -> None:
+    from exporters.probe import _expiry_or_none
+
+    with pytest.raises(ValueError):
+        cert_expiry(b"not a certificate")
+    assert _expiry_or_none(b"not a certificate") is None
+    assert _expiry_or_none(None) is None
+
+
 def test_catalog_builds_one_collector_per_probe() -> None:
     cfg = parse_config(
         "targets:\n  probe:\n"
