@@ -101,6 +101,8 @@ def test_alert_shape(file: str, rule: dict) -> None:
     if name != "Watchdog":
         # The description names the target and shows the value (or a label naming the target).
         assert "$labels." in notes["description"], name
+    if name not in ("TargetDown", "ExporterCollectorFailing", "Watchdog"):  # 0/1 states
+        assert "$value" in notes["description"], name
     assert notes["runbook_url"] == f"docs/runbooks/{name}.md"
     runbook = ROOT / notes["runbook_url"]
     assert runbook.is_file(), runbook
