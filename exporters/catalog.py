@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from exporters import host
+from exporters import host, probe
 from exporters.core import Collector
 from sscp_ops.config import Config
 
@@ -25,6 +25,7 @@ CATALOG: dict[str, CollectorSpec] = {
     "host": CollectorSpec(
         host.build, help="host CPU, memory, disks, network (node_exporter names)"
     ),
+    "probe": CollectorSpec(probe.build, help="SLA probes of the platform's key URLs"),
 }
 
 

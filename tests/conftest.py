@@ -7,6 +7,11 @@ from pathlib import Path
 import pytest
 from helpers import free_port, require_binary, running, sscp_ops_cmd
 
+pytest_plugins = [
+    "fx_probe",
+    "fx_prometheus",
+]
+
 
 @pytest.fixture
 def write_config(tmp_path: Path):
