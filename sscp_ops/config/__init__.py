@@ -13,6 +13,7 @@ import yaml
 from pydantic import ValidationError
 
 from sscp_ops.config.base import Model
+from sscp_ops.config.calendar import CalendarConfig
 from sscp_ops.config.exporter import ExporterConfig
 from sscp_ops.config.targets import TargetsConfig
 
@@ -26,6 +27,7 @@ class ConfigError(Exception):
 class Config(Model):
     exporter: ExporterConfig = ExporterConfig()
     targets: TargetsConfig = TargetsConfig()
+    calendar: CalendarConfig = CalendarConfig()
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
