@@ -441,11 +441,14 @@ def resources_section(period: Period, prom: PrometheusSource) -> dict:
 def suggestions(report: dict, cfg: ReportConfig) -> list[str]:
     """Plain-language advice derived from the figures (thresholds crossed, trends, capacity)."""
     out: list[str] = []
+    no_data: dict[str, list[str]] = {}
     for i in report["indicators"]:
         if i["passed"] is False:
             out.append(f"{i['name']}未达标（{i['measured_text']}），请分析原因并制定整改措施。")
         elif i["passed"] is None and i["measured_text"] == ind.NO_DATA:
-            out.append(f"{i['name']}缺少数据（{i['evidence']}），请补齐数据源以便考核。")
+            no_data.setdefault(i["evidence"], []).append(i["name"])
+    for reason, names in no_data.items():
+        out.append(f"{'、'.join(names)}缺少数据（{reason}），请补齐数据源以便考核。")
     avail = report["availability"]
     if isinstance(avail, dict) and avail.get("whole", {}).get("missing_seconds"):
         minutes = avail["whole"]["missing_seconds"] / 60

@@ -21,14 +21,18 @@ def frac(value: float | int | str | Fraction) -> Fraction:
     return Fraction(str(value))
 
 
+def _trim(text: str) -> str:
+    """Drop a fraction's trailing zeros: ``99.900`` -> ``99.9``, ``100`` stays ``100``."""
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def pct(value: Fraction | float, digits: int = 3) -> str:
     """A ratio as a percentage for people: 0.99888 -> ``99.888%`` (trailing zeros dropped)."""
-    text = f"{float(value) * 100:.{digits}f}".rstrip("0").rstrip(".")
-    return f"{text}%"
+    return f"{_trim(f'{float(value) * 100:.{digits}f}')}%"
 
 
 def num(value: Fraction | float, digits: int = 2) -> str:
-    return f"{float(value):.{digits}f}".rstrip("0").rstrip(".")
+    return _trim(f"{float(value):.{digits}f}")
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,7 @@ def shortfall_deduction(
     units = _units(short / step, rounding)
     percent = units * percent_per_step
     text = (
-        f"低于目标 {pct(target)} − {pct(measured)} = {pct(short, 4)}；"
+        f"低于目标 {pct(target)} − {pct(measured, 4)} = {pct(short, 4)}；"
         f"{pct(short, 4)} ÷ {pct(step)} = {num(short / step, 3)} 档"
         f"（{_ROUNDING_TEXT[rounding]}，计 {num(units, 3)} 档）× {num(percent_per_step)}% "
         f"= 扣 {num(percent, 3)}%"

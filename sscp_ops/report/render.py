@@ -1,0 +1,166 @@
+"""Write a report dict as report.json, report.html (Jinja2, Chinese) and report.pdf (WeasyPrint).
+
+WeasyPrint turns the same HTML into the PDF in-process (CSS paged media: A4, page numbers,
+running header) with the CJK fonts Debian's fonts-noto-cjk installs; no browser is needed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from sscp_ops.report import charts
+from sscp_ops.report.penalty import pct
+
+log = logging.getLogger("report")
+
+KIND_TITLES = {
+    "monthly": "月度运维执行报告",
+    "quarterly": "季度运维报告",
+    "annual": "年度运维总结报告",
+}
+
+
+def _pct(value: float | None, digits: int = 3) -> str:
+    return "—" if value is None else pct(value, digits)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} 分钟"
+    return f"{seconds / 3600:.2f} 小时"
+
+
+def _bytes(value: float | None) -> str:
+    if value is None:
+        return "—"
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(value) < 1000:
+            return f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} PB"
+
+
+def _when(value: str | float | None, tz: ZoneInfo) -> str:
+    if value is None:
+        return "—"
+    moment = (
+        datetime.fromtimestamp(value, tz)
+        if isinstance(value, int | float)
+        else datetime.fromisoformat(value).astimezone(tz)
+    )
+    return moment.strftime("%m-%d %H:%M")
+
+
+def _verdict(passed: bool | None) -> str:
+    return {True: "达标", False: "未达标", None: "无数据"}[passed]
+
+
+def chart_svgs(report: dict, tz: ZoneInfo) -> dict:
+    """The report's charts as SVG strings (keyed by what they show)."""
+    out: dict = {"hosts": {}}
+    avail = report.get("availability") or {}
+    daily = avail.get("daily") or []
+    if daily:
+        ratios = [d["ratio"] for d in daily]
+        known = [r for r in ratios if r is not None]
+        lo = min([0.99, *known])
+        lo = math.floor(lo * 100) / 100
+        out["availability"] = charts.bar_chart(
+            [d["date"][8:] for d in daily],
+            ratios,
+            lo,
+            1.0,
+            lambda v: pct(v, 2),
+            highlight=[d["holiday"] for d in daily],
+            target=0.999,
+        )
+    start = datetime.fromisoformat(report["period"]["start"]).timestamp()
+    end = datetime.fromisoformat(report["period"]["end"]).timestamp()
+    for host, metrics in ((report.get("resources") or {}).get("hosts") or {}).items():
+        usage = {
+            name: metrics[key]["series"]
+            for key, name in (("cpu", "CPU"), ("memory", "内存"), ("disk", "磁盘"))
+            if key in metrics
+        }
+        net = {
+            name: metrics[key]["series"]
+            for key, name in (("net_in", "入流量"), ("net_out", "出流量"))
+            if key in metrics
+        }
+        out["hosts"][host] = {
+            "usage": charts.line_chart(usage, start, end, tz, lambda v: pct(v, 0), 0.0, 1.0),
+            "net": charts.line_chart(net, start, end, tz, lambda v: _bytes(v) + "/s", 0.0),
+        }
+    security = report.get("security") or {}
+    if security.get("daily"):
+        days = security["daily"]
+        out["security"] = charts.bar_chart(
+            [d[5:] for d, _ in days],
+            [c for _, c in days],
+            0,
+            max(c for _, c in days) or 1,
+            lambda v: f"{v:.0f}",
+        )
+    incidents = (report.get("tickets") or {}).get("incidents") or []
+    if incidents and daily:
+        counts = {d["date"]: 0 for d in daily}
+        for row in incidents:
+            day = datetime.fromisoformat(row["start"]).astimezone(tz).date().isoformat()
+            counts[day] = counts.get(day, 0) + 1
+        out["incidents"] = charts.bar_chart(
+            [d[8:] for d in counts],
+            list(counts.values()),
+            0,
+            max(max(counts.values()), 1),
+            lambda v: f"{v:.0f}",
+        )
+    return out
+
+
+def environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("sscp_ops.report", "templates"),
+        autoescape=select_autoescape(["html", "j2"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(pct=_pct, duration=_duration, bytes=_bytes, verdict=_verdict)
+    return env
+
+
+def render_html(report: dict, tz: ZoneInfo) -> str:
+    env = environment()
+    env.filters["when"] = lambda v: _when(v, tz)
+    template = env.get_template("report.html.j2")
+    return template.render(
+        r=report, charts=chart_svgs(report, tz), kind_title=KIND_TITLES[report["period"]["kind"]]
+    )
+
+
+def render_pdf(html: str, path: Path) -> None:
+    from weasyprint import HTML  # imported late: it loads pango, not needed for JSON/HTML
+
+    for name in ("weasyprint", "weasyprint.progress", "fontTools"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    HTML(string=html).write_pdf(path)
+
+
+def write_all(report: dict, out: Path, tz: ZoneInfo) -> dict[str, Path]:
+    """Write report.json, report.html and report.pdf into ``out``; returns their paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {k: out / f"report.{k}" for k in ("json", "html", "pdf")}
+    paths["json"].write_text(json.dumps(report, ensure_ascii=False, indent=1), "utf-8")
+    html = render_html(report, tz)
+    paths["html"].write_text(html, "utf-8")
+    render_pdf(html, paths["pdf"])
+    return paths
