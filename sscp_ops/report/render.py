@@ -64,6 +64,11 @@ def _verdict(passed: bool | None) -> str:
     return {True: "达标", False: "未达标", None: "无数据"}[passed]
 
 
+def _count_top(counts) -> int:
+    """An axis top for counts that gives whole-number ticks (the axis has four intervals)."""
+    return max(4, math.ceil(max(counts, default=0) / 4) * 4)
+
+
 def chart_svgs(report: dict, tz: ZoneInfo) -> dict:
     """The report's charts as SVG strings (keyed by what they show)."""
     out: dict = {"hosts": {}}
