@@ -269,3 +269,34 @@ def test_missing_sources_are_shown_missing(report_prometheus, tmp_path) -> None:
 def test_bad_period_is_a_usage_error(tmp_path) -> None:
     done = run_report(["monthly", "--month", "2026-13", "--out", str(tmp_path)])
     assert done.returncode == 2 and "2026-10" in done.stderr
+
+
+def test_annual_report(report_prometheus, tmp_path) -> None:
+    """A year: data exists only around October, the rest is missing (not up, not down)."""
+    cfg = tmp_path / "config.yml"
+    cfg.write_text("report:\n  events: {enabled: false}\n")
+    out = tmp_path / "out"
+    done = run_report(
+        [
+            "annual",
+            "--config.file",
+            str(cfg),
+            "--year",
+            "2026",
+            "--prometheus-url",
+            report_prometheus,
+            "--out",
+            str(out),
+        ]
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["period"]["title"] == "2026年度"
+    ind = {i["key"]: i for i in report["indicators"]}
+    # Sep 30 22:00-24:00 local (120 min, 30 of them down) + October + 1 Nov 00:00-04:05
+    known = 120 + 44525 + 245
+    down = 30 + 200 + 30
+    assert ind["availability"]["measured"] == pytest.approx((known - down) / known, rel=1e-12)
+    assert ind["holiday_availability"]["measured"] == pytest.approx(9930 / 10080, rel=1e-12)
+    assert len(report["availability"]["daily"]) == 365
+    assert "年度运维总结报告" in (out / "report.html").read_text()

@@ -1,7 +1,7 @@
 """Small SVG charts written directly (no plotting library): bars per day and trend lines.
 
 SVG text stays text, so the browser or WeasyPrint draws it with the page's CJK font.
-Missing values are drawn as grey hatched bars labelled "缺失", never as 0 or 100 %.
+Missing values are drawn as full-height grey bars labelled "缺失", never as 0 or 100 %.
 """
 
 from __future__ import annotations
@@ -20,10 +20,9 @@ FONT = "Noto Sans CJK SC, Noto Sans CJK, WenQuanYi Micro Hei, sans-serif"
 _HEAD = (
     f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" '
     f'font-family="{FONT}" font-size="11">'
-    '<defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" '
-    'patternTransform="rotate(45)"><rect width="6" height="6" fill="#eee"/>'
-    '<line x1="0" y1="0" x2="0" y2="6" stroke="#bbb" stroke-width="2"/></pattern></defs>'
 )
+#: Grey for missing bars (a flat fill: patterns with ids would clash between inline SVGs).
+MISSING_FILL = "#e6e6e6"
 
 
 def _y(value: float, lo: float, hi: float) -> float:
@@ -56,7 +55,7 @@ def bar_chart(
     target: float | None = None,
     title: str = "",
 ) -> str:
-    """One bar per label; ``None`` is a hatched "缺失" bar; ``highlight`` bars in orange."""
+    """One bar per label; ``None`` is a grey "缺失" bar; ``highlight`` bars in orange."""
     parts = [_HEAD, *_axis(lo, hi, fmt)]
     n = max(len(values), 1)
     slot = (W - LEFT - RIGHT) / n
@@ -67,7 +66,7 @@ def bar_chart(
         if value is None:
             parts.append(
                 f'<rect x="{x:.1f}" y="{TOP}" width="{w:.1f}" height="{base - TOP:.1f}" '
-                'fill="url(#hatch)"><title>缺失</title></rect>'
+                f'fill="{MISSING_FILL}"><title>缺失</title></rect>'
             )
             parts.append(
                 f'<text x="{x + w / 2:.1f}" y="{TOP + 12}" text-anchor="middle" '
