@@ -80,6 +80,45 @@ HOSTS = [
 ]
 
 
+# Statement digests on db1 (mysqld_exporter perf_schema), per day: calls, seconds, rows examined,
+# rows sent, no-index-used, tmp disk tables, sort merge passes.
+DIGESTS = {
+    ("d1", "SELECT * FROM `case_record` WHERE `status` = ?"): (1000, 2000, 5e6, 1e3, 1000, 0, 0),
+    ("d2", "SELECT `id` FROM `user` WHERE `phone` = ?"): (1e5, 100, 1e5, 1e5, 0, 0, 0),
+    ("d3", "UPDATE `task` SET `state` = ? ORDER BY `due`"): (500, 250, 5e3, 0, 0, 0, 10),
+}
+SLOW_QUERIES_PER_DAY = 1000
+STATEMENT_FIELDS = (
+    "total",
+    "seconds_total",
+    "rows_examined_total",
+    "rows_sent_total",
+    "no_index_used_total",
+    "tmp_disk_tables_total",
+    "sort_merge_passes_total",
+)
+
+
+def statement_lines(instance: str, start: float, end: float, every: int) -> Iterator[str]:
+    inst = f'instance="{instance}",job="mysql"'
+    for n, field in enumerate(STATEMENT_FIELDS):
+        name = f"mysql_perf_schema_events_statements_{field}"
+        yield f"# TYPE {name.removesuffix('_total')} counter\n"
+        for (digest, text), per_day in DIGESTS.items():
+            labels = f'schema="sscp",digest="{digest}",digest_text="{text}",{inst}'
+            ts = start
+            while ts < end:
+                yield f"{name}{{{labels}}} {per_day[n] * (ts - start) / 86400:.3f} {ts:.0f}\n"
+                ts += every
+    # mysqld_exporter names this counter without _total: OpenMetrics type "unknown"
+    yield "# TYPE mysql_global_status_slow_queries unknown\n"
+    ts = start
+    while ts < end:
+        value = SLOW_QUERIES_PER_DAY * (ts - start) / 86400
+        yield f"mysql_global_status_slow_queries{{{inst}}} {value:.3f} {ts:.0f}\n"
+        ts += every
+
+
 def _inside(ts: float, intervals) -> bool:
     return any(lo <= ts < hi for lo, hi in intervals)
 
@@ -172,6 +211,7 @@ def write_openmetrics(
             for family, lines in blocks.items():
                 out.write(family)
                 out.writelines(lines)
+            out.writelines(statement_lines(hosts[-1].name, start, end, node_every))
         out.write("# EOF\n")
     return path
 

@@ -118,3 +118,21 @@ def test_unreachable_prometheus_is_a_source_error() -> None:
 
     with pytest.raises(SourceError, match="prometheus"):
         HttpPrometheus(f"http://127.0.0.1:{free_port()}").query_range("up", 0, 120, 60)
+
+
+def test_slow_queries_with_advice(report_prometheus: str) -> None:
+    from sscp_ops.report.build import slow_queries_section
+
+    db = slow_queries_section(OCT, HttpPrometheus(report_prometheus))
+    rows = db["statements"]
+    assert [r["digest"] for r in rows] == ["d1", "d3", "d2"]  # by total time
+    d1, d3, d2 = rows
+    assert d1["seconds"] == pytest.approx(2000 * 31, rel=1e-3)
+    assert d1["calls"] == pytest.approx(1000 * 31, rel=1e-3)
+    assert d1["avg_seconds"] == pytest.approx(2.0, rel=1e-3)
+    assert any("索引" in a for a in d1["advice"])
+    assert any("5000 倍" in a for a in d1["advice"])
+    assert any("EXPLAIN" in a for a in d1["advice"])
+    assert any("sort_buffer_size" in a for a in d3["advice"])
+    assert d2["advice"] == ["耗时主要来自调用次数，建议评估缓存或合并请求"]
+    assert db["slow_queries"]["db1:9100"] == pytest.approx(1000 * 31, rel=1e-3)

@@ -148,3 +148,20 @@ def test_sqlite_catalogue(tmp_path: Path) -> None:
     con.close()
     with pytest.raises(SourceError, match="no such table"):
         SqliteBackupCatalogue(path).runs(since, until)
+
+
+@pytest.mark.parametrize(
+    ("row", "needle"),
+    [
+        ({"seconds": 10, "calls": 100, "no_index_used": 3}, "建立索引"),
+        ({"seconds": 10, "calls": 100, "rows_examined": 50000, "rows_sent": 100}, "500 倍"),
+        ({"seconds": 10, "calls": 100, "tmp_disk_tables": 1}, "tmp_table_size"),
+        ({"seconds": 10, "calls": 100, "sort_merge_passes": 2}, "sort_buffer_size"),
+        ({"seconds": 300, "calls": 100}, "EXPLAIN"),
+        ({"seconds": 10, "calls": 100, "rows_examined": 50000, "rows_sent": 0}, "调用次数"),
+    ],
+)
+def test_statement_advice(row, needle) -> None:
+    from sscp_ops.report.build import statement_advice
+
+    assert any(needle in a for a in statement_advice(row)), statement_advice(row)

@@ -438,6 +438,76 @@ def resources_section(period: Period, prom: PrometheusSource) -> dict:
     return {"step_seconds": step, "hosts": dict(sorted(hosts.items())), "services": services}
 
 
+#: mysqld_exporter --collect.perf_schema.eventsstatements (labels schema, digest, digest_text).
+STATEMENT_METRICS = {
+    "seconds": "mysql_perf_schema_events_statements_seconds_total",
+    "calls": "mysql_perf_schema_events_statements_total",
+    "rows_examined": "mysql_perf_schema_events_statements_rows_examined_total",
+    "rows_sent": "mysql_perf_schema_events_statements_rows_sent_total",
+    "no_index_used": "mysql_perf_schema_events_statements_no_index_used_total",
+    "tmp_disk_tables": "mysql_perf_schema_events_statements_tmp_disk_tables_total",
+    "sort_merge_passes": "mysql_perf_schema_events_statements_sort_merge_passes_total",
+}
+_DIGEST = "instance, schema, digest, digest_text"
+
+
+def statement_advice(row: dict) -> list[str]:
+    """Optimisation advice for one statement digest from its period totals (pure)."""
+    out = []
+    calls = row.get("calls") or 0
+    if row.get("no_index_used"):
+        out.append("存在未使用索引的全表扫描，建议为 WHERE / JOIN 条件列建立索引")
+    sent = row.get("rows_sent") or 0
+    examined = row.get("rows_examined") or 0
+    if examined >= 1000 and examined > 100 * max(sent, 1):
+        out.append(
+            f"扫描行数是返回行数的 {examined / max(sent, 1):.0f} 倍，建议收紧过滤条件或优化索引"
+        )
+    if row.get("tmp_disk_tables"):
+        out.append("使用了磁盘临时表，建议优化 GROUP BY / ORDER BY 或适当调大 tmp_table_size")
+    if row.get("sort_merge_passes"):
+        out.append("排序发生归并，建议利用索引排序或适当调大 sort_buffer_size")
+    if calls and row["seconds"] / calls >= 1:
+        out.append("平均耗时超过 1 秒，建议用 EXPLAIN 检查执行计划")
+    return out or ["耗时主要来自调用次数，建议评估缓存或合并请求"]
+
+
+def slow_queries_section(period: Period, prom: PrometheusSource, top: int = 10) -> dict:
+    """The period's top statement digests by total time, with advice, and slow-query counts."""
+    window = f"{int(period.seconds)}s"
+    at = period.end.timestamp()
+    rows: dict[tuple, dict] = {}
+    top_q = f"topk({top}, sum by ({_DIGEST}) (increase({STATEMENT_METRICS['seconds']}[{window}])))"
+    for labels, value in prom.query(top_q, at):
+        key = tuple(labels.get(k, "") for k in ("instance", "schema", "digest"))
+        rows[key] = {
+            "instance": labels.get("instance", ""),
+            "schema": labels.get("schema", ""),
+            "digest": labels.get("digest", ""),
+            "statement": mask_text(labels.get("digest_text", "")),
+            "seconds": value,
+        }
+    for field, metric in STATEMENT_METRICS.items():
+        if field == "seconds" or not rows:
+            continue
+        for labels, value in prom.query(f"sum by ({_DIGEST}) (increase({metric}[{window}]))", at):
+            key = tuple(labels.get(k, "") for k in ("instance", "schema", "digest"))
+            if key in rows:
+                rows[key][field] = value
+    ordered = sorted(rows.values(), key=lambda r: -r["seconds"])
+    for row in ordered:
+        calls = row.get("calls") or 0
+        row["avg_seconds"] = row["seconds"] / calls if calls else None
+        row["advice"] = statement_advice(row)
+    slow = {
+        labels.get("instance", ""): value
+        for labels, value in prom.query(
+            f"sum by (instance) (increase(mysql_global_status_slow_queries[{window}]))", at
+        )
+    }
+    return {"statements": ordered, "slow_queries": slow}
+
+
 def suggestions(report: dict, cfg: ReportConfig) -> list[str]:
     """Plain-language advice derived from the figures (thresholds crossed, trends, capacity)."""
     out: list[str] = []
@@ -474,6 +544,10 @@ def suggestions(report: dict, cfg: ReportConfig) -> list[str]:
                     f"主机 {host} 磁盘按当前增速（每天 {pct(growth, 2)}）约 {days:.0f} 天后"
                     "达到 90%，建议提前扩容。"
                 )
+    for row in (res.get("database") or {}).get("statements", [])[:3]:
+        out.append(
+            f"慢查询（{row['schema']}，本期累计 {row['seconds']:.0f} 秒）：{row['advice'][0]}。"
+        )
     vul = (report.get("tickets") or {}).get("vulnerabilities") or {}
     if vul.get("overdue"):
         out.append(f"有 {vul['overdue']} 个漏洞逾期未修复，请优先处理。")
@@ -558,6 +632,7 @@ def build_report(
 
     try:
         report["resources"] = resources_section(period, sources.prometheus)
+        report["resources"]["database"] = slow_queries_section(period, sources.prometheus)
     except SourceError as exc:
         report["resources"] = {"error": str(exc)}
 

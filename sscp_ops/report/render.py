@@ -34,6 +34,8 @@ def _pct(value: float | None, digits: int = 3) -> str:
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "—"
+    if seconds < 60:
+        return f"{seconds:.0f} 秒"
     if seconds < 3600:
         return f"{seconds / 60:.0f} 分钟"
     return f"{seconds / 3600:.2f} 小时"

@@ -34,6 +34,8 @@ class SourceError(RuntimeError):
 class PrometheusSource(Protocol):
     def query_range(self, query: str, start: float, end: float, step: int) -> list[Series]: ...
 
+    def query(self, query: str, at: float) -> list[tuple[dict[str, str], float]]: ...
+
 
 class TicketSource(Protocol):
     def tickets(self, since: datetime, until: datetime) -> list[Ticket]: ...
@@ -74,11 +76,19 @@ class HttpPrometheus:
             lo = hi + step
         return list(merged.values())
 
+    def query(self, query: str, at: float) -> list[tuple[dict[str, str], float]]:
+        """An instant vector at ``at``: (labels, value) per series."""
+        result = self._call("query", {"query": query, "time": f"{at:.3f}"})
+        return [(dict(item["metric"]), float(item["value"][1])) for item in result]
+
     def _get(self, query: str, start: float, end: float, step: int) -> list[dict]:
         params = {"query": query, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": str(step)}
+        return self._call("query_range", params)
+
+    def _call(self, endpoint: str, params: dict) -> list[dict]:
         try:
             resp = self.session.get(
-                f"{self.url}/api/v1/query_range", params=params, timeout=self.timeout
+                f"{self.url}/api/v1/{endpoint}", params=params, timeout=self.timeout
             )
             body = resp.json()
         except (requests.RequestException, ValueError) as exc:
