@@ -459,9 +459,9 @@ def statement_advice(row: dict) -> list[str]:
         out.append("存在未使用索引的全表扫描，建议为 WHERE / JOIN 条件列建立索引")
     sent = row.get("rows_sent") or 0
     examined = row.get("rows_examined") or 0
-    if examined >= 1000 and examined > 100 * max(sent, 1):
+    if sent and examined >= 1000 and examined > 100 * sent:
         out.append(
-            f"扫描行数是返回行数的 {examined / max(sent, 1):.0f} 倍，建议收紧过滤条件或优化索引"
+            f"扫描行数是返回行数的 {examined / sent:.0f} 倍，建议收紧过滤条件或优化索引"
         )
     if row.get("tmp_disk_tables"):
         out.append("使用了磁盘临时表，建议优化 GROUP BY / ORDER BY 或适当调大 tmp_table_size")
