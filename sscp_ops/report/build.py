@@ -460,9 +460,7 @@ def statement_advice(row: dict) -> list[str]:
     sent = row.get("rows_sent") or 0
     examined = row.get("rows_examined") or 0
     if sent and examined >= 1000 and examined > 100 * sent:
-        out.append(
-            f"扫描行数是返回行数的 {examined / sent:.0f} 倍，建议收紧过滤条件或优化索引"
-        )
+        out.append(f"扫描行数是返回行数的 {examined / sent:.0f} 倍，建议收紧过滤条件或优化索引")
     if row.get("tmp_disk_tables"):
         out.append("使用了磁盘临时表，建议优化 GROUP BY / ORDER BY 或适当调大 tmp_table_size")
     if row.get("sort_merge_passes"):
