@@ -58,6 +58,9 @@ def test_availability_and_holidays(report_prometheus: str) -> None:
         ("2026-10-05T10:00:00+08:00", 60, ["home", "login"]),
         ("2026-10-15T14:00:00+08:00", 50, ["home"]),
     ]
+    assert section["missing_intervals"] == [
+        {"start": "2026-10-20T00:05:00+08:00", "end": "2026-10-20T02:00:00+08:00", "seconds": 6900}
+    ]
     days = {d["date"]: d for d in section["daily"]}
     assert len(days) == 31
     assert days["2026-10-15"]["down_seconds"] == 50 * 60

@@ -70,6 +70,12 @@ def test_outages_merge_runs_and_name_targets() -> None:
     ]
 
 
+def test_runs_of_a_state() -> None:
+    g = grid(6)
+    assert av.runs([M, U, M, M, U, M], g, M) == [(0, 60), (120, 240), (300, 360)]
+    assert av.runs([U, U], grid(2), D) == []
+
+
 def test_step_must_divide_the_period() -> None:
     start = datetime(2026, 10, 1, tzinfo=CHINA_TZ)
     with pytest.raises(ValueError, match="divide"):

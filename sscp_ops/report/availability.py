@@ -143,6 +143,20 @@ def outages(
     return out
 
 
+def runs(states: Sequence[int], grid: Grid, value: int) -> list[tuple[float, float]]:
+    """Maximal runs of consecutive steps in state ``value`` as (start, end) unix seconds."""
+    out: list[tuple[float, float]] = []
+    begin: int | None = None
+    for k, state in enumerate([*states, None]):
+        if state == value:
+            if begin is None:
+                begin = k
+        elif begin is not None:
+            out.append((grid.time(begin), grid.time(k)))
+            begin = None
+    return out
+
+
 def daily(states: Sequence[int], grid: Grid, tz: ZoneInfo) -> list[tuple[date, Availability]]:
     """Availability per local calendar day (for the chart)."""
     days: dict[date, list[int]] = {}
@@ -170,6 +184,7 @@ __all__ = [
     "grid_for",
     "interval_mask",
     "outages",
+    "runs",
     "platform_states",
     "summarise",
     "target_states",

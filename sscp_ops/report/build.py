@@ -170,6 +170,10 @@ def availability_section(
             }
             for d, x in av.daily(platform, grid, calendar.tz)
         ],
+        "missing_intervals": [
+            {"start": _iso(lo, period), "end": _iso(hi, period), "seconds": hi - lo}
+            for lo, hi in av.runs(platform, grid, av.MISSING)
+        ],
         "outages": [
             {
                 "start": _iso(o.start, period),

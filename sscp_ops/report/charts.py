@@ -68,10 +68,11 @@ def bar_chart(
                 f'<rect x="{x:.1f}" y="{TOP}" width="{w:.1f}" height="{base - TOP:.1f}" '
                 f'fill="{MISSING_FILL}"><title>缺失</title></rect>'
             )
-            parts.append(
-                f'<text x="{x + w / 2:.1f}" y="{TOP + 12}" text-anchor="middle" '
-                'font-size="8" fill="#888">缺失</text>'
-            )
+            if n <= 40:
+                parts.append(
+                    f'<text x="{x + w / 2:.1f}" y="{TOP + 12}" text-anchor="middle" '
+                    'font-size="8" fill="#888">缺失</text>'
+                )
         else:
             y = _y(min(max(value, lo), hi), lo, hi)
             colour = "#d9822b" if highlight and highlight[i] else COLOURS[0]
@@ -158,4 +159,44 @@ def line_chart(
         parts.append(f'<rect x="{lx}" y="3" width="10" height="8" fill="{colour}"/>')
         parts.append(f'<text x="{lx + 14}" y="11">{escape(name)}</text>')
     parts.append("</svg>")
+    return "".join(parts)
+
+
+def timeline_chart(
+    start: float,
+    end: float,
+    tz: ZoneInfo,
+    down: Sequence[tuple[float, float]],
+    missing: Sequence[tuple[float, float]] = (),
+) -> str:
+    """The period as one strip: outages in red, missing data in grey (at least 2 px wide)."""
+    height = 70
+    span = end - start or 1
+    left, right = 20, W - 20
+
+    def x(t: float) -> float:
+        return left + (right - left) * (t - start) / span
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {height}" width="{W}" '
+        f'height="{height}" font-family="{FONT}" font-size="11">',
+        f'<rect x="{left}" y="18" width="{right - left}" height="22" fill="#4caf50"/>',
+    ]
+    for lo, hi, colour, what in [(a, b, MISSING_FILL, "缺失") for a, b in missing] + [
+        (a, b, "#c62828", "中断") for a, b in down
+    ]:
+        w = max(x(hi) - x(lo), 2.0)
+        label = f"{what} {datetime.fromtimestamp(lo, tz):%m-%d %H:%M}"
+        parts.append(
+            f'<rect x="{x(lo):.1f}" y="18" width="{w:.1f}" height="22" fill="{colour}">'
+            f"<title>{escape(label)}</title></rect>"
+        )
+    for i in range(5):
+        t = start + span * i / 4
+        anchor = "start" if i == 0 else "end" if i == 4 else "middle"
+        parts.append(
+            f'<text x="{x(t):.1f}" y="56" text-anchor="{anchor}">'
+            f"{datetime.fromtimestamp(t, tz):%m-%d}</text>"
+        )
+    parts.append(f'<text x="{left}" y="12">绿色：可用　红色：中断　灰色：数据缺失</text></svg>')
     return "".join(parts)

@@ -71,27 +71,53 @@ def _count_top(counts) -> int:
     return max(4, math.ceil(max(counts, default=0) / 4) * 4)
 
 
+def by_month(daily: list[dict]) -> tuple[list[str], list[float | None]]:
+    """Daily availability blocks summed per month: labels ``10月`` and ratios (None = no data)."""
+    months: dict[str, list[float]] = {}
+    for d in daily:
+        up_down = months.setdefault(d["date"][:7], [0.0, 0.0])
+        up_down[0] += d["up_seconds"]
+        up_down[1] += d["down_seconds"]
+    labels = [f"{int(m[5:])}月" for m in months]
+    ratios = [up / (up + down) if up + down else None for up, down in months.values()]
+    return labels, ratios
+
+
 def chart_svgs(report: dict, tz: ZoneInfo) -> dict:
     """The report's charts as SVG strings (keyed by what they show)."""
     out: dict = {"hosts": {}}
     avail = report.get("availability") or {}
     daily = avail.get("daily") or []
     if daily:
-        ratios = [d["ratio"] for d in daily]
+        if report["period"]["kind"] == "monthly":
+            labels = [d["date"][8:] for d in daily]
+            ratios = [d["ratio"] for d in daily]
+            highlight = [d["holiday"] for d in daily]
+        else:
+            labels, ratios = by_month(daily)
+            highlight = None
         known = [r for r in ratios if r is not None]
-        lo = min([0.99, *known])
-        lo = math.floor(lo * 100) / 100
+        # a whole percent at least half a point below the lowest bar, so every bar shows
+        lo = math.floor((min([0.99, *known]) - 0.005) * 100) / 100
         out["availability"] = charts.bar_chart(
-            [d["date"][8:] for d in daily],
-            ratios,
-            lo,
-            1.0,
-            lambda v: pct(v, 2),
-            highlight=[d["holiday"] for d in daily],
-            target=0.999,
+            labels, ratios, lo, 1.0, lambda v: pct(v, 2), highlight=highlight, target=0.999
         )
     start = datetime.fromisoformat(report["period"]["start"]).timestamp()
     end = datetime.fromisoformat(report["period"]["end"]).timestamp()
+    if "outages" in avail:
+
+        def spans(items: list[dict]) -> list[tuple[float, float]]:
+            return [
+                (
+                    datetime.fromisoformat(o["start"]).timestamp(),
+                    datetime.fromisoformat(o["end"]).timestamp(),
+                )
+                for o in items
+            ]
+
+        out["timeline"] = charts.timeline_chart(
+            start, end, tz, spans(avail["outages"]), spans(avail["missing_intervals"])
+        )
     for host, metrics in ((report.get("resources") or {}).get("hosts") or {}).items():
         usage = {
             name: metrics[key]["series"]
@@ -114,7 +140,7 @@ def chart_svgs(report: dict, tz: ZoneInfo) -> dict:
             [d[5:] for d, _ in days],
             [c for _, c in days],
             0,
-            max(c for _, c in days) or 1,
+            _count_top(c for _, c in days),
             lambda v: f"{v:.0f}",
         )
     incidents = (report.get("tickets") or {}).get("incidents") or []
@@ -127,7 +153,7 @@ def chart_svgs(report: dict, tz: ZoneInfo) -> dict:
             [d[8:] for d in counts],
             list(counts.values()),
             0,
-            max(max(counts.values()), 1),
+            _count_top(counts.values()),
             lambda v: f"{v:.0f}",
         )
     return out
