@@ -10,6 +10,7 @@ from helpers import free_port, require_binary, running, sscp_ops_cmd
 pytest_plugins = [
     "fx_probe",
     "fx_prometheus",
+    "fx_report",
 ]
 
 
