@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from exporters import host
+from exporters import host, patches
 from exporters.core import Collector
 from sscp_ops.config import Config
 
@@ -24,6 +24,11 @@ class CollectorSpec:
 CATALOG: dict[str, CollectorSpec] = {
     "host": CollectorSpec(
         host.build, help="host CPU, memory, disks, network (node_exporter names)"
+    ),
+    "patches": CollectorSpec(
+        patches.build,
+        default_enabled=False,
+        help="pending security updates, last update, reboot required (apt/dnf, cached 1 h)",
     ),
 }
 
