@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from exporters import host, patches
+from exporters import host, patches, tls
 from exporters.core import Collector
 from sscp_ops.config import Config
 
@@ -29,6 +29,9 @@ CATALOG: dict[str, CollectorSpec] = {
         patches.build,
         default_enabled=False,
         help="pending security updates, last update, reboot required (apt/dnf, cached 1 h)",
+    ),
+    "tls": CollectorSpec(
+        tls.build, help="TLS of the HTTPS endpoints: chain, expiry, protocols, HTTP redirect"
     ),
 }
 
