@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from helpers import free_port, require_binary, running, sscp_ops_cmd
 
-pytest_plugins = ["fx_mask", "fx_vulns", "fx_tls"]
+pytest_plugins = ["fx_mask", "fx_vulns", "fx_tls", "fx_accounts"]
 
 
 @pytest.fixture

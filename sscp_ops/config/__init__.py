@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from sscp_ops.config.account_review import AccountReviewConfig
 from sscp_ops.config.base import Model
 from sscp_ops.config.exporter import ExporterConfig
 from sscp_ops.config.targets import TargetsConfig
@@ -28,6 +29,7 @@ class Config(Model):
     exporter: ExporterConfig = ExporterConfig()
     targets: TargetsConfig = TargetsConfig()
     tls_checks: TlsChecksConfig = TlsChecksConfig()
+    account_review: AccountReviewConfig = AccountReviewConfig()
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
