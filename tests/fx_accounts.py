@@ -50,7 +50,7 @@ def review_mysql_accounts() -> Iterator[ReviewAccounts]:
     finally:
         with root.cursor() as cur:
             for account in created:
-                cur.execute(f"DROP USER IF EXISTS {account}".replace("%", "%%"))
+                cur.execute(f"DROP USER IF EXISTS {account}")
         root.close()
 
 
