@@ -194,3 +194,42 @@ def test_bad_rule_names_file_and_line(mask_dbs: MaskDbs, tmp_path: Path) -> None
     rules.write_text(mask_dbs.rules_yaml("  customers:\n    phone: fixed\n"))
     proc = run("--rules", str(rules))
     assert proc.returncode == 2 and "fixed needs a value" in proc.stderr
+
+
+def test_progress_bar_on_a_terminal(mask_dbs: MaskDbs, copied: Path) -> None:
+    """On a terminal (here a pseudo-terminal) stderr shows a progress bar; piped, it does not."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # a real size
+    try:
+        proc = subprocess.run(
+            sscp_ops_cmd("mask", "db", "--rules", str(copied)),
+            stdout=subprocess.PIPE,
+            stderr=slave,
+            timeout=120,
+        )
+        os.close(slave)
+        slave = -1
+        chunks = []
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: the other end is closed and drained
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        if slave != -1:
+            os.close(slave)
+        os.close(master)
+    assert proc.returncode == 0
+    tty = b"".join(chunks).decode("utf-8", "replace")
+    assert re.search(r"customers: +\d+%\|", tty) and "rows/s" in tty
+    piped = run("--rules", str(copied))
+    assert piped.returncode == 0 and "rows/s" not in piped.stderr
