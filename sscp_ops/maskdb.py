@@ -7,7 +7,8 @@ The copy:
    ``@@port``, same database name), before anything is written;
 2. checks every rule against the source schema (unknown tables or columns, ``null`` on a
    NOT NULL column, ``mask`` / ``fake_name`` on a non-text column) and stops on any problem;
-3. recreates every base table in the target from ``SHOW CREATE TABLE`` (views, triggers and
+3. creates the target database if it does not exist (utf8mb4) and recreates every base table
+   in it from ``SHOW CREATE TABLE`` (views, triggers and
    routines are not copied: a view's text names the source database and would read from it);
 4. streams each table from the source with an unbuffered cursor and writes batches of
    ``batch_size`` rows (one multi-row INSERT and one commit per batch), with a progress bar on a
@@ -71,20 +72,35 @@ class CopyResult:
     skipped_views: list[str] = field(default_factory=list)
 
 
-def connect(endpoint: DbEndpoint, timeout: float = 10.0, **kwargs: Any) -> pymysql.Connection:
+ER_BAD_DB = 1049  # unknown database
+
+
+def connect(
+    endpoint: DbEndpoint, timeout: float = 10.0, create: bool = False
+) -> pymysql.Connection:
+    """Connect to the endpoint's database; with ``create``, create it (utf8mb4) if missing."""
     host, _, port = endpoint.address.rpartition(":")
+    args = {
+        "host": host.strip("[]"),
+        "port": int(port),
+        "user": endpoint.user,
+        "charset": "utf8mb4",
+        "connect_timeout": timeout,
+        "autocommit": False,
+    }
     try:
-        return pymysql.connect(
-            host=host.strip("[]"),
-            port=int(port),
-            user=endpoint.user,
-            password=endpoint.password() or "",
-            database=endpoint.database,
-            charset="utf8mb4",
-            connect_timeout=timeout,
-            autocommit=False,
-            **kwargs,
-        )
+        args["password"] = endpoint.password() or ""
+        try:
+            return pymysql.connect(database=endpoint.database, **args)
+        except pymysql.err.OperationalError as exc:
+            if not (create and exc.args and exc.args[0] == ER_BAD_DB):
+                raise
+        with closing(pymysql.connect(**args)) as server, server.cursor() as cur:
+            cur.execute(
+                f"CREATE DATABASE IF NOT EXISTS {_q(endpoint.database)} CHARACTER SET utf8mb4"
+            )
+        log.info("target database created", extra={"kv": {"database": endpoint.database}})
+        return pymysql.connect(database=endpoint.database, **args)
     except pymysql.MySQLError as exc:
         raise MaskError(
             f"cannot connect to {endpoint.user}@{endpoint.address}/{endpoint.database}: "
@@ -177,7 +193,9 @@ def _rule_function(rule: Any, pseudo: Pseudonymizer) -> Callable[[Any], Any]:
             if isinstance(value, str):
                 return fn(value)
             new = fn(str(value))  # integer / decimal column: digits stay digits
-            return type(value)(new) if new.isdigit() else None
+            if not new.isdigit():
+                raise ValueError(f"numeric value {rule} gives {new!r}: needs 6 or more digits")
+            return type(value)(new)
 
         return apply
 
@@ -218,7 +236,7 @@ def copy_database(rules: MaskRules, key: bytes) -> CopyResult:
     result = CopyResult()
     with (
         closing(connect(rules.source)) as src,
-        closing(connect(rules.target)) as dst,
+        closing(connect(rules.target, create=True)) as dst,
     ):
         refuse_same_database(rules, src, dst)
         tables, result.skipped_views = base_tables(src)
@@ -255,7 +273,7 @@ def _copy_table(
     cols = [c for c in cols if not c.generated]
     names = ", ".join(_q(c.name) for c in cols)
     funcs = [
-        (i, _rule_function(table_rules[c.name], pseudo))
+        (i, c.name, _rule_function(table_rules[c.name], pseudo))
         for i, c in enumerate(cols)
         if c.name in table_rules
     ]
@@ -275,8 +293,11 @@ def _copy_table(
             out = []
             for row in batch:
                 row = list(row)
-                for i, fn in funcs:
-                    row[i] = fn(row[i])
+                for i, name, fn in funcs:
+                    try:
+                        row[i] = fn(row[i])
+                    except ValueError as exc:
+                        raise MaskError(f"{table}.{name}: {exc}") from None
                 out.append(row)
             dcur.executemany(insert, out)
             dst.commit()

@@ -49,6 +49,10 @@ def rows(db: str, sql: str) -> list[tuple]:
 def copied(mask_dbs: MaskDbs, tmp_path_factory: pytest.TempPathFactory) -> Path:
     rules = tmp_path_factory.mktemp("rules") / "rules.yml"
     rules.write_text(mask_dbs.rules_yaml(RULES))
+    conn = root_connect()
+    with conn.cursor() as cur:  # the copy creates the target database when it is missing
+        cur.execute(f"DROP DATABASE {mask_dbs.dst}")
+    conn.close()
     proc = run("--rules", str(rules))
     assert proc.returncode == 0, proc.stderr
     assert "copied 2 tables, 1200 rows" in proc.stdout
