@@ -440,3 +440,76 @@ def apply_actions(client: VulnTicketClient, actions: Iterable[Action]) -> dict[s
             raise ValueError(f"malformed action {a!r}")
         done[a.kind] += 1
     return done
+
+
+# --- metrics (for the ticket service's /metrics; docs/metrics-vulns.md) -------------------
+
+FIX_WINDOW = dt.timedelta(days=90)
+
+
+@dataclass(frozen=True)
+class VulnRecord:
+    """What the metrics need of one vulnerability ticket."""
+
+    risk: str
+    status: str  # open, acknowledged, resolved, closed
+    found_at: dt.datetime  # found, or found again when reopened
+    due_at: dt.datetime
+
+
+def vulnerability_metric_families(records: Iterable[VulnRecord], now: dt.datetime) -> list:
+    """The metrics of docs/metrics-vulns.md from the vulnerability tickets, computed now.
+
+    The ticket service calls this at scrape time, so the names, labels and the definition of
+    the fix ratio live in one place."""
+    from prometheus_client.core import GaugeMetricFamily
+
+    open_c = dict.fromkeys(RISKS, 0)
+    overdue_c = dict.fromkeys(RISKS, 0)
+    oldest: dict[str, dt.datetime] = {}
+    counted = fixed = 0
+    for r in records:
+        if r.risk not in open_c:
+            continue
+        is_open = r.status in OPEN
+        if is_open:
+            open_c[r.risk] += 1
+            if r.due_at < now:
+                overdue_c[r.risk] += 1
+            if r.risk not in oldest or r.found_at < oldest[r.risk]:
+                oldest[r.risk] = r.found_at
+        if now - r.found_at <= FIX_WINDOW and (not is_open or r.due_at < now):
+            counted += 1
+            fixed += 0 if is_open else 1
+    fams = []
+    for name, doc, values in (
+        ("sscp_vulnerabilities_open", "Open vulnerability tickets.", open_c),
+        (
+            "sscp_vulnerabilities_overdue",
+            "Open vulnerability tickets past their due time (high 48 h, medium 7 d, low 30 d).",
+            overdue_c,
+        ),
+    ):
+        fam = GaugeMetricFamily(name, doc, labels=["risk"])
+        for risk in RISKS:
+            fam.add_metric([risk], values[risk])
+        fams.append(fam)
+    fam = GaugeMetricFamily(
+        "sscp_vulnerabilities_oldest_open_timestamp_seconds",
+        "When the oldest open vulnerability of each risk was found (or found again).",
+        labels=["risk"],
+    )
+    for risk in RISKS:
+        if risk in oldest:
+            fam.add_metric([risk], oldest[risk].timestamp())
+    fams.append(fam)
+    if counted:
+        fams.append(
+            GaugeMetricFamily(
+                "sscp_vulnerability_fix_ratio",
+                "Of the vulnerabilities found in the last 90 days that are fixed or past due, "
+                "the share fixed.",
+                value=fixed / counted,
+            )
+        )
+    return fams
