@@ -5,7 +5,7 @@ package lists: it reads, never changes, and needs no network); an update is a se
 when one of its origins is a ``*-security`` suite. The last applied update is the newest
 ``upgrade`` line of ``/var/log/dpkg.log`` (and its rotated copies, newest first). RHEL-family
 (dnf / yum): security updates from ``dnf -q updateinfo list --security``, all updates from
-``dnf -q check-update``, the last change from the rpm database's modification time.
+``dnf -q check-update``, the last change from the newest file of the rpm database.
 
 The simulation takes seconds (10 s on a busy 2-core host), so its result is cached for
 ``ttl`` seconds (default 1 h; package lists are refreshed daily by apt's timer): one scrape per
@@ -201,11 +201,12 @@ class PatchesCollector(Collector):
             return self._cached
 
     def _last_update(self) -> float | None:
-        if self.manager == "dnf":
+        if self.manager == "dnf":  # the newest file of the rpm database (rpmdb.sqlite, ...)
             try:
-                return self._rpm_db.stat().st_mtime
+                times = [p.stat().st_mtime for p in self._rpm_db.iterdir() if p.is_file()]
             except OSError:
                 return None
+            return max(times, default=None)
         logs = sorted(
             self._log_dir.glob("dpkg.log*"),
             key=lambda p: int(re.sub(r"\D", "", p.name.removeprefix("dpkg.log")) or 0),

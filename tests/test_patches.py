@@ -169,3 +169,30 @@ def test_real_apt_get_through_the_exporter(exporter) -> None:
     # a second scrape is served from the cache
     again = parse_exposition(requests.get(f"{base}/metrics", timeout=30).text)
     assert again[("sscp_os_updates_check_timestamp_seconds", frozenset())] == checked
+
+
+def test_dnf_collector_with_captured_outputs(tmp_path: Path) -> None:
+    outputs = {
+        "updateinfo": (0, (FX / "dnf-updateinfo-security.txt").read_text()),
+        "check-update": (100, (FX / "dnf-check-update.txt").read_text()),  # 100: updates exist
+    }
+    calls: list = []
+
+    def run(cmd, timeout):
+        calls.append(cmd)
+        return outputs[cmd[2]]
+
+    rpm = tmp_path / "rpm"
+    rpm.mkdir()
+    db = rpm / "rpmdb.sqlite"
+    db.write_text("x")
+    import os
+
+    os.utime(db, (1_790_000_000, 1_790_000_000))
+    c = PatchesCollector(manager="dnf", run=run, rpm_db=rpm, reboot_file=tmp_path / "none")
+    m = collect(c)
+    assert m[("sscp_os_security_updates_pending", frozenset())] == 3
+    assert m[("sscp_os_updates_pending", frozenset())] == 4
+    assert m[("sscp_os_last_update_timestamp_seconds", frozenset())] == 1_790_000_000
+    assert ("sscp_os_package_lists_timestamp_seconds", frozenset()) not in m
+    assert [cmd[2] for cmd in calls] == ["updateinfo", "check-update"]
