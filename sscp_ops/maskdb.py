@@ -8,9 +8,10 @@ The copy:
 2. checks every rule against the source schema (unknown tables or columns, ``null`` on a
    NOT NULL column, ``mask`` / ``fake_name`` on a non-text column) and stops on any problem;
 3. creates the target database if it does not exist (utf8mb4) and recreates every base table
-   in it from ``SHOW CREATE TABLE`` (views, triggers and
-   routines are not copied: a view's text names the source database and would read from it);
-4. streams each table from the source with an unbuffered cursor and writes batches of
+   in it from ``SHOW CREATE TABLE`` (views, triggers and routines are not copied: a view's
+   text names the source database and would read from it);
+4. reads every table from one consistent snapshot of the source (as ``mysqldump
+   --single-transaction`` does), streaming with an unbuffered cursor, and writes batches of
    ``batch_size`` rows (one multi-row INSERT and one commit per batch), with a progress bar on a
    terminal.
 
@@ -239,6 +240,9 @@ def copy_database(rules: MaskRules, key: bytes) -> CopyResult:
         closing(connect(rules.target, create=True)) as dst,
     ):
         refuse_same_database(rules, src, dst)
+        with src.cursor() as cur:  # every table from one snapshot, like mysqldump's
+            cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
         tables, result.skipped_views = base_tables(src)
         schema = {t: columns(src, t) for t in tables}
         check_rules(rules, schema)
