@@ -48,6 +48,8 @@ def id_check_digit(first17: str) -> str:
 
 
 def _valid_birth_date(yyyymmdd: str) -> bool:
+    if not ("01" <= yyyymmdd[4:6] <= "12" and "01" <= yyyymmdd[6:8] <= "31"):
+        return False  # cheap rejection first: most 18-digit runs are not dates
     try:
         day = dt.date(int(yyyymmdd[:4]), int(yyyymmdd[4:6]), int(yyyymmdd[6:8]))
     except ValueError:
@@ -123,8 +125,11 @@ def mask_text(text: str) -> str:
     text = _ID.sub(_mask_id, text)
     text = _CARD.sub(_mask_card, text)
     text = _PHONE.sub(lambda m: f"{m.group(1)}****{m.group(3)}", text)
-    text = _LANDLINE.sub(lambda m: f"{m.group(1)}-****{m.group(3)}", text)
-    return _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
+    if "-" in text:
+        text = _LANDLINE.sub(lambda m: f"{m.group(1)}-****{m.group(3)}", text)
+    if "@" in text:
+        text = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
+    return text
 
 
 def find_personal_data(text: str) -> set[str]:
