@@ -21,6 +21,9 @@ from sscp_ops.logs import setup_logging
 COMMANDS = (
     "exporter",
     "report",
+    "mask",
+    "vulns",
+    "review",
     "stack",
 )
 
