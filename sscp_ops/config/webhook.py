@@ -160,6 +160,8 @@ class WebhookConfig(Model):
     heartbeat_timeout: Seconds = 300
     reconcile_interval: Seconds = 300
     ack_link_ttl: Seconds = 86400
+    #: How long a worker holds a notice it is sending before another may take it over.
+    delivery_lease: Seconds = 60
     #: Recurrences of one fault (alertname + target) within ``problem_window`` that open a problem.
     problem_threshold: Annotated[int, Field(ge=1, le=100)] = 3
     problem_window: Seconds = 183 * 86400
