@@ -196,6 +196,9 @@ class FakeGateway:
                 if fail:
                     self._answer(500, {"error": "gateway down"})
                     return
+                if self.path.endswith("/reject"):
+                    self._answer(400, {"error": "bad template"})
+                    return
                 data = json.loads(body)
                 key = data.get("out_id") or f"robot-{len(gw.requests)}"
                 with gw.lock:

@@ -99,11 +99,13 @@ def test_roles_least_privilege(client, tokens):
     assert client.get("/api/v1/tickets/1", headers=auth(tokens["viewer"])).status_code == 200
     r = client.post("/api/v1/tickets/1/ack", json={}, headers=auth(tokens["viewer"]))
     assert r.status_code == 403
-    r = client.post("/api/v1/tokens", json={"role": "admin", "name": "x"},
-                    headers=auth(tokens["operator"]))
+    r = client.post(
+        "/api/v1/tokens", json={"role": "admin", "name": "x"}, headers=auth(tokens["operator"])
+    )
     assert r.status_code == 403
-    r = client.post("/api/v1/tokens", json={"role": "viewer", "name": "report"},
-                    headers=auth(tokens["admin"]))
+    r = client.post(
+        "/api/v1/tokens", json={"role": "viewer", "name": "report"}, headers=auth(tokens["admin"])
+    )
     assert r.status_code == 201
     assert client.get("/api/v1/tickets", headers=auth(r.json["token"])).status_code == 200
 
@@ -117,8 +119,9 @@ def test_ticket_workflow_through_the_api(client, tokens, services):
     assert client.post("/api/v1/tickets/1/ack", json={}, headers=op).status_code == 409
     r = client.post("/api/v1/tickets/1/resolve", json={}, headers=op)
     assert r.status_code == 400 and r.json["field"] == "note"
-    r = client.post("/api/v1/tickets/1/comments", json={"body": "联系 13912345678 处理"},
-                    headers=op)
+    r = client.post(
+        "/api/v1/tickets/1/comments", json={"body": "联系 13912345678 处理"}, headers=op
+    )
     assert r.status_code == 201
     r = client.post("/api/v1/tickets/1/resolve", json={"note": "已重启"}, headers=op)
     assert r.json["status"] == "resolved" and r.json["resolution_source"] == "manual"
@@ -145,15 +148,23 @@ def test_personal_data_masked_in_api(client, tokens):
 
 def test_vulnerability_file_update_close(client, tokens):
     op = auth(tokens["operator"])
-    body = {"external_key": "nessus:12345:10.0.0.5", "risk": "high", "title": "Tomcat 远程代码执行",
-            "target": "10.0.0.5", "found_at": "2026-11-27T08:00:00Z"}
+    body = {
+        "external_key": "nessus:12345:10.0.0.5",
+        "risk": "high",
+        "title": "Tomcat 远程代码执行",
+        "target": "10.0.0.5",
+        "found_at": "2026-11-27T08:00:00Z",
+    }
     r = client.post("/api/v1/vulnerabilities", json=body, headers=op)
     assert r.status_code == 201
     assert r.json["kind"] == "vulnerability" and r.json["due_at"] == "2026-11-29T08:00:00.000Z"
     r = client.post("/api/v1/vulnerabilities", json=body, headers=op)
     assert r.status_code == 200
-    r = client.patch("/api/v1/vulnerabilities/nessus:12345:10.0.0.5",
-                     json={"status": "closed", "note": "已升级"}, headers=op)
+    r = client.patch(
+        "/api/v1/vulnerabilities/nessus:12345:10.0.0.5",
+        json={"status": "closed", "note": "已升级"},
+        headers=op,
+    )
     assert r.status_code == 200 and r.json["status"] == "closed"
     r = client.post("/api/v1/vulnerabilities", json={**body, "risk": "urgent"}, headers=op)
     assert r.status_code == 400 and r.json["field"] == "risk"
@@ -163,21 +174,38 @@ def test_vulnerability_file_update_close(client, tokens):
 
 def test_changes_and_problems(client, tokens):
     op, admin = auth(tokens["operator"]), auth(tokens["admin"])
-    r = client.post("/api/v1/changes", json={
-        "title": "升级 Tomcat", "reason": "修复漏洞", "planned_start": "2026-12-01T14:00:00Z",
-        "planned_end": "2026-12-01T15:00:00Z", "executor": "张三"}, headers=op)
+    r = client.post(
+        "/api/v1/changes",
+        json={
+            "title": "升级 Tomcat",
+            "reason": "修复漏洞",
+            "planned_start": "2026-12-01T14:00:00Z",
+            "planned_end": "2026-12-01T15:00:00Z",
+            "executor": "张三",
+        },
+        headers=op,
+    )
     assert r.status_code == 201 and r.json["planned_start"] == "2026-12-01T14:00:00.000Z"
-    r = client.patch(f"/api/v1/changes/{r.json['id']}",
-                     json={"result": "success", "verification": "首页可访问"}, headers=op)
+    r = client.patch(
+        f"/api/v1/changes/{r.json['id']}",
+        json={"result": "success", "verification": "首页可访问"},
+        headers=op,
+    )
     assert r.status_code == 200 and r.json["result"] == "success"
-    r = client.post("/api/v1/changes", json={"title": "x", "reason": "y",
-                                             "planned_start": "2026-12-01T14:00:00"}, headers=op)
+    r = client.post(
+        "/api/v1/changes",
+        json={"title": "x", "reason": "y", "planned_start": "2026-12-01T14:00:00"},
+        headers=op,
+    )
     assert r.status_code == 400
     assert client.get("/api/v1/problems", headers=op).json == {"problems": []}
-    assert client.patch("/api/v1/problems/1", json={"status": "closed"},
-                        headers=op).status_code == 403
-    assert client.patch("/api/v1/problems/1", json={"status": "closed"},
-                        headers=admin).status_code == 404
+    assert (
+        client.patch("/api/v1/problems/1", json={"status": "closed"}, headers=op).status_code == 403
+    )
+    assert (
+        client.patch("/api/v1/problems/1", json={"status": "closed"}, headers=admin).status_code
+        == 404
+    )
 
 
 @pytest.mark.parametrize("per", ["alert", "group"])

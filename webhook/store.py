@@ -915,10 +915,18 @@ class Store:
         due = outbox.c.status.in_(("pending", "sending")) & (outbox.c.next_attempt_at <= now)
         claimed = []
         with self._begin() as conn:
-            ids = conn.execute(
-                sa.select(outbox.c.id).where(due, free).order_by(outbox.c.id).limit(limit)
-            ).scalars()
-            for oid in list(ids):
+            rows = conn.execute(
+                sa.select(outbox.c.id, outbox.c.channel, outbox.c.recipient)
+                .where(due, free)
+                .order_by(outbox.c.id)
+                .limit(limit)
+            ).all()
+            seen: set[str] = set()
+            for oid, channel, recipient in rows:
+                if channel == "sms":  # one per number per batch: the rest may join a digest
+                    if recipient in seen:
+                        continue
+                    seen.add(recipient)
                 res = conn.execute(
                     outbox.update()
                     .where(outbox.c.id == oid, due, free)
@@ -948,21 +956,23 @@ class Store:
                 ).scalars()
             )
 
-    def merge_pending(self, notice: dict) -> list[dict]:
-        """Fold the other waiting SMS for the same number into ``notice`` (a digest); returns
-        every notice merged into it so far, oldest first (the same set after a crash)."""
+    def merge_pending(self, notice: dict, fold: bool) -> list[dict]:
+        """The notices merged into ``notice`` (a digest), oldest first. With ``fold``, first fold
+        the other waiting SMS for the same number into it: only on the first attempt, so a
+        digest never changes once it may have reached the provider under its id."""
         with self._begin() as conn:
-            conn.execute(
-                outbox.update()
-                .where(
-                    outbox.c.channel == notice["channel"],
-                    outbox.c.recipient == notice["recipient"],
-                    outbox.c.status == "pending",
-                    outbox.c.id != notice["id"],
-                    outbox.c.claimed_until.is_(None),
+            if fold:
+                conn.execute(
+                    outbox.update()
+                    .where(
+                        outbox.c.channel == notice["channel"],
+                        outbox.c.recipient == notice["recipient"],
+                        outbox.c.status == "pending",
+                        outbox.c.id != notice["id"],
+                        outbox.c.claimed_until.is_(None),
+                    )
+                    .values(status="merged", merged_into=notice["id"])
                 )
-                .values(status="merged", merged_into=notice["id"])
-            )
             return [
                 _row(r)
                 for r in conn.execute(

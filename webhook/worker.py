@@ -95,7 +95,9 @@ class Worker:
                 )
                 log.info("rate limited, deferred", extra={"kv": {**kv, "wait": round(wait, 1)}})
                 return
-            merged = self.store.merge_pending(notice)
+            # Fold the backlog only into a notice the limit held back, on its first attempt.
+            held = notice["next_attempt_at"] > notice["created_at"]
+            merged = self.store.merge_pending(notice, fold=held and notice["attempts"] == 1)
             if merged:
                 bodies = [notice["body"], *(m["body"] for m in merged)]
                 text = digest_text(bodies, self.config.sms.max_length)

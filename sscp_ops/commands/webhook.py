@@ -94,9 +94,9 @@ def _worker(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        Worker(
-            services.store, config, planner=services.planner, lease=config.delivery_lease
-        ).run(stop)
+        Worker(services.store, config, planner=services.planner, lease=config.delivery_lease).run(
+            stop
+        )
     finally:
         services.store.close()
     return EXIT_OK
