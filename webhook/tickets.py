@@ -177,7 +177,9 @@ def get_ticket(tid: int):
 @require_role("operator")
 def ack(tid: int):
     b = body(AckBody)
-    t = current().store.transition(tid, "ack", _actor(), b.note, assignee=b.assignee)
+    t = current().store.transition(
+        tid, "ack", _actor(), b.note, assignee=b.assignee or g.token.name
+    )
     return jsonify(_ticket(t))
 
 

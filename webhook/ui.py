@@ -134,7 +134,9 @@ def act(tid: int, action: str):
         elif action in ("ack", "resolve", "close"):
             if action == "resolve" and not note:
                 abort(400, "手工解决需要填写处理说明")
-            store.transition(tid, action, actor, note, planner=current().planner)
+            store.transition(
+                tid, action, actor, note, assignee=session["name"], planner=current().planner
+            )
         else:
             abort(404)
     except NotFound:
