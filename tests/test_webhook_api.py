@@ -54,7 +54,7 @@ def test_store_down_is_503(client, services, monkeypatch):
     def down(*a, **kw):
         raise StoreUnavailable("connection refused")
 
-    monkeypatch.setattr(services.store, "ingest", down)
+    monkeypatch.setattr(services.store, "ingest_many", down)
     assert post_alerts(client).status_code == 503
 
 

@@ -64,8 +64,7 @@ def login(browser, base, token):
     browser.find_element("id", "login").click()
 
 
-def test_operator_acknowledges_comments_and_resolves(browser, live_app, client, tokens,
-                                                     services):
+def test_operator_acknowledges_comments_and_resolves(browser, live_app, client, tokens, services):
     client.post("/api/v1/alerts", json=payload("firing-hostdown.json"), headers=auth(AM_TOKEN))
     login(browser, live_app, "sscp_wrong")
     assert browser.find_element("id", "error").text == "令牌无效"

@@ -40,26 +40,22 @@ def receive():
         events = parse_alertmanager(data, per=svc.config.incident_per)
     except PayloadError as exc:
         return jsonify(error=str(exc), field=exc.field), 400
+    heartbeat = any(ev.alertname in HEARTBEAT_ALERTS for ev in events)
+    events = [ev for ev in events if ev.alertname not in HEARTBEAT_ALERTS]
+    results = svc.store.ingest_many(
+        events,
+        svc.planner,
+        reopen_window=svc.config.reopen_window,
+        problem_threshold=svc.config.problem_threshold,
+        problem_window=svc.config.problem_window,
+    )
     outcomes: dict[str, int] = {}
-    heartbeat = False
-    for ev in events:
-        if ev.alertname in HEARTBEAT_ALERTS:
-            heartbeat = True
-            continue
-        result = svc.store.ingest(
-            ev,
-            svc.planner,
-            reopen_window=svc.config.reopen_window,
-            problem_threshold=svc.config.problem_threshold,
-            problem_window=svc.config.problem_window,
-        )
-        if result.outcome == "ignored":
-            result = svc.store.ingest_missed_firing(ev)
+    for result in results:
         outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
     if heartbeat:
         _beat()
-    log.debug("notification", extra={"kv": {"alerts": len(events), **outcomes}})
-    return jsonify(received=len(events), outcomes=outcomes)
+    log.debug("notification", extra={"kv": {"alerts": len(results), **outcomes}})
+    return jsonify(received=len(results), outcomes=outcomes)
 
 
 def _beat() -> None:

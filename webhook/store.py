@@ -10,12 +10,15 @@ definitions here describe it for queries, and a test checks they match the migra
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import fcntl
 import hashlib
 import hmac
 import json
 import logging
 import secrets
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -224,6 +227,31 @@ settings = sa.Table(
 )
 
 
+# Hot-path statements, built once: executing a prebuilt statement with a parameter dict skips
+# SQLAlchemy's per-call construction and cache-key work (most of the cost per alert).
+_INS_OCCURRENCE = occurrences.insert()
+_INS_TICKET = tickets.insert()
+_INS_AUDIT = audit.insert()
+_INS_OUTBOX = outbox.insert()
+_INS_ACK_LINK = ack_links.insert()
+_SEL_TICKET = sa.select(tickets).where(tickets.c.id == sa.bindparam("tid"))
+_SEL_PREV = (
+    sa.select(tickets)
+    .where(tickets.c.fingerprint == sa.bindparam("fp"), tickets.c.kind == "incident")
+    .order_by(tickets.c.id.desc())
+    .limit(1)
+)
+_SEL_OCCURRENCE = sa.select(occurrences.c.ticket_id).where(
+    occurrences.c.fingerprint == sa.bindparam("fp"),
+    occurrences.c.starts_at == sa.bindparam("sa_"),
+)
+_LINK_OCCURRENCE = (
+    occurrences.update()
+    .where(occurrences.c.id == sa.bindparam("oid"))
+    .values(ticket_id=sa.bindparam("tid"))
+)
+
+
 @dataclass(frozen=True)
 class Notice:
     """A notice to queue in the outbox (and, for SMS, the acknowledge-link token it carries)."""
@@ -257,7 +285,7 @@ class TokenInfo:
 
 @dataclass(frozen=True)
 class IngestResult:
-    outcome: str  # created | reopened | attached | resolved | duplicate | ignored
+    outcome: str  # created | reopened | attached | resolved | duplicate
     ticket_id: int | None
 
 
@@ -328,6 +356,25 @@ class Store:
         self.url = url
         self.engine = make_engine(url)
         self.clock = clock
+        parsed = sa.engine.make_url(url)
+        self._lock_path = None
+        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            self._lock_path = f"{parsed.database}.lock"
+        self._thread_lock = threading.Lock()
+
+    @contextmanager
+    def _write_lock(self) -> Iterator[None]:
+        """SQLite: queue writers on a lock that wakes them at once (threads, then processes:
+        gunicorn workers and the notice worker), instead of SQLite's sleeping busy handler."""
+        if self._lock_path is None:
+            yield
+            return
+        with self._thread_lock, open(self._lock_path, "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
 
     # -- plumbing ---------------------------------------------------------------------------
     def migrate(self) -> None:
@@ -348,7 +395,7 @@ class Store:
     @contextmanager
     def _begin(self) -> Iterator[Connection]:
         try:
-            with self.engine.begin() as conn:
+            with self._write_lock(), self.engine.begin() as conn:
                 yield conn
         except OperationalError as exc:
             if _is_unavailable(exc):
@@ -361,47 +408,57 @@ class Store:
 
     def _audit(self, conn: Connection, actor: str, action: str, kind: str, oid: int, **detail):
         conn.execute(
-            audit.insert().values(
-                at=self.clock(),
-                actor=actor,
-                action=action,
-                object_type=kind,
-                object_id=oid,
-                detail=_json(detail),
-            )
+            _INS_AUDIT,
+            {
+                "at": self.clock(),
+                "actor": actor,
+                "action": action,
+                "object_type": kind,
+                "object_id": oid,
+                "detail": _json(detail),
+            },
         )
 
     def _ticket(self, conn: Connection, ticket_id: int) -> dict:
-        row = conn.execute(sa.select(tickets).where(tickets.c.id == ticket_id)).first()
+        row = conn.execute(_SEL_TICKET, {"tid": ticket_id}).first()
         if row is None:
             raise NotFound(f"ticket {ticket_id}")
         return _row(row)
 
     def _queue(self, conn: Connection, ticket: dict | None, notices: Sequence[Notice]) -> int:
+        if not notices:
+            return 0
         now = self.clock()
-        for n in notices:
-            conn.execute(
-                outbox.insert().values(
-                    ticket_id=ticket["id"] if ticket else None,
-                    reason=n.reason,
-                    channel=n.channel,
-                    recipient=n.recipient,
-                    body=n.body,
-                    status="pending",
-                    attempts=0,
-                    created_at=now,
-                    next_attempt_at=now,
-                )
-            )
-            if n.ack_token and ticket:
-                conn.execute(
-                    ack_links.insert().values(
-                        token_hash=hash_token(n.ack_token),
-                        ticket_id=ticket["id"],
-                        contact=n.ack_contact,
-                        expires_at=now + dt.timedelta(seconds=self.ack_link_ttl),
-                    )
-                )
+        tid = ticket["id"] if ticket else None
+        conn.execute(
+            _INS_OUTBOX,
+            [
+                {
+                    "ticket_id": tid,
+                    "reason": n.reason,
+                    "channel": n.channel,
+                    "recipient": n.recipient,
+                    "body": n.body,
+                    "status": "pending",
+                    "attempts": 0,
+                    "created_at": now,
+                    "next_attempt_at": now,
+                }
+                for n in notices
+            ],
+        )
+        links = [
+            {
+                "token_hash": hash_token(n.ack_token),
+                "ticket_id": tid,
+                "contact": n.ack_contact,
+                "expires_at": now + dt.timedelta(seconds=self.ack_link_ttl),
+            }
+            for n in notices
+            if n.ack_token and tid is not None
+        ]
+        if links:
+            conn.execute(_INS_ACK_LINK, links)
         return len(notices)
 
     ack_link_ttl: float = 86400.0
@@ -416,45 +473,52 @@ class Store:
         problem_window: float = 183 * 86400.0,
     ) -> IngestResult:
         """Apply one alert occurrence exactly once (see the module docstring)."""
-        if ev.status == "resolved":
-            return self._ingest_resolved(ev, planner)
-        try:
-            with self._begin() as conn:
-                occ_id = self._claim_occurrence(conn, ev)
-                return self._ingest_firing(
-                    conn, ev, occ_id, planner, reopen_window, problem_threshold, problem_window
+        return self.ingest_many([ev], planner, reopen_window, problem_threshold, problem_window)[0]
+
+    def ingest_many(
+        self,
+        events: Sequence[AlertEvent],
+        planner: Planner = _no_notices,
+        reopen_window: float = 3600.0,
+        problem_threshold: int = 3,
+        problem_window: float = 183 * 86400.0,
+    ) -> list[IngestResult]:
+        """Apply the alerts of one notification in ONE transaction; each occurrence claims its
+        unique key inside a savepoint, so a duplicate skips only that alert."""
+        results = []
+        with self._begin() as conn:
+            for ev in events:
+                if ev.status == "resolved":
+                    results.append(self._ingest_resolved(conn, ev, planner))
+                    continue
+                try:
+                    with conn.begin_nested():
+                        occ_id = self._claim_occurrence(conn, ev)
+                except IntegrityError:
+                    results.append(IngestResult("duplicate", self._occurrence_ticket(conn, ev)))
+                    continue
+                results.append(
+                    self._ingest_firing(
+                        conn, ev, occ_id, planner, reopen_window, problem_threshold, problem_window
+                    )
                 )
-        except IntegrityError:
-            existing = self._occurrence_ticket(ev)
-            return IngestResult("duplicate", existing)
+        return results
 
     def _claim_occurrence(self, conn: Connection, ev: AlertEvent) -> int:
         res = conn.execute(
-            occurrences.insert().values(
-                fingerprint=ev.fingerprint, starts_at=ev.starts_at, received_at=self.clock()
-            )
+            _INS_OCCURRENCE,
+            {"fingerprint": ev.fingerprint, "starts_at": ev.starts_at, "received_at": self.clock()},
         )
         return res.inserted_primary_key[0]
 
-    def _occurrence_ticket(self, ev: AlertEvent) -> int | None:
-        with self._begin() as conn:
-            return conn.execute(
-                sa.select(occurrences.c.ticket_id).where(
-                    occurrences.c.fingerprint == ev.fingerprint,
-                    occurrences.c.starts_at == ev.starts_at,
-                )
-            ).scalar()
+    def _occurrence_ticket(self, conn: Connection, ev: AlertEvent) -> int | None:
+        return conn.execute(_SEL_OCCURRENCE, {"fp": ev.fingerprint, "sa_": ev.starts_at}).scalar()
 
     def _ingest_firing(
         self, conn, ev, occ_id, planner, reopen_window, problem_threshold, problem_window
     ) -> IngestResult:
         now = self.clock()
-        prev = conn.execute(
-            sa.select(tickets)
-            .where(tickets.c.fingerprint == ev.fingerprint, tickets.c.kind == "incident")
-            .order_by(tickets.c.id.desc())
-            .limit(1)
-        ).first()
+        prev = conn.execute(_SEL_PREV, {"fp": ev.fingerprint}).first()
         prev = _row(prev) if prev else None
         if prev and prev["status"] in ("open", "acknowledged"):
             # Flapped without a resolved notification: the same incident continues.
@@ -490,24 +554,22 @@ class Store:
             ticket = self._ticket(conn, prev["id"])
             self._queue(conn, ticket, planner(ticket, "reopened"))
             return IngestResult("reopened", prev["id"])
-        res = conn.execute(
-            tickets.insert().values(
-                kind="incident",
-                status="open",
-                alertname=ev.alertname[:200],
-                severity=ev.severity[:16],
-                target=ev.target[:255],
-                summary=ev.summary[:500],
-                description=ev.description,
-                labels=_json(ev.labels),
-                fingerprint=ev.fingerprint,
-                starts_at=ev.starts_at,
-                last_starts_at=ev.starts_at,
-                created_at=now,
-                recurrence_of=prev["id"] if prev else None,
-            )
-        )
-        tid = res.inserted_primary_key[0]
+        ticket = {
+            "kind": "incident",
+            "status": "open",
+            "alertname": ev.alertname[:200],
+            "severity": ev.severity[:16],
+            "target": ev.target[:255],
+            "summary": ev.summary[:500],
+            "description": ev.description,
+            "labels": _json(ev.labels),
+            "fingerprint": ev.fingerprint,
+            "starts_at": ev.starts_at,
+            "last_starts_at": ev.starts_at,
+            "created_at": now,
+            "recurrence_of": prev["id"] if prev else None,
+        }
+        tid = conn.execute(_INS_TICKET, ticket).inserted_primary_key[0]
         self._link(conn, occ_id, tid)
         self._audit(
             conn,
@@ -521,14 +583,14 @@ class Store:
         )
         if prev:
             self._maybe_open_problem(conn, ev, tid, problem_threshold, problem_window)
-        ticket = self._ticket(conn, tid)
+            ticket = self._ticket(conn, tid)
+        else:
+            ticket["id"] = tid
         self._queue(conn, ticket, planner(ticket, "new"))
         return IngestResult("created", tid)
 
     def _link(self, conn: Connection, occ_id: int, ticket_id: int) -> None:
-        conn.execute(
-            occurrences.update().where(occurrences.c.id == occ_id).values(ticket_id=ticket_id)
-        )
+        conn.execute(_LINK_OCCURRENCE, {"oid": occ_id, "tid": ticket_id})
 
     def _maybe_open_problem(self, conn, ev: AlertEvent, tid: int, threshold: int, window: float):
         since = self.clock() - dt.timedelta(seconds=window)
@@ -559,40 +621,34 @@ class Store:
                 ).scalar()
         conn.execute(tickets.update().where(where).values(problem_id=pid))
 
-    def _ingest_resolved(self, ev: AlertEvent, planner: Planner) -> IngestResult:
+    def _ingest_resolved(self, conn: Connection, ev: AlertEvent, planner: Planner) -> IngestResult:
         resolved_at = ev.ends_at or self.clock()
-        with self._begin() as conn:
-            tid = conn.execute(
-                sa.select(occurrences.c.ticket_id).where(
-                    occurrences.c.fingerprint == ev.fingerprint,
-                    occurrences.c.starts_at == ev.starts_at,
-                )
-            ).scalar()
-            if tid is None:
-                return IngestResult("ignored", None)  # never saw it fire: nothing to resolve
-            res = conn.execute(
-                tickets.update()
-                .where(
-                    tickets.c.id == tid,
-                    tickets.c.status.in_(("open", "acknowledged")),
-                    tickets.c.last_starts_at == ev.starts_at,
-                )
-                .values(status="resolved", resolved_at=resolved_at, resolution_source="alert")
+        tid = self._occurrence_ticket(conn, ev)
+        if tid is None:
+            # Never saw it fire (the webhook was down and the firing notice lost): file the
+            # occurrence as it was, then resolve it, without paging anyone.
+            try:
+                with conn.begin_nested():
+                    occ_id = self._claim_occurrence(conn, ev)
+            except IntegrityError:
+                return IngestResult("duplicate", self._occurrence_ticket(conn, ev))
+            fired = dataclasses.replace(ev, status="firing", ends_at=None)
+            tid = self._ingest_firing(conn, fired, occ_id, _no_notices, 0.0, 10**6, 1.0).ticket_id
+        res = conn.execute(
+            tickets.update()
+            .where(
+                tickets.c.id == tid,
+                tickets.c.status.in_(("open", "acknowledged")),
+                tickets.c.last_starts_at == ev.starts_at,
             )
-            if res.rowcount != 1:
-                return IngestResult("duplicate", tid)
-            self._audit(conn, "alertmanager", "resolve", "ticket", tid, ends_at=resolved_at)
-            ticket = self._ticket(conn, tid)
-            self._queue(conn, ticket, planner(ticket, "resolved"))
-            return IngestResult("resolved", tid)
-
-    def ingest_missed_firing(self, ev: AlertEvent, planner: Planner = _no_notices) -> IngestResult:
-        """A resolved notification for an occurrence never seen firing: file it, resolved."""
-        fired = AlertEvent(**{**ev.__dict__, "status": "firing", "ends_at": None})
-        first = self.ingest(fired, planner)
-        if first.outcome == "created":
-            return self._ingest_resolved(ev, planner)
-        return first
+            .values(status="resolved", resolved_at=resolved_at, resolution_source="alert")
+        )
+        if res.rowcount != 1:
+            return IngestResult("duplicate", tid)
+        self._audit(conn, "alertmanager", "resolve", "ticket", tid, ends_at=resolved_at)
+        ticket = self._ticket(conn, tid)
+        self._queue(conn, ticket, planner(ticket, "resolved"))
+        return IngestResult("resolved", tid)
 
     # -- reading ----------------------------------------------------------------------------
     def list_tickets(
