@@ -28,6 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import mysql
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.types import TypeDecorator
@@ -229,7 +230,6 @@ settings = sa.Table(
 
 # Hot-path statements, built once: executing a prebuilt statement with a parameter dict skips
 # SQLAlchemy's per-call construction and cache-key work (most of the cost per alert).
-_INS_OCCURRENCE = occurrences.insert()
 _INS_TICKET = tickets.insert()
 _INS_AUDIT = audit.insert()
 _INS_OUTBOX = outbox.insert()
@@ -361,6 +361,10 @@ class Store:
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
             self._lock_path = f"{parsed.database}.lock"
         self._thread_lock = threading.Lock()
+        if parsed.get_backend_name() == "sqlite":
+            self._ins_occurrence = sqlite_insert(occurrences).on_conflict_do_nothing()
+        else:
+            self._ins_occurrence = occurrences.insert().prefix_with("IGNORE")
 
     @contextmanager
     def _write_lock(self) -> Iterator[None]:
@@ -484,17 +488,16 @@ class Store:
         problem_window: float = 183 * 86400.0,
     ) -> list[IngestResult]:
         """Apply the alerts of one notification in ONE transaction; each occurrence claims its
-        unique key inside a savepoint, so a duplicate skips only that alert."""
+        unique key with an insert that does nothing on conflict, so a duplicate (committed, or
+        in flight in another transaction: the insert waits for it) skips only that alert."""
         results = []
         with self._begin() as conn:
             for ev in events:
                 if ev.status == "resolved":
                     results.append(self._ingest_resolved(conn, ev, planner))
                     continue
-                try:
-                    with conn.begin_nested():
-                        occ_id = self._claim_occurrence(conn, ev)
-                except IntegrityError:
+                occ_id = self._claim_occurrence(conn, ev)
+                if occ_id is None:
                     results.append(IngestResult("duplicate", self._occurrence_ticket(conn, ev)))
                     continue
                 results.append(
@@ -504,12 +507,13 @@ class Store:
                 )
         return results
 
-    def _claim_occurrence(self, conn: Connection, ev: AlertEvent) -> int:
+    def _claim_occurrence(self, conn: Connection, ev: AlertEvent) -> int | None:
+        """The new occurrence's id, or None when (fingerprint, starts_at) is already taken."""
         res = conn.execute(
-            _INS_OCCURRENCE,
+            self._ins_occurrence,
             {"fingerprint": ev.fingerprint, "starts_at": ev.starts_at, "received_at": self.clock()},
         )
-        return res.inserted_primary_key[0]
+        return res.lastrowid if res.rowcount == 1 else None
 
     def _occurrence_ticket(self, conn: Connection, ev: AlertEvent) -> int | None:
         return conn.execute(_SEL_OCCURRENCE, {"fp": ev.fingerprint, "sa_": ev.starts_at}).scalar()
@@ -627,10 +631,8 @@ class Store:
         if tid is None:
             # Never saw it fire (the webhook was down and the firing notice lost): file the
             # occurrence as it was, then resolve it, without paging anyone.
-            try:
-                with conn.begin_nested():
-                    occ_id = self._claim_occurrence(conn, ev)
-            except IntegrityError:
+            occ_id = self._claim_occurrence(conn, ev)
+            if occ_id is None:
                 return IngestResult("duplicate", self._occurrence_ticket(conn, ev))
             fired = dataclasses.replace(ev, status="firing", ends_at=None)
             tid = self._ingest_firing(conn, fired, occ_id, _no_notices, 0.0, 10**6, 1.0).ticket_id
