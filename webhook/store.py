@@ -410,18 +410,18 @@ class Store:
         with self._begin() as conn:
             conn.execute(sa.text("SELECT 1"))
 
+    def _audit_row(self, actor: str, action: str, kind: str, oid: int, **detail) -> dict:
+        return {
+            "at": self.clock(),
+            "actor": actor,
+            "action": action,
+            "object_type": kind,
+            "object_id": oid,
+            "detail": _json(detail),
+        }
+
     def _audit(self, conn: Connection, actor: str, action: str, kind: str, oid: int, **detail):
-        conn.execute(
-            _INS_AUDIT,
-            {
-                "at": self.clock(),
-                "actor": actor,
-                "action": action,
-                "object_type": kind,
-                "object_id": oid,
-                "detail": _json(detail),
-            },
-        )
+        conn.execute(_INS_AUDIT, self._audit_row(actor, action, kind, oid, **detail))
 
     def _ticket(self, conn: Connection, ticket_id: int) -> dict:
         row = conn.execute(_SEL_TICKET, {"tid": ticket_id}).first()
@@ -430,40 +430,42 @@ class Store:
         return _row(row)
 
     def _queue(self, conn: Connection, ticket: dict | None, notices: Sequence[Notice]) -> int:
-        if not notices:
-            return 0
+        return self._queue_many(conn, [(ticket, notices)])
+
+    def _queue_many(self, conn: Connection, pairs: Sequence[tuple[dict | None, Sequence[Notice]]]):
+        """Write the notices of several ticket changes (multi-row inserts); returns how many."""
         now = self.clock()
-        tid = ticket["id"] if ticket else None
-        conn.execute(
-            _INS_OUTBOX,
-            [
-                {
-                    "ticket_id": tid,
-                    "reason": n.reason,
-                    "channel": n.channel,
-                    "recipient": n.recipient,
-                    "body": n.body,
-                    "status": "pending",
-                    "attempts": 0,
-                    "created_at": now,
-                    "next_attempt_at": now,
-                }
-                for n in notices
-            ],
-        )
-        links = [
-            {
-                "token_hash": hash_token(n.ack_token),
-                "ticket_id": tid,
-                "contact": n.ack_contact,
-                "expires_at": now + dt.timedelta(seconds=self.ack_link_ttl),
-            }
-            for n in notices
-            if n.ack_token and tid is not None
-        ]
+        rows, links = [], []
+        for ticket, notices in pairs:
+            tid = ticket["id"] if ticket else None
+            for n in notices:
+                rows.append(
+                    {
+                        "ticket_id": tid,
+                        "reason": n.reason,
+                        "channel": n.channel,
+                        "recipient": n.recipient,
+                        "body": n.body,
+                        "status": "pending",
+                        "attempts": 0,
+                        "created_at": now,
+                        "next_attempt_at": now,
+                    }
+                )
+                if n.ack_token and tid is not None:
+                    links.append(
+                        {
+                            "token_hash": hash_token(n.ack_token),
+                            "ticket_id": tid,
+                            "contact": n.ack_contact,
+                            "expires_at": now + dt.timedelta(seconds=self.ack_link_ttl),
+                        }
+                    )
+        if rows:
+            conn.execute(_INS_OUTBOX, rows)
         if links:
             conn.execute(_INS_ACK_LINK, links)
-        return len(notices)
+        return len(rows)
 
     ack_link_ttl: float = 86400.0
 
@@ -487,25 +489,140 @@ class Store:
         problem_threshold: int = 3,
         problem_window: float = 183 * 86400.0,
     ) -> list[IngestResult]:
-        """Apply the alerts of one notification in ONE transaction; each occurrence claims its
-        unique key with an insert that does nothing on conflict, so a duplicate (committed, or
-        in flight in another transaction: the insert waits for it) skips only that alert."""
-        results = []
+        """Apply the alerts of one notification in ONE transaction.
+
+        Each firing occurrence claims its unique key with an insert that does nothing on
+        conflict (a duplicate in flight in another transaction makes the insert wait for it);
+        the rows this transaction inserted are the ones still without a ticket. First
+        occurrences of a fingerprint (the common case) are filed with multi-row statements;
+        recurrences, reopenings and resolutions go one by one.
+        """
+        results: list[IngestResult | None] = [None] * len(events)
         with self._begin() as conn:
-            for ev in events:
-                if ev.status == "resolved":
-                    results.append(self._ingest_resolved(conn, ev, planner))
-                    continue
-                occ_id = self._claim_occurrence(conn, ev)
-                if occ_id is None:
-                    results.append(IngestResult("duplicate", self._occurrence_ticket(conn, ev)))
-                    continue
-                results.append(
-                    self._ingest_firing(
-                        conn, ev, occ_id, planner, reopen_window, problem_threshold, problem_window
-                    )
+            firing = [i for i, ev in enumerate(events) if ev.status == "firing"]
+            claimed, taken = self._claim_occurrences(conn, [events[i] for i in firing])
+            fresh = self._fingerprints_without_incident(
+                conn, {events[i].fingerprint for i in firing}
+            )
+            counts: dict[str, int] = {}
+            for i in firing:
+                counts[events[i].fingerprint] = counts.get(events[i].fingerprint, 0) + 1
+            batch = []
+            for i in firing:
+                ev = events[i]
+                key = (ev.fingerprint, ev.starts_at)
+                if key not in claimed:
+                    results[i] = IngestResult("duplicate", taken.get(key))
+                elif ev.fingerprint in fresh and counts[ev.fingerprint] == 1:
+                    batch.append(i)
+            now = self.clock()
+            tickets_new = []
+            for i in batch:
+                ev = events[i]
+                row = self._incident_row(ev, now, None)
+                row["id"] = conn.execute(_INS_TICKET, row).inserted_primary_key[0]
+                tickets_new.append(row)
+                results[i] = IngestResult("created", row["id"])
+            if tickets_new:
+                conn.execute(
+                    _LINK_OCCURRENCE,
+                    [
+                        {"oid": claimed[(t["fingerprint"], t["starts_at"])], "tid": t["id"]}
+                        for t in tickets_new
+                    ],
                 )
-        return results
+                conn.execute(
+                    _INS_AUDIT,
+                    [
+                        self._audit_row(
+                            "alertmanager",
+                            "create",
+                            "ticket",
+                            t["id"],
+                            fingerprint=t["fingerprint"],
+                            starts_at=t["starts_at"],
+                            recurrence_of=None,
+                        )
+                        for t in tickets_new
+                    ],
+                )
+                self._queue_many(conn, [(t, planner(t, "new")) for t in tickets_new])
+            for i, ev in enumerate(events):
+                if results[i] is not None:
+                    continue
+                if ev.status == "resolved":
+                    results[i] = self._ingest_resolved(conn, ev, planner)
+                else:
+                    results[i] = self._ingest_firing(
+                        conn,
+                        ev,
+                        claimed[(ev.fingerprint, ev.starts_at)],
+                        planner,
+                        reopen_window,
+                        problem_threshold,
+                        problem_window,
+                    )
+        return results  # type: ignore[return-value]
+
+    def _claim_occurrences(
+        self, conn: Connection, events: Sequence[AlertEvent]
+    ) -> tuple[dict[tuple, int], dict[tuple, int | None]]:
+        """({key: occurrence id} claimed now, {key: ticket id} taken before), key = (fp, start)."""
+        if not events:
+            return {}, {}
+        now = self.clock()
+        conn.execute(
+            self._ins_occurrence,
+            [
+                {"fingerprint": ev.fingerprint, "starts_at": ev.starts_at, "received_at": now}
+                for ev in events
+            ],
+        )
+        wanted = {(ev.fingerprint, ev.starts_at) for ev in events}
+        rows = conn.execute(
+            sa.select(
+                occurrences.c.id,
+                occurrences.c.fingerprint,
+                occurrences.c.starts_at,
+                occurrences.c.ticket_id,
+            ).where(occurrences.c.fingerprint.in_({fp for fp, _ in wanted}))
+        ).all()
+        claimed, taken = {}, {}
+        for oid, fp, start, tid in rows:
+            if (fp, start) in wanted:
+                if tid is None:
+                    claimed[(fp, start)] = oid
+                else:
+                    taken[(fp, start)] = tid
+        return claimed, taken
+
+    def _fingerprints_without_incident(self, conn: Connection, fps: set[str]) -> set[str]:
+        if not fps:
+            return set()
+        seen = conn.execute(
+            sa.select(tickets.c.fingerprint)
+            .where(tickets.c.fingerprint.in_(fps), tickets.c.kind == "incident")
+            .distinct()
+        ).scalars()
+        return fps - set(seen)
+
+    @staticmethod
+    def _incident_row(ev: AlertEvent, now: dt.datetime, recurrence_of: int | None) -> dict:
+        return {
+            "kind": "incident",
+            "status": "open",
+            "alertname": ev.alertname[:200],
+            "severity": ev.severity[:16],
+            "target": ev.target[:255],
+            "summary": ev.summary[:500],
+            "description": ev.description,
+            "labels": _json(ev.labels),
+            "fingerprint": ev.fingerprint,
+            "starts_at": ev.starts_at,
+            "last_starts_at": ev.starts_at,
+            "created_at": now,
+            "recurrence_of": recurrence_of,
+        }
 
     def _claim_occurrence(self, conn: Connection, ev: AlertEvent) -> int | None:
         """The new occurrence's id, or None when (fingerprint, starts_at) is already taken."""
@@ -558,21 +675,7 @@ class Store:
             ticket = self._ticket(conn, prev["id"])
             self._queue(conn, ticket, planner(ticket, "reopened"))
             return IngestResult("reopened", prev["id"])
-        ticket = {
-            "kind": "incident",
-            "status": "open",
-            "alertname": ev.alertname[:200],
-            "severity": ev.severity[:16],
-            "target": ev.target[:255],
-            "summary": ev.summary[:500],
-            "description": ev.description,
-            "labels": _json(ev.labels),
-            "fingerprint": ev.fingerprint,
-            "starts_at": ev.starts_at,
-            "last_starts_at": ev.starts_at,
-            "created_at": now,
-            "recurrence_of": prev["id"] if prev else None,
-        }
+        ticket = self._incident_row(ev, now, prev["id"] if prev else None)
         tid = conn.execute(_INS_TICKET, ticket).inserted_primary_key[0]
         self._link(conn, occ_id, tid)
         self._audit(
