@@ -198,6 +198,11 @@ def main() -> int:
     ap.add_argument("--duplicates", type=float, default=0.30)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="measure the receiver alone (notices stay queued in the outbox)",
+    )
     args = ap.parse_args()
     py = sys.executable
     tmp = Path(tempfile.mkdtemp(prefix="webhook-bench-"))
@@ -214,7 +219,8 @@ def main() -> int:
     print(
         f"{args.clients} clients x {args.notifications} notifications x 5 alerts, "
         f"{args.duplicates:.0%} duplicates; gunicorn {args.workers} workers x "
-        f"{args.threads} threads; SQLite WAL at {db}"
+        f"{args.threads} threads; notice worker {'off' if args.no_worker else 'on'}; "
+        f"SQLite WAL at {db}"
     )
 
     port = free_port()
@@ -257,6 +263,7 @@ def main() -> int:
             f"127.0.0.1:{port}",
             "--log.level",
             "warning",
+            *(["--no-worker"] if args.no_worker else []),
         ],
         port,
     )
