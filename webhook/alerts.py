@@ -13,7 +13,6 @@ from flask import Blueprint, abort, jsonify, request
 from webhook.auth import alertmanager_ok
 from webhook.events import PayloadError, parse_alertmanager
 from webhook.services import current
-from webhook.store import utcnow
 
 bp = Blueprint("alerts", __name__)
 log = logging.getLogger("webhook.alerts")
@@ -59,7 +58,8 @@ def receive():
 
 
 def _beat() -> None:
-    current().store.set_setting("heartbeat_at", utcnow().isoformat())
+    store = current().store
+    store.set_setting("heartbeat_at", store.clock().isoformat())
 
 
 @bp.post("/api/v1/heartbeat")

@@ -25,7 +25,7 @@ from prometheus_client.core import (
 )
 
 from webhook.services import Services, current
-from webhook.store import StoreUnavailable, outbox, problems, tickets, utcnow
+from webhook.store import StoreUnavailable, outbox, problems, tickets
 
 bp = Blueprint("metrics", __name__)
 
@@ -49,7 +49,7 @@ class TicketCollector:
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("sscp_webhook_store_up", "1 when the ticket store answers.")
         try:
-            metrics = list(self._collect(utcnow()))
+            metrics = list(self._collect(self.svc.store.clock()))
         except StoreUnavailable:
             up.add_metric([], 0)
             yield up
@@ -125,10 +125,13 @@ class TicketCollector:
                 response.setdefault(r.kind, []).append(secs)
                 if secs > cfg.response_sla:
                     response_breach[r.kind] += 1
-            elif r.status == "open" and (now - r.created_at).total_seconds() > cfg.response_sla:
-                response_breach[r.kind] += 1
-                if r.kind == "incident":
-                    overdue += 1
+            else:
+                # Never acknowledged: responded to by resolution, or still waiting.
+                waited = ((r.resolved_at or now) - r.created_at).total_seconds()
+                if waited > cfg.response_sla:
+                    response_breach[r.kind] += 1
+                    if r.status == "open" and r.kind == "incident":
+                        overdue += 1
             if r.resolved_at is not None:
                 secs = (r.resolved_at - r.created_at).total_seconds()
                 resolution.setdefault(r.kind, []).append(secs)

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from webhook.auth import require_role
 from webhook.services import current
-from webhook.store import STATUSES, Conflict, NotFound, utcnow
+from webhook.store import STATUSES, Conflict, NotFound
 from webhook.views import notice_json, plain_json, ticket_json
 
 bp = Blueprint("tickets", __name__, url_prefix="/api/v1")
@@ -118,7 +118,7 @@ def _aware(value: dt.datetime | None) -> dt.datetime | None:
 
 def _ticket(t: dict):
     cfg = current().config
-    return ticket_json(t, cfg.response_sla, cfg.resolution_sla, utcnow())
+    return ticket_json(t, cfg.response_sla, cfg.resolution_sla, current().store.clock())
 
 
 def _actor() -> str:

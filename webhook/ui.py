@@ -19,7 +19,7 @@ from flask import (
 
 from webhook.auth import RANK
 from webhook.services import current
-from webhook.store import Conflict, NotFound, utcnow
+from webhook.store import Conflict, NotFound
 from webhook.views import notice_json, ticket_json
 
 bp = Blueprint("ui", __name__, template_folder="templates")
@@ -95,7 +95,7 @@ def logout():
 
 def _view(t: dict) -> dict:
     cfg = current().config
-    return ticket_json(t, cfg.response_sla, cfg.resolution_sla, utcnow())
+    return ticket_json(t, cfg.response_sla, cfg.resolution_sla, current().store.clock())
 
 
 @bp.get("/")

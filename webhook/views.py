@@ -43,7 +43,7 @@ def sla(ticket: dict, response_sla: float, resolution_sla: float, now: dt.dateti
     created = ticket["created_at"]
     ack = ticket.get("acknowledged_at")
     resolved = ticket.get("resolved_at")
-    response = ((ack or now) - created).total_seconds()
+    response = ((ack or resolved or now) - created).total_seconds()
     resolution = ((resolved or now) - created).total_seconds()
     return {
         "response_seconds": round((ack - created).total_seconds(), 3) if ack else None,
