@@ -57,11 +57,25 @@ def live_app(app):
     server.shutdown()
 
 
+def navigating(browser, action) -> None:
+    """Run ``action`` (a click, back) and wait until a new page replaced the current one."""
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    old = browser.find_element("tag name", "html")
+    action()
+    WebDriverWait(browser, 10).until(ec.staleness_of(old))
+
+
+def submit(browser, element_id: str) -> None:
+    navigating(browser, browser.find_element("id", element_id).click)
+
+
 def login(browser, base, token):
     browser.get(f"{base}/")
     assert "/login" in browser.current_url
     browser.find_element("id", "token").send_keys(token)
-    browser.find_element("id", "login").click()
+    submit(browser, "login")
 
 
 def test_operator_acknowledges_comments_and_resolves(browser, live_app, client, tokens, services):
@@ -69,27 +83,27 @@ def test_operator_acknowledges_comments_and_resolves(browser, live_app, client, 
     login(browser, live_app, "sscp_wrong")
     assert browser.find_element("id", "error").text == "令牌无效"
     browser.find_element("id", "token").send_keys(tokens["operator"])
-    browser.find_element("id", "login").click()
+    submit(browser, "login")
     row = browser.find_element("css selector", "#active tr.ticket")
     assert row.get_attribute("data-id") == "1"
     assert row.find_element("class name", "status").text == "待响应"
     countdown = row.find_element("css selector", ".countdown.response").text
     assert countdown.startswith("剩余 ") and "分" in countdown  # the JS countdown ran
     assert "13812345678" not in browser.page_source
-    row.find_element("link text", "#1").click()
+    navigating(browser, row.find_element("link text", "#1").click)
     assert browser.find_element("tag name", "h2").text.startswith("工单 #1")
-    browser.find_element("id", "ack").click()
+    submit(browser, "ack")
     assert browser.find_element("id", "status").text == "处理中"
     assert browser.find_element("id", "assignee").text == "test-operator"
     browser.find_element("id", "comment-note").send_keys("已登录服务器排查，联系 13912345678")
-    browser.find_element("id", "comment").click()
+    submit(browser, "comment")
     comments = browser.find_element("id", "comments").text
     assert "已登录服务器排查" in comments and "139****5678" in comments
-    browser.find_element("id", "resolve").click()  # without a note: refused
+    submit(browser, "resolve")  # without a note: refused
     assert "处理说明" in browser.page_source
-    browser.back()
+    navigating(browser, browser.back)
     browser.find_element("id", "resolve-note").send_keys("重启 nginx 后恢复")
-    browser.find_element("id", "resolve").click()
+    submit(browser, "resolve")
     assert browser.find_element("id", "status").text == "已解决"
     t = services.store.get_ticket(1)
     assert t["status"] == "resolved" and t["resolution_source"] == "manual"
@@ -103,5 +117,5 @@ def test_viewer_sees_no_actions(browser, live_app, client, tokens):
     assert browser.find_element("id", "whoami").text == "test-viewer（viewer）"
     browser.get(f"{live_app}/tickets/1")
     assert browser.find_elements("id", "actions") == []
-    browser.find_element("id", "logout").click()
+    submit(browser, "logout")
     assert "/login" in browser.current_url
