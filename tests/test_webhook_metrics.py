@@ -63,3 +63,17 @@ def test_sms_without_links_for_strict_providers(webhook_config, make_services):
     svc.store.ingest_many(parse_alertmanager(payload("firing-hostdown.json")), svc.planner)
     bodies = [r["body"] for r in svc.store.outbox_rows()]
     assert bodies and all("http" not in b and len(b) <= 70 for b in bodies)
+
+
+def test_vulnerability_deadline_metric(client, services, clock):
+    import datetime as dt
+
+    found = clock.now - dt.timedelta(hours=47)
+    services.store.upsert_vulnerability(
+        "scan:1", {"risk": "high", "title": "弱口令", "found_at": found}, "token:scanner"
+    )
+    m = parse_exposition(client.get("/metrics").get_data(as_text=True))
+    assert sample(m, "sscp_vulnerabilities_overdue", severity="critical") is None
+    clock.advance(2 * 3600)
+    m = parse_exposition(client.get("/metrics").get_data(as_text=True))
+    assert sample(m, "sscp_vulnerabilities_overdue", severity="critical") == 1

@@ -61,7 +61,7 @@ class TicketCollector:
     def _collect(self, now: dt.datetime) -> Iterator[Metric]:
         cfg = self.svc.config
         store = self.svc.store
-        with store._begin() as conn:
+        with store._read() as conn:
             rows = conn.execute(
                 sa.select(
                     tickets.c.kind,
@@ -73,6 +73,7 @@ class TicketCollector:
                     tickets.c.escalated_at,
                     tickets.c.resolution_source,
                     tickets.c.recurrence_of,
+                    tickets.c.due_at,
                 )
             ).all()
             notices = conn.execute(
@@ -111,6 +112,7 @@ class TicketCollector:
         response_breach = Counter()
         resolution_breach = Counter()
         overdue = 0
+        vulns_overdue = Counter()
         recurrences = 0
         for r in rows:
             created_c[r.kind] += 1
@@ -118,6 +120,8 @@ class TicketCollector:
                 recurrences += 1
             if r.status in ("open", "acknowledged"):
                 open_c[(r.kind, r.severity, r.status)] += 1
+                if r.due_at is not None and r.due_at < now:
+                    vulns_overdue[r.severity] += 1
             else:
                 resolved_c[(r.kind, r.resolution_source or "manual")] += 1
             if r.acknowledged_at is not None:
@@ -179,6 +183,14 @@ class TicketCollector:
             "Open incidents not acknowledged within the response SLA.",
             value=overdue,
         )
+        v = GaugeMetricFamily(
+            "sscp_vulnerabilities_overdue",
+            "Open vulnerability tickets past their fix deadline (high: 48 h).",
+            labels=["severity"],
+        )
+        for sev, count in sorted(vulns_overdue.items()):
+            v.add_metric([sev], count)
+        yield v
         yield CounterMetricFamily(
             "sscp_ticket_recurrences",
             "Incidents that are a recurrence of an earlier one.",

@@ -312,7 +312,8 @@ def _sqlite_setup(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        readonly = conn.get_execution_options().get("sscp_readonly", False)
+        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
 
 def make_engine(url: str) -> Engine:
@@ -406,8 +407,21 @@ class Store:
                 raise StoreUnavailable(str(exc.orig)) from exc
             raise
 
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        """A read-only transaction: no write lock (WAL readers never wait for the writer)."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execution_options(sscp_readonly=True)
+                with conn.begin():
+                    yield conn
+        except OperationalError as exc:
+            if _is_unavailable(exc):
+                raise StoreUnavailable(str(exc.orig)) from exc
+            raise
+
     def ping(self) -> None:
-        with self._begin() as conn:
+        with self._read() as conn:
             conn.execute(sa.text("SELECT 1"))
 
     def _audit_row(self, actor: str, action: str, kind: str, oid: int, **detail) -> dict:
@@ -774,11 +788,11 @@ class Store:
             q = q.where(tickets.c.created_at >= since)
         if until:
             q = q.where(tickets.c.created_at < until)
-        with self._begin() as conn:
+        with self._read() as conn:
             return [_row(r) for r in conn.execute(q)]
 
     def get_ticket(self, ticket_id: int) -> dict:
-        with self._begin() as conn:
+        with self._read() as conn:
             t = self._ticket(conn, ticket_id)
             t["comments"] = [
                 _row(r)
@@ -799,21 +813,21 @@ class Store:
             return t
 
     def count_tickets(self) -> int:
-        with self._begin() as conn:
+        with self._read() as conn:
             return conn.execute(sa.select(sa.func.count()).select_from(tickets)).scalar()
 
     def outbox_rows(self, ticket_id: int | None = None) -> list[dict]:
         q = sa.select(outbox).order_by(outbox.c.id)
         if ticket_id is not None:
             q = q.where(outbox.c.ticket_id == ticket_id)
-        with self._begin() as conn:
+        with self._read() as conn:
             return [_row(r) for r in conn.execute(q)]
 
     def audit_rows(self, object_type: str | None = None) -> list[dict]:
         q = sa.select(audit).order_by(audit.c.id)
         if object_type:
             q = q.where(audit.c.object_type == object_type)
-        with self._begin() as conn:
+        with self._read() as conn:
             return [_row(r) for r in conn.execute(q)]
 
     # -- ticket actions ---------------------------------------------------------------------
@@ -913,7 +927,7 @@ class Store:
             return self.get_ticket(link["ticket_id"])
 
     def ack_link_ticket(self, token: str) -> int | None:
-        with self._begin() as conn:
+        with self._read() as conn:
             return conn.execute(
                 sa.select(ack_links.c.ticket_id).where(
                     ack_links.c.token_hash == hash_token(token),
@@ -976,7 +990,7 @@ class Store:
             return self._ticket(conn, tid), False
 
     def find_by_external_key(self, external_key: str) -> dict:
-        with self._begin() as conn:
+        with self._read() as conn:
             row = conn.execute(
                 sa.select(tickets.c.id).where(tickets.c.external_key == external_key)
             ).scalar()
@@ -986,7 +1000,7 @@ class Store:
 
     # -- problems and changes ---------------------------------------------------------------
     def list_problems(self) -> list[dict]:
-        with self._begin() as conn:
+        with self._read() as conn:
             out = []
             for r in conn.execute(sa.select(problems).order_by(problems.c.id.desc())):
                 p = _row(r)
@@ -1035,7 +1049,7 @@ class Store:
             return _row(conn.execute(sa.select(changes).where(changes.c.id == cid)).one())
 
     def list_changes(self) -> list[dict]:
-        with self._begin() as conn:
+        with self._read() as conn:
             return [_row(r) for r in conn.execute(sa.select(changes).order_by(changes.c.id))]
 
     # -- tokens -----------------------------------------------------------------------------
@@ -1057,7 +1071,7 @@ class Store:
         if not token:
             return None
         digest = hash_token(token)
-        with self._begin() as conn:
+        with self._read() as conn:
             row = conn.execute(
                 sa.select(api_tokens).where(
                     api_tokens.c.token_hash == digest, api_tokens.c.revoked_at.is_(None)
@@ -1105,7 +1119,7 @@ class Store:
 
     def sms_sent_times(self, phone: str, within: float) -> list[dt.datetime]:
         since = self.clock() - dt.timedelta(seconds=within)
-        with self._begin() as conn:
+        with self._read() as conn:
             return list(
                 conn.execute(
                     sa.select(outbox.c.sent_at).where(
@@ -1274,7 +1288,7 @@ class Store:
 
     # -- settings ---------------------------------------------------------------------------
     def get_setting(self, name: str) -> str | None:
-        with self._begin() as conn:
+        with self._read() as conn:
             return conn.execute(sa.select(settings.c.value).where(settings.c.name == name)).scalar()
 
     def set_setting(self, name: str, value: str) -> None:
