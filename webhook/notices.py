@@ -103,7 +103,7 @@ class Planner:
         body = mask_text(f"{ticket.get('summary', '')} 目标:{ticket.get('target', '')}")
         token = None
         tail = ""
-        if sms.ack_links and ticket.get("id") and reason != "resolved":
+        if sms.links_allowed() and ticket.get("id") and reason != "resolved":
             token = secrets.token_urlsafe(12)  # 96 bits, 16 characters
             tail = f" 确认:{self.config.public_url.rstrip('/')}/a/{token}"
         text = fit(head + body, sms.max_length, tail)
@@ -230,10 +230,112 @@ class Robot:
             raise TemporaryError(f"robot errcode {code}")
 
 
+class AliyunSms:
+    """Aliyun Dysmsapi SendSms through the official SDK; our notice id is the OutId."""
+
+    #: Answers worth retrying (provider-side flow control and internal errors).
+    RETRY = ("isv.BUSINESS_LIMIT_CONTROL", "isp.RAM_PERMISSION_DENY", "isp.SYSTEM_ERROR")
+
+    def __init__(self, config: SmsConfig) -> None:
+        from alibabacloud_dysmsapi20170525.client import Client
+        from alibabacloud_tea_openapi import models as open_api
+
+        assert config.aliyun is not None
+        self.cfg = config.aliyun
+        key_id, secret = self.cfg.credentials()
+        self.client = Client(
+            open_api.Config(
+                access_key_id=key_id,
+                access_key_secret=secret,
+                endpoint=self.cfg.endpoint or "dysmsapi.aliyuncs.com",
+                protocol=self.cfg.protocol,
+                read_timeout=int(self.cfg.timeout * 1000),
+                connect_timeout=int(self.cfg.timeout * 1000),
+            )
+        )
+
+    def send(self, d: Delivery) -> None:
+        from alibabacloud_dysmsapi20170525 import models
+
+        request = models.SendSmsRequest(
+            phone_numbers=d.recipient,
+            sign_name=self.cfg.sign_name,
+            template_code=self.cfg.template,
+            template_param=json.dumps({self.cfg.template_param: d.text}, ensure_ascii=False),
+            out_id=d.out_id,
+        )
+        try:
+            body = self.client.send_sms(request).body
+        except Exception as exc:  # noqa: BLE001 - the SDK raises Tea/transport errors of all kinds
+            raise TemporaryError(f"aliyun: {type(exc).__name__}") from None
+        if body.code == "OK":
+            return
+        if body.code in self.RETRY or str(body.code).startswith("isp."):
+            raise TemporaryError(f"aliyun {body.code}")
+        raise PermanentError(f"aliyun {body.code}")
+
+
+class TencentSms:
+    """Tencent Cloud SMS SendSms (2021-01-11) through the official SDK; our notice id is the
+    SessionContext."""
+
+    def __init__(self, config: SmsConfig) -> None:
+        from tencentcloud.common import credential
+        from tencentcloud.common.profile.client_profile import ClientProfile
+        from tencentcloud.common.profile.http_profile import HttpProfile
+        from tencentcloud.sms.v20210111 import sms_client
+
+        assert config.tencent is not None
+        self.cfg = config.tencent
+        key_id, secret = self.cfg.credentials()
+        http = HttpProfile(
+            endpoint=self.cfg.endpoint or "sms.tencentcloudapi.com",
+            protocol=self.cfg.protocol,
+            reqTimeout=int(self.cfg.timeout),
+        )
+        self.client = sms_client.SmsClient(
+            credential.Credential(key_id, secret), self.cfg.region, ClientProfile(httpProfile=http)
+        )
+
+    def send(self, d: Delivery) -> None:
+        from tencentcloud.common.exception.tencent_cloud_sdk_exception import (
+            TencentCloudSDKException,
+        )
+        from tencentcloud.sms.v20210111 import models
+
+        request = models.SendSmsRequest()
+        phone = d.recipient if d.recipient.startswith("+") else f"+86{d.recipient}"
+        request.PhoneNumberSet = [phone]
+        request.SmsSdkAppId = self.cfg.sdk_app_id
+        request.SignName = self.cfg.sign_name
+        request.TemplateId = self.cfg.template
+        request.TemplateParamSet = [d.text]
+        request.SessionContext = d.out_id
+        try:
+            status = self.client.SendSms(request).SendStatusSet[0]
+        except TencentCloudSDKException as exc:
+            raise TemporaryError(f"tencent {exc.get_code()}") from None
+        except Exception as exc:  # noqa: BLE001 - transport errors
+            raise TemporaryError(f"tencent: {type(exc).__name__}") from None
+        if status.Code == "Ok":
+            return
+        if status.Code.startswith(("LimitExceeded", "InternalError")):
+            raise TemporaryError(f"tencent {status.Code}")
+        raise PermanentError(f"tencent {status.Code}")
+
+
+SMS_BACKENDS = {
+    "log": lambda c: LogSms(),
+    "http": HttpSms,
+    "aliyun": AliyunSms,
+    "tencent": TencentSms,
+}
+
+
 def build_senders(config: WebhookConfig) -> dict[tuple[str, str], object]:
     """(channel, recipient-or-"*") -> sender."""
     senders: dict[tuple[str, str], object] = {
-        ("sms", "*"): HttpSms(config.sms) if config.sms.backend == "http" else LogSms()
+        ("sms", "*"): SMS_BACKENDS[config.sms.backend](config.sms)
     }
     for robot in config.robots:
         senders[(robot.kind, robot.name)] = Robot(robot)

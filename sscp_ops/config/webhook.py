@@ -104,9 +104,41 @@ class HttpSmsConfig(Model):
         return _read_secret(self.token_file, self.token_env)
 
 
+class CloudSmsConfig(Model):
+    """Aliyun (Dysmsapi) or Tencent Cloud SMS through the official SDK (optional extras
+    ``sscp-ops[sms-aliyun]`` / ``sscp-ops[sms-tencent]``). The text goes into one template
+    variable; our notice id goes in as OutId (Aliyun) / SessionContext (Tencent)."""
+
+    access_key_id_file: Path | None = None
+    access_key_id_env: str | None = None
+    access_key_secret_file: Path | None = None
+    access_key_secret_env: str | None = None
+    sign_name: Annotated[str, Field(min_length=1)]
+    #: Aliyun TemplateCode / Tencent TemplateId: an approved template with one text variable.
+    template: Annotated[str, Field(min_length=1)]
+    #: Aliyun: the name of that variable in TemplateParam.
+    template_param: str = "content"
+    #: Tencent: SmsSdkAppId and region.
+    sdk_app_id: str | None = None
+    region: str = "ap-guangzhou"
+    #: Override the provider's endpoint (host[:port]); ``protocol: http`` only for tests.
+    endpoint: str | None = None
+    protocol: Literal["https", "http"] = "https"
+    timeout: Annotated[float, Field(gt=0, le=60)] = 10.0
+
+    def credentials(self) -> tuple[str, str]:
+        key_id = _read_secret(self.access_key_id_file, self.access_key_id_env)
+        secret = _read_secret(self.access_key_secret_file, self.access_key_secret_env)
+        if not key_id or not secret:
+            raise ValueError("SMS access key id or secret is empty")
+        return key_id, secret
+
+
 class SmsConfig(Model):
-    backend: Literal["log", "http"] = "log"
+    backend: Literal["log", "http", "aliyun", "tencent"] = "log"
     http: HttpSmsConfig | None = None
+    aliyun: CloudSmsConfig | None = None
+    tencent: CloudSmsConfig | None = None
     #: Characters per message (70 for one Chinese SMS segment; gateways join up to ~500).
     max_length: Annotated[int, Field(ge=40, le=1000)] = 300
     limits: list[RateLimit] = [RateLimit(count=1, seconds=30), RateLimit(count=5, seconds=3600)]
@@ -115,9 +147,15 @@ class SmsConfig(Model):
 
     @model_validator(mode="after")
     def _backend_settings(self):
-        if self.backend == "http" and self.http is None:
-            raise ValueError("sms.backend http needs an sms.http section")
+        if self.backend != "log" and getattr(self, self.backend) is None:
+            raise ValueError(f"sms.backend {self.backend} needs an sms.{self.backend} section")
+        if self.backend == "tencent" and not self.tencent.sdk_app_id:
+            raise ValueError("sms.tencent needs sdk_app_id")
         return self
+
+    def links_allowed(self) -> bool:
+        """Cloud providers forbid links in template variables: no acknowledge link there."""
+        return self.ack_links and self.backend in ("log", "http")
 
 
 class RobotConfig(Model):
