@@ -93,6 +93,28 @@ def test_gateway_500_then_recovery(webhook_config, make_services, gateway, clock
     assert svc.store.get_ticket(tid)["notified_at"] == clock.now
 
 
+def test_gateway_timeout_then_recovery(webhook_config, make_services, gateway, clock):
+    sms = http_sms(gateway, limits=[])
+    sms["http"]["timeout"] = 0.3
+    svc = make_services(webhook_config(sms=sms))
+    fire(svc)
+    worker = Worker(svc.store, svc.config)
+    gateway.delay = 1.0  # slower than our timeout: the gateway may still accept the request
+    worker.deliver_due()
+    rows = svc.store.outbox_rows()
+    assert {r["status"] for r in rows} == {"pending"}
+    assert {r["last_error"] for r in rows} == {"ReadTimeout"}
+    time.sleep(1.2)  # let the slow gateway finish: it accepted both
+    gateway.delay = 0
+    clock.advance(5)
+    worker.deliver_due()
+    rows = svc.store.outbox_rows()
+    assert {r["status"] for r in rows} == {"sent"}
+    # the retry carried the same out_id: the gateway dropped it, each number got one SMS
+    assert sorted(gateway.duplicates) == sorted(str(r["id"]) for r in rows)
+    assert len(gateway.sms()) == 2
+
+
 def test_gateway_refusal_is_permanent(webhook_config, make_services, gateway, clock):
     sms = http_sms(gateway, limits=[])
     sms["http"]["url"] = f"{gateway.url}/sms/reject"
