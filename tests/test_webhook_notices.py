@@ -269,6 +269,7 @@ def test_no_phone_number_reaches_a_log(client, services, tokens, logfmt_log):
     assert "工单 #1" in pages
     text = logfmt_log.getvalue()
     assert "msg=sms" in text and "to=138****5678" in text and "139****5678" in text
+    assert "/a/…" in text and not re.search(r"/a/[A-Za-z0-9_-]{8}", text)  # links are secrets
     for number in (*PHONES, "13912345678", "11010519491231002X"):
         assert number not in text
         assert number not in api

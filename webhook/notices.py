@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 import secrets
 import urllib.parse
 from collections.abc import Callable, Sequence
@@ -24,6 +25,8 @@ from webhook.store import Notice, utcnow
 
 log = logging.getLogger("webhook.notices")
 
+#: The acknowledge link in an SMS is a credential: never logged or shown back.
+ACK_LINK = re.compile(r"/a/[A-Za-z0-9_-]+")
 SEVERITY_CN = {"critical": "严重", "warning": "警告", "info": "提示"}
 REASON_CN = {
     "new": "新告警",
@@ -151,14 +154,13 @@ class Delivery:
 
 
 class LogSms:
-    """The default SMS backend: writes the (masked) SMS to the log instead of sending it."""
+    """The default SMS backend: writes the SMS to the log instead of sending it (number masked,
+    acknowledge link hidden: it is a credential)."""
 
     def send(self, d: Delivery) -> None:
+        text = ACK_LINK.sub("/a/…", mask_text(d.text))
         log.info(
-            "sms",
-            extra={
-                "kv": {"out_id": d.out_id, "to": mask_phone(d.recipient), "text": mask_text(d.text)}
-            },
+            "sms", extra={"kv": {"out_id": d.out_id, "to": mask_phone(d.recipient), "text": text}}
         )
 
 

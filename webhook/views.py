@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 
 from sscp_ops.masking import mask_phone, mask_text
+from webhook.notices import ACK_LINK
 
-#: The acknowledge link in an SMS is a credential: never shown back.
-_ACK_LINK = re.compile(r"/a/[A-Za-z0-9_-]+")
 TIME_FIELDS = (
     "starts_at",
     "last_starts_at",
@@ -119,7 +117,7 @@ def notice_json(n: dict) -> dict:
         "reason": n["reason"],
         "channel": n["channel"],
         "recipient": mask_phone(n["recipient"]) if n["channel"] == "sms" else n["recipient"],
-        "body": _ACK_LINK.sub("/a/…", mask_text(n["body"])),
+        "body": ACK_LINK.sub("/a/…", mask_text(n["body"])),
         "status": n["status"],
         "attempts": n["attempts"],
         "created_at": iso(n["created_at"]),
