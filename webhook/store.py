@@ -1135,7 +1135,7 @@ class Store:
         """The notices merged into ``notice`` (a digest), oldest first. With ``fold``, first fold
         the other waiting SMS for the same number into it: only on the first attempt, so a
         digest never changes once it may have reached the provider under its id."""
-        with self._begin() as conn:
+        with self._begin() if fold else self._read() as conn:
             if fold:
                 conn.execute(
                     outbox.update()
