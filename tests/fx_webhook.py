@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import secrets
+import shutil
+import signal
+import subprocess
 import threading
 import time
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from helpers import FIXTURES, in_ci
+from helpers import FIXTURES, free_port, require_binary, wait_tcp
 
 from sscp_ops.config.webhook import WebhookConfig
 
@@ -38,26 +43,103 @@ class Clock:
         self.now += dt.timedelta(seconds=seconds)
 
 
-def mariadb_admin():
+class PrivateMariaDB:
+    def __init__(self, tmp_path) -> None:
+        self.mariadbd = require_binary("/usr/sbin/mariadbd", "mariadbd")
+        install = require_binary("mariadb-install-db", "mysql_install_db")
+        self.datadir = tmp_path / "mariadb"
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+        subprocess.run(
+            [
+                install,
+                "--no-defaults",
+                f"--datadir={self.datadir}",
+                "--user=root",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                self.mariadbd,
+                "--no-defaults",
+                f"--datadir={self.datadir}",
+                f"--port={self.port}",
+                "--bind-address=127.0.0.1",
+                f"--socket={self.datadir}/mysqld.sock",
+                "--user=root",
+                "--skip-log-bin",
+                "--innodb-buffer-pool-size=32M",
+                "--skip-name-resolve",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        wait_tcp(self.port, timeout=60)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(30)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@contextmanager
+def private_mariadb(tmp_path):
+    db = PrivateMariaDB(tmp_path)
+    db.start()
+    try:
+        yield db
+    finally:
+        db.stop()
+        shutil.rmtree(db.datadir, ignore_errors=True)
+
+
+def _shared_mariadb_up() -> bool:
     import pymysql
 
     try:
-        return pymysql.connect(host="127.0.0.1", port=3306, user="root", connect_timeout=3)
+        pymysql.connect(host="127.0.0.1", port=3306, user="root", connect_timeout=3).close()
+        return True
     except pymysql.err.OperationalError:
-        if in_ci():
-            pytest.fail("MariaDB on 127.0.0.1:3306 is required in CI")
-        pytest.skip("MariaDB not running on 127.0.0.1:3306")
+        return False
+
+
+@pytest.fixture(scope="session")
+def mariadb_port(tmp_path_factory):
+    """The machine's MariaDB on 3306 when it runs; else a private mariadbd for the session."""
+    if _shared_mariadb_up():
+        yield 3306
+        return
+    with private_mariadb(tmp_path_factory.mktemp("mariadb")) as db:
+        yield db.port
 
 
 @pytest.fixture
-def mariadb_url():
-    """A fresh database ``sscp_webhook_<hex>`` on the local MariaDB, dropped afterwards."""
+def mariadb_url(mariadb_port):
+    """A fresh database ``sscp_webhook_<hex>``, dropped afterwards."""
+    import pymysql
+
     name = f"sscp_webhook_{secrets.token_hex(4)}"
-    conn = mariadb_admin()
+    conn = pymysql.connect(host="127.0.0.1", port=mariadb_port, user="root", connect_timeout=5)
     with conn.cursor() as cur:
         cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
     try:
-        yield f"mysql+pymysql://root@127.0.0.1:3306/{name}"
+        yield f"mysql+pymysql://root@127.0.0.1:{mariadb_port}/{name}"
     finally:
         with conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{name}`")

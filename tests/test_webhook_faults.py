@@ -5,87 +5,16 @@ connection errors, give up on nothing). Every notification must end up in exactl
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import signal
-import subprocess
 import threading
 import time
-from contextlib import contextmanager
 
 import pytest
 import requests
 import yaml
-from fx_webhook import AM_TOKEN
-from helpers import free_port, require_binary, running, sscp_ops_cmd, wait_tcp
+from fx_webhook import AM_TOKEN, private_mariadb
+from helpers import free_port, running, sscp_ops_cmd
 
 pytestmark = pytest.mark.slow
-
-
-class PrivateMariaDB:
-    def __init__(self, tmp_path) -> None:
-        self.mariadbd = require_binary("/usr/sbin/mariadbd", "mariadbd")
-        install = require_binary("mariadb-install-db", "mysql_install_db")
-        self.datadir = tmp_path / "mariadb"
-        self.port = free_port()
-        self.proc: subprocess.Popen | None = None
-        subprocess.run(
-            [
-                install,
-                "--no-defaults",
-                f"--datadir={self.datadir}",
-                "--user=root",
-                "--auth-root-authentication-method=normal",
-                "--skip-test-db",
-            ],
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                self.mariadbd,
-                "--no-defaults",
-                f"--datadir={self.datadir}",
-                f"--port={self.port}",
-                "--bind-address=127.0.0.1",
-                f"--socket={self.datadir}/mysqld.sock",
-                "--user=root",
-                "--skip-log-bin",
-                "--innodb-buffer-pool-size=32M",
-                "--skip-name-resolve",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        wait_tcp(self.port, timeout=60)
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(30)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
-@contextmanager
-def private_mariadb(tmp_path):
-    db = PrivateMariaDB(tmp_path)
-    db.start()
-    try:
-        yield db
-    finally:
-        db.stop()
-        shutil.rmtree(db.datadir, ignore_errors=True)
 
 
 def body(n: int) -> bytes:
