@@ -15,6 +15,7 @@ pytest_plugins = [
     "fx_vulns",
     "fx_tls",
     "fx_accounts",
+    "fx_webhook",
 ]
 
 

@@ -19,6 +19,7 @@ from sscp_ops.config.exporter import ExporterConfig
 from sscp_ops.config.report import ReportConfig
 from sscp_ops.config.targets import TargetsConfig
 from sscp_ops.config.tls_checks import TlsChecksConfig
+from sscp_ops.config.webhook import WebhookConfig
 
 __all__ = ["Config", "ConfigError", "load_config", "parse_config"]
 
@@ -34,6 +35,7 @@ class Config(Model):
     report: ReportConfig = ReportConfig()
     tls_checks: TlsChecksConfig = TlsChecksConfig()
     account_review: AccountReviewConfig = AccountReviewConfig()
+    webhook: WebhookConfig = WebhookConfig()
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
