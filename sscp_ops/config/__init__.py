@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from sscp_ops.config.base import Model
 from sscp_ops.config.exporter import ExporterConfig
+from sscp_ops.config.logs import LogsConfig
 from sscp_ops.config.targets import TargetsConfig
 
 __all__ = ["Config", "ConfigError", "load_config", "parse_config"]
@@ -26,6 +27,7 @@ class ConfigError(Exception):
 class Config(Model):
     exporter: ExporterConfig = ExporterConfig()
     targets: TargetsConfig = TargetsConfig()
+    logs: LogsConfig | None = None
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
