@@ -102,8 +102,9 @@ class LoginRules(Model):
 
 
 class ExportRules(Model):
-    #: Regexes on the request path that mark export / download endpoints.
-    paths: list[Regex] = [r"(?i)/(export|download)s?(/|$|\?)", r"(?i)\.(xlsx?|csv)(\?|$)"]
+    #: Regexes (case-insensitive, no inline flags) on the request target that mark export /
+    #: download endpoints.
+    paths: list[Regex] = [r"/(export|download)s?(/|$|\?)", r"\.(xlsx?|csv)(\?|$)"]
     #: Per user or IP within ``window`` seconds: more requests or bytes is an abnormal export.
     max_requests: Annotated[int, Field(ge=1)] = 50
     max_bytes: Annotated[int, Field(ge=1)] = 100 * 1024 * 1024

@@ -1,0 +1,131 @@
+"""The access-log pipeline: parse each line, count responses, time and bytes, classify attacks,
+watch export endpoints. State is plain counters; the exporter's collector turns it into metrics.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections import deque
+from dataclasses import dataclass, field
+
+from sscp_ops.config.logs import ExportRules
+from sscp_ops.events import Event
+from sscp_ops.loganalysis.attacks import Detection, classify
+from sscp_ops.loganalysis.nginx import AccessLogParser, AccessRecord
+from sscp_ops.tailer import Chunk
+
+#: Request-duration histogram buckets (seconds); 2 s is the "< 2 s" indicator of the contract.
+DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
+STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
+
+
+@dataclass
+class ExportWatch:
+    """Requests to export endpoints per user (or IP when anonymous) within a sliding window."""
+
+    rules: ExportRules
+    _paths: re.Pattern[str] | None = None
+    _seen: dict[str, deque] = field(default_factory=dict)
+    _alerted_until: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._paths = re.compile("|".join(f"(?:{p})" for p in self.rules.paths), re.I)
+
+    def is_export(self, target: str) -> bool:
+        return self._paths is not None and self._paths.search(target) is not None
+
+    def observe(self, rec: AccessRecord, source: str) -> Event | None:
+        if rec.time is None or not 200 <= rec.status < 300:
+            return None
+        who = rec.remote_user if rec.remote_user not in ("-", "") else rec.remote_addr
+        window = self._seen.setdefault(who, deque())
+        window.append((rec.time, rec.bytes_sent))
+        horizon = rec.time - self.rules.window
+        while window and window[0][0] < horizon:
+            window.popleft()
+        total = sum(b for _, b in window)
+        if len(window) <= self.rules.max_requests and total <= self.rules.max_bytes:
+            return None
+        if self._alerted_until.get(who, 0.0) > rec.time:
+            return None
+        self._alerted_until[who] = rec.time + self.rules.window
+        if len(self._seen) > 50_000:  # bound memory on an address sweep
+            self._seen = {k: v for k, v in self._seen.items() if v and v[-1][0] >= horizon}
+        return Event(
+            key=":export",
+            time=rec.time,
+            source=source,
+            type="abnormal_export",
+            rule="export-volume",
+            client_ip=rec.remote_addr,
+            account="" if who == rec.remote_addr else who,
+            detail=f"{len(window)} export requests, {total} bytes in {self.rules.window:.0f}s; "
+            f"last: {rec.request}",
+        )
+
+
+class AccessLogAnalyzer:
+    def __init__(self, parser: AccessLogParser, source: str, exports: ExportRules) -> None:
+        self.parser = parser
+        self.source = source
+        self.exports = ExportWatch(exports)
+        self.lines = 0
+        self.unparsed = 0
+        self.responses: dict[str, int] = dict.fromkeys(STATUS_CLASSES, 0)
+        self.bytes_sent = 0
+        self.duration_counts = [0] * (len(DURATION_BUCKETS) + 1)
+        self.duration_sum = 0.0
+        self.security: dict[str, int] = {}
+        self._ua_cache: dict[str, Detection | None] = {}
+
+    def feed_chunk(self, chunk: Chunk) -> list[Event]:
+        """Account for the lines of a chunk; return the events they raise."""
+        events: list[Event] = []
+        feed = self.feed
+        for offset, line in zip(chunk.offsets, chunk.lines, strict=True):
+            found = feed(line)
+            if found:
+                key = f"{chunk.file_id}:{offset}"
+                events.extend(e._replace(key=f"{self.source}:{key}{e.key}") for e in found)
+        return events
+
+    def feed(self, line: str) -> list[Event]:
+        """Account for one line; return the events it raises (usually none), each with a key
+        suffix that :meth:`feed_chunk` prefixes with the line's position."""
+        self.lines += 1
+        rec = self.parser.parse(line)
+        if rec is None:
+            self.unparsed += 1
+            return []
+        cls = f"{rec.status // 100}xx"
+        if cls in self.responses:
+            self.responses[cls] += 1
+        self.bytes_sent += rec.bytes_sent
+        if rec.request_time is not None:
+            self.duration_counts[bisect.bisect_left(DURATION_BUCKETS, rec.request_time)] += 1
+            self.duration_sum += rec.request_time
+        events: list[Event] = []
+        found = classify(rec.target, rec.user_agent, self._ua_cache)
+        if found is not None:
+            self.security[found.type] = self.security.get(found.type, 0) + 1
+            events.append(
+                Event(
+                    key="",
+                    time=rec.time or 0.0,
+                    source=self.source,
+                    type=found.type,
+                    rule=found.rule,
+                    client_ip=rec.remote_addr,
+                    account="" if rec.remote_user == "-" else rec.remote_user,
+                    detail=f"{rec.request} UA={rec.user_agent}"
+                    if found.rule == "scan-user-agent"
+                    else rec.request,
+                )
+            )
+        if self.exports.is_export(rec.target):
+            ev = self.exports.observe(rec, self.source)
+            if ev is not None:
+                self.security["abnormal_export"] = self.security.get("abnormal_export", 0) + 1
+                events.append(ev)
+        return events
