@@ -45,6 +45,13 @@ CREATE TABLE IF NOT EXISTS events (
     detail    TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS events_time ON events (time);
+CREATE TABLE IF NOT EXISTS login_addresses (
+    source  TEXT NOT NULL,
+    account TEXT NOT NULL,
+    ip      TEXT NOT NULL,
+    logins  INTEGER NOT NULL,
+    PRIMARY KEY (source, account, ip)
+);
 """
 
 
@@ -119,6 +126,27 @@ class EventStore:
         with self._lock:
             rows = self._db.execute(sql + " ORDER BY time, key", args).fetchall()
         return [Event(*row) for row in rows]
+
+    def login_addresses(self, source: str) -> dict[str, dict[str, int]]:
+        """account -> {ip: successful logins} learned from ``source``."""
+        out: dict[str, dict[str, int]] = {}
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT account, ip, logins FROM login_addresses WHERE source = ?", (source,)
+            ).fetchall()
+        for account, ip, logins in rows:
+            out.setdefault(account, {})[ip] = logins
+        return out
+
+    def save_login_addresses(self, source: str, rows: list[tuple[str, str, int]]) -> None:
+        if not rows:
+            return
+        with self._lock, self._db:
+            self._db.executemany(
+                "INSERT INTO login_addresses VALUES (?,?,?,?) ON CONFLICT (source, account, ip) "
+                "DO UPDATE SET logins = excluded.logins",
+                [(source, *row) for row in rows],
+            )
 
     def close(self) -> None:
         with self._lock:
