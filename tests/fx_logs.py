@@ -137,6 +137,7 @@ def own_mariadb(tmp: Path) -> Iterator[MariaDB]:
     subprocess.run(
         [
             install,
+            "--no-defaults",
             f"--datadir={datadir}",
             "--auth-root-authentication-method=normal",
             "--skip-test-db",
@@ -171,3 +172,92 @@ def own_mariadb(tmp: Path) -> Iterator[MariaDB]:
             time.sleep(0.1)
         yield MariaDB(port, sock, slow_log, datadir)
     shutil.rmtree(datadir, ignore_errors=True)
+
+
+def run_workload(db: MariaDB, rounds: int = 300, seed: int = 5) -> None:
+    """An application-like mix of statements against ``db`` (own database ``sscp_slow``):
+    point lookups, IN lists of varying length, scans on unindexed columns, joins, multi-row
+    inserts, updates and deletes, with literals, comments and spacing varying between runs."""
+    import random
+
+    import pymysql
+
+    rng = random.Random(seed)
+    conn = pymysql.connect(unix_socket=str(db.socket), user="root", autocommit=True)
+    try:
+        cur = conn.cursor()
+        cur.execute("CREATE DATABASE IF NOT EXISTS sscp_slow")
+        cur.execute("USE sscp_slow")
+        cur.execute(
+            "CREATE TABLE cases (id INT PRIMARY KEY AUTO_INCREMENT, district_id INT NOT NULL,"
+            " owner_id INT NOT NULL, status VARCHAR(16) NOT NULL, title VARCHAR(64) NOT NULL,"
+            " amount DECIMAL(10,2) NOT NULL, created_at DATETIME NOT NULL)"
+        )
+        cur.execute("CREATE TABLE users (id INT PRIMARY KEY, name VARCHAR(32), phone CHAR(11))")
+        cur.execute(
+            "CREATE TABLE audit (id INT PRIMARY KEY AUTO_INCREMENT, who VARCHAR(32),"
+            " action VARCHAR(32))"
+        )
+        for start in range(0, 200, 50):
+            rows = ", ".join(
+                f"({i}, 'user{i}', '138{i:08d}')" for i in range(start + 1, start + 51)
+            )
+            cur.execute(f"INSERT INTO users (id, name, phone) VALUES {rows}")
+        for _ in range(40):
+            rows = ", ".join(
+                f"({rng.randint(1, 16)}, {rng.randint(1, 200)}, "
+                f"'{rng.choice(['open', 'closed', 'pending'])}', 'case {rng.random():.6f}', "
+                f"{rng.uniform(0, 9999):.2f}, '2026-{rng.randint(1, 11):02d}-"
+                f"{rng.randint(1, 28):02d} 10:00:00')"
+                for _ in range(100)
+            )
+            cur.execute(
+                "INSERT INTO cases (district_id, owner_id, status, title, amount, created_at)"
+                f" VALUES {rows}"
+            )
+        statuses = ["open", "closed", "pending"]
+        for _ in range(rounds):
+            n = rng.randint(1, 4000)
+            cur.execute(f"SELECT * FROM cases WHERE id = {n}")
+            cur.execute(f"select  title ,amount\n  from cases where ID={n + 1}")
+            ids = ",".join(str(rng.randint(1, 4000)) for _ in range(rng.randint(1, 12)))
+            cur.execute(f"SELECT id, status FROM cases WHERE id IN ({ids})")
+            if rng.random() < 0.5:
+                cur.execute(
+                    f"SELECT id, title FROM cases WHERE district_id = {rng.randint(1, 16)} "
+                    f"AND status = '{rng.choice(statuses)}' ORDER BY created_at ASC "
+                    f"LIMIT {rng.randint(5, 50)}"
+                )
+            if rng.random() < 0.3:
+                cur.execute(f"SELECT COUNT(*) FROM cases WHERE title LIKE '%{rng.randint(0, 99)}%'")
+            if rng.random() < 0.3:
+                cur.execute(
+                    "SELECT c.id, u.name FROM cases c JOIN users u ON u.id = c.owner_id "
+                    f"WHERE c.amount > {rng.uniform(0, 9999):.2f} LIMIT 10 OFFSET 20"
+                )
+            if rng.random() < 0.2:
+                cur.execute(
+                    "SELECT /* monthly report */ district_id, SUM(amount) FROM cases "
+                    f"WHERE created_at >= '2026-{rng.randint(1, 11):02d}-01' GROUP BY district_id"
+                )
+            if rng.random() < 0.4:
+                cur.execute(
+                    f"UPDATE cases SET status = '{rng.choice(statuses)}' "
+                    f"WHERE id = {rng.randint(1, 4000)}"
+                )
+            if rng.random() < 0.3:
+                rows = ", ".join(
+                    f"('user{rng.randint(1, 200)}', 'view')" for _ in range(rng.randint(1, 5))
+                )
+                cur.execute(f"INSERT INTO audit (who, action) VALUES {rows}")
+            if rng.random() < 0.1:
+                cur.execute(f"DELETE FROM audit WHERE id < {rng.randint(1, 50)}")
+            if rng.random() < 0.1:
+                cur.execute(f"SELECT name FROM users WHERE phone = '138{n:08d}' AND TRUE")
+            if rng.random() < 0.05:
+                cur.execute(
+                    f"SELECT * FROM cases WHERE status = 'open' ORDER BY amount DESC, id ASC "
+                    f"LIMIT {rng.randint(0, 9)}, 10"
+                )
+    finally:
+        conn.close()
