@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from exporters import host
+from exporters import logs as logs_collector
 from exporters.core import Collector
 from sscp_ops.config import Config
 
@@ -24,6 +25,9 @@ class CollectorSpec:
 CATALOG: dict[str, CollectorSpec] = {
     "host": CollectorSpec(
         host.build, help="host CPU, memory, disks, network (node_exporter names)"
+    ),
+    "logs": CollectorSpec(
+        logs_collector.build, help="log files of the logs section: attacks, logins, slow queries"
     ),
 }
 

@@ -131,7 +131,7 @@ def own_mariadb(tmp: Path) -> Iterator[MariaDB]:
     install = require_binary("mariadb-install-db", "mysql_install_db")
     server = require_binary("mariadbd", "/usr/sbin/mariadbd", "mysqld", "/usr/sbin/mysqld")
     datadir, run = tmp / "data", tmp / "run"
-    run.mkdir()
+    run.mkdir(parents=True)
     slow_log = tmp / "slow.log"
     user = ["--user=root"] if os.geteuid() == 0 else []
     subprocess.run(

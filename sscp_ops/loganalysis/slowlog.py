@@ -194,31 +194,70 @@ def _parse_time(line: str) -> float | None:
         return None
 
 
-def parse_slow_log(lines: Iterable[str]) -> Iterator[SlowQuery]:
-    """Slow-log entries, streaming. Entries are split where pt-query-digest splits them: a
-    ``#`` line after a statement line that ends with ``;``."""
-    header: list[str] = []
-    body: list[str] = []
-    for raw in lines:
-        line = raw.rstrip("\r\n")
-        if line.startswith("#"):
-            if body and (body[-1].endswith(";") or _BANNER.match(body[-1])):
-                entry = _entry(header, [b for b in body if not _BANNER.match(b)])
-                if entry is not None:
-                    yield entry
-                header, body = [], []
-            if body:  # a '#' line inside a statement
+class SlowLogStream:
+    """Incremental parser for a followed slow log: lines go in as they are read, complete
+    entries come out. An entry is complete when the next one starts (pt-query-digest's split:
+    a ``#`` line after a statement line that ends with ``;``), so the last entry of the file
+    waits for the next one, or for :meth:`flush`."""
+
+    def __init__(self) -> None:
+        self._header: list[str] = []
+        self._body: list[str] = []
+
+    def feed(self, lines: Iterable[str]) -> Iterator[SlowQuery]:
+        header, body = self._header, self._body
+        for raw in lines:
+            line = raw.rstrip("\r\n")
+            if line.startswith("#"):
+                if body and (body[-1].endswith(";") or _BANNER.match(body[-1])):
+                    entry = _entry(header, [b for b in body if not _BANNER.match(b)])
+                    if entry is not None:
+                        yield entry
+                    header, body = [], []
+                    self._header, self._body = header, body
+                if body:  # a '#' line inside a statement
+                    body.append(line)
+                else:
+                    header.append(line)
+            elif _BANNER.match(line) and not body:
+                continue
+            elif line or body:
                 body.append(line)
-            else:
-                header.append(line)
-        elif _BANNER.match(line) and not body:
-            continue
-        elif line or body:
-            body.append(line)
-    if header:
-        entry = _entry(header, [b for b in body if not _BANNER.match(b)])
-        if entry is not None:
-            yield entry
+            if len(body) > 10_000:  # a runaway statement: keep memory bounded
+                del body[5_000:]
+
+    def flush(self) -> Iterator[SlowQuery]:
+        if self._header:
+            entry = _entry(self._header, [b for b in self._body if not _BANNER.match(b)])
+            if entry is not None:
+                yield entry
+        self._header, self._body = [], []
+
+
+def parse_slow_log(lines: Iterable[str]) -> Iterator[SlowQuery]:
+    """Slow-log entries of a whole file, streaming (one entry in memory at a time)."""
+    stream = SlowLogStream()
+    yield from stream.feed(lines)
+    yield from stream.flush()
+
+
+_OUTFILE = re.compile(r"\binto\s+(?:out|dump)file\b", re.I)
+
+
+def export_finding(q: SlowQuery, backup_accounts: Iterable[str], max_rows_sent: int) -> str | None:
+    """Why a statement looks like a data export (rule id), or None.
+
+    ``into-outfile``: SELECT ... INTO OUTFILE/DUMPFILE by anyone; ``dump-by-non-backup``:
+    mysqldump's signature by an account that is not a backup account; ``large-result``: more
+    rows sent by one statement than ``max_rows_sent``.
+    """
+    if _OUTFILE.search(q.query):
+        return "into-outfile"
+    if _MYSQLDUMP.match(q.query) and q.user not in set(backup_accounts):
+        return "dump-by-non-backup"
+    if q.rows_sent > max_rows_sent:
+        return "large-result"
+    return None
 
 
 # -- digest --------------------------------------------------------------------------------
@@ -281,9 +320,11 @@ class QueryClass:
 
 
 class Digest:
-    """Query classes keyed by fingerprint."""
+    """Query classes keyed by fingerprint; ``keep_times=False`` (the exporter) drops the
+    per-query times that the p95 needs, so memory grows with classes only."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep_times: bool = True) -> None:
+        self.keep_times = keep_times
         self.classes: dict[str, QueryClass] = {}
         self.queries = 0
         self.total_time = 0.0
@@ -305,7 +346,8 @@ class Digest:
         cls.rows_sent += q.rows_sent
         cls.rows_examined += q.rows_examined
         cls.full_scans += bool(q.full_scan)
-        cls.times.append(q.query_time)
+        if self.keep_times:
+            cls.times.append(q.query_time)
         if q.query_time >= cls.max_time:
             cls.max_time = q.query_time
             cls.sample = q
