@@ -237,7 +237,9 @@ def normalise(target: str) -> str:
             break
     if "&" in text and _ENTITY.search(text):
         text = html.unescape(text)
-    text = text.translate(_LOOKALIKE).lower()
+    if not text.isascii():
+        text = text.translate(_LOOKALIKE)
+    text = text.lower()
     if "/*" in text:
         text = _COMMENT.sub(" ", text)
     return _WS.sub(" ", text) if "\t" in text or "\n" in text or "\r" in text else text

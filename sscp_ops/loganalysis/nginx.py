@@ -70,72 +70,109 @@ class AccessRecord(NamedTuple):
 
 
 class AccessLogParser:
-    """A parser for one ``log_format``; build it with :func:`compile_log_format`."""
+    """A parser for one ``log_format``; build it with :func:`compile_log_format`.
+
+    ``parse`` is generated for the format (as :mod:`dataclasses` generates ``__init__``): it
+    reads the captured groups by position, with no per-line test of which variables exist.
+    """
 
     def __init__(self, log_format: str, regex: re.Pattern[str], names: frozenset[str]) -> None:
         self.log_format = log_format
         self.regex = regex
         self.names = names
-        self._match = regex.match
-        self._time_cache: tuple[str, float | None] = ("", None)
         index = {name: i - 1 for name, i in regex.groupindex.items()}
         # Position of each captured variable in m.groups(); -1 when the format lacks it.
-        self._i = i = {name: index.get(name, -1) for name in CAPTURED}
-        self._request, self._method, self._uri = i["request"], i["request_method"], i["request_uri"]
-        self._sent = i["body_bytes_sent"] if i["body_bytes_sent"] >= 0 else i["bytes_sent"]
-        self._rt, self._addr, self._user = i["request_time"], i["remote_addr"], i["remote_user"]
-        self._status, self._ua, self._tl = i["status"], i["http_user_agent"], i["time_local"]
+        self._i = {name: index.get(name, -1) for name in CAPTURED}
+        self.parse = self._generate()
 
-    def parse(self, line: str) -> AccessRecord | None:
-        m = self._match(line)
-        if m is None:
-            return None
-        g = m.groups()
-        request = g[self._request] if self._request >= 0 else ""
-        method = g[self._method] if self._method >= 0 else ""
-        target = g[self._uri] if self._uri >= 0 else ""
-        if request and not target:
-            first = request.find(" ")
-            last = request.rfind(" ")
-            if first < 0:
-                target = request
-            else:
-                method = method or request[:first]
-                target = request[first + 1 : last] if last > first else request[first + 1 :]
-        sent = g[self._sent] if self._sent >= 0 else "-"
-        rt = g[self._rt] if self._rt >= 0 else None
-        return AccessRecord(
-            g[self._addr] if self._addr >= 0 else "-",
-            g[self._user] if self._user >= 0 else "-",
-            self._time(g),
-            method,
-            target,
-            int(g[self._status]),
-            int(sent) if sent != "-" else 0,
-            float(rt) if rt and rt != "-" else None,
-            g[self._ua] if self._ua >= 0 else "",
-            request or f"{method} {target}",
-        )
+    def parse(self, line: str) -> AccessRecord | None:  # replaced per instance in __init__
+        raise NotImplementedError
 
-    def _time(self, g: tuple) -> float | None:
-        if self._tl >= 0:
-            text = g[self._tl]
-            cached, value = self._time_cache
-            if text != cached:
-                value = parse_time_local(text)
-                self._time_cache = (text, value)
-            return value
+    def _generate(self):
         i = self._i
-        if i["msec"] >= 0:
-            return float(g[i["msec"]])
-        iso = g[i["time_iso8601"]] if i["time_iso8601"] >= 0 else None
-        if iso:
-            from datetime import datetime
 
-            try:
-                return datetime.fromisoformat(iso).timestamp()
-            except ValueError:
-                return None
+        def get(name: str, default: str | None) -> str:
+            return f"g[{i[name]}]" if i[name] >= 0 else repr(default)
+
+        sent = "body_bytes_sent" if i["body_bytes_sent"] >= 0 else "bytes_sent"
+        if i["time_local"] >= 0:
+            when = f"time_local(g[{i['time_local']}])"
+        elif i["msec"] >= 0:
+            when = f"float(g[{i['msec']}])"
+        elif i["time_iso8601"] >= 0:
+            when = f"time_iso(g[{i['time_iso8601']}])"
+        else:
+            when = "None"
+        source = f"""
+def parse(line):
+    m = match(line)
+    if m is None:
+        return None
+    g = m.groups()
+    request = {get("request", "")}
+    method = {get("request_method", "")}
+    target = {get("request_uri", "")}
+    if request and not target:
+        first = request.find(" ")
+        last = request.rfind(" ")
+        if first < 0:
+            target = request
+        else:
+            method = method or request[:first]
+            target = request[first + 1 : last] if last > first else request[first + 1 :]
+    sent = {get(sent, "-")}
+    rt = {get("request_time", None)}
+    return Record(
+        {get("remote_addr", "-")},
+        {get("remote_user", "-")},
+        {when},
+        method,
+        target,
+        int(g[{i["status"]}]),
+        int(sent) if sent != "-" else 0,
+        float(rt) if rt and rt != "-" else None,
+        {get("http_user_agent", "")},
+        request or method + " " + target,
+    )
+"""
+        namespace = {
+            "match": self.regex.match,
+            "Record": AccessRecord,
+            "time_local": TimeLocalCache(),
+            "time_iso": parse_time_iso,
+        }
+        exec(compile(source, f"<log_format parser {self.log_format!r}>", "exec"), namespace)
+        return namespace["parse"]
+
+
+class TimeLocalCache:
+    """``$time_local`` to Unix time, computing each minute once (logs repeat them)."""
+
+    def __init__(self) -> None:
+        self._minutes: dict[str, float | None] = {}
+
+    def __call__(self, text: str) -> float | None:
+        key = text[:17] + text[20:]
+        base = self._minutes.get(key, -1.0)
+        if base == -1.0:
+            base = parse_time_local(text[:17] + ":00" + text[20:])
+            if len(self._minutes) > 4096:
+                self._minutes.clear()
+            self._minutes[key] = base
+        if base is None:
+            return None
+        try:
+            return base + int(text[18:20])
+        except ValueError:
+            return None
+
+
+def parse_time_iso(text: str) -> float | None:
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
         return None
 
 
