@@ -12,6 +12,7 @@ pt-query-digest reports, with the same ``checksum`` (the MD5 of the fingerprint,
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
@@ -19,6 +20,7 @@ from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import IO
 
 from exporters.core import ParseError
 
@@ -37,6 +39,7 @@ _ESC_QUOTE = re.compile(r"\\[\"']")
 _DQ = re.compile(r'".*?"', re.S)
 _SQ = re.compile(r"'.*?'", re.S)
 _BOOL = re.compile(r"\bfalse\b|\btrue\b", re.I)
+_BOOL_HINT = re.compile(r"[fF][aA][lL][sS][eE]|[tT][rR][uU][eE]")
 _NUMBER = re.compile(r"[0-9+-][0-9a-f.xb+-]*")
 _LEFTOVER = re.compile(r"[xb.+-]\?")
 _SPACE = re.compile(r"[ \n\t\r\f]+")
@@ -62,8 +65,10 @@ def fingerprint(query: str) -> str:
     m = _MULTI_INSERT.match(query)
     if m:
         query = m.group(1)
-    query = _MLC.sub("", query)
-    query = _OLC.sub("", query)
+    if "/*" in query:
+        query = _MLC.sub("", query)
+    if "--" in query or "#" in query:
+        query = _OLC.sub("", query)
     if _USE.match(query):
         return _USE.sub("use ?", query)
     if "\\" in query:
@@ -72,19 +77,23 @@ def fingerprint(query: str) -> str:
         query = _DQ.sub("?", query)
     if "'" in query:
         query = _SQ.sub("?", query)
-    query = _BOOL.sub("?", query)
+    if _BOOL_HINT.search(query):
+        query = _BOOL.sub("?", query)
     query = _NUMBER.sub("?", query)
     query = _LEFTOVER.sub("?", query)
     query = query.lstrip()
     if query.endswith("\n"):
         query = query[:-1]
     query = _SPACE.sub(" ", query).lower()
-    query = _NULL.sub("?", query)
-    query = _LISTS.sub(r"\1(?+)", query)
+    if "null" in query:
+        query = _NULL.sub("?", query)
+    if "(" in query:
+        query = _LISTS.sub(r"\1(?+)", query)
     if "union" in query:
         query = _UNION.sub(r"\1 /*repeat\2*/", query)
-    query = _LIMIT.sub("limit ?", query, count=1)
-    m = _ORDER_BY.search(query)
+    if "limit" in query:
+        query = _LIMIT.sub("limit ?", query, count=1)
+    m = _ORDER_BY.search(query) if "order by" in query else None
     if m:
         pos = m.end()
         while True:
@@ -118,126 +127,166 @@ class SlowQuery:
     full_scan: bool | None = None
 
 
+#: Server (re)start banners written into the slow log (pt-query-digest's list, plus mariadbd).
 _BANNER = re.compile(
-    r"^(?:T[cC][pP]\s[pP]ort:\s+\d+|[/A-Z].*mysqld?,\sVersion.*|Time\s+Id\s+Command)"
+    r"^(?:T[cC][pP]\s[pP]ort:\s+\d+|[/A-Z].*(?:mysqld|mariadbd),\sVersion.*"
+    r"(?:started\swith:|embedded\slibrary)|Time\s+Id\s+Command).*\n",
+    re.M,
 )
-_USER_HOST = re.compile(r"# User@Host: ([^\[]+|\[[^[]+\]).*?@ (\S*) \[(.*?)\]")
-_PROPS = re.compile(r"(\w+):\s+(\S+|\Z)")
+_USER_HOST = re.compile(r"^# User@Host: ([^\[\n]+|\[[^\[\n]+\]).*?@ (\S*) \[(.*?)\]", re.M)
+_QUERY_TIME = re.compile(
+    r"^# Query_time: ([\d.]+)\s+Lock_time: ([\d.]+)\s+Rows_sent: (\d+)\s+Rows_examined: (\d+)",
+    re.M,
+)
+_SCHEMA = re.compile(r"Schema: (\w+)(?=\s|$)", re.M)
 _TIME = re.compile(
-    r"^# Time: (?:(\d{6}\s+\d{1,2}:\d\d:\d\d)|(\d{4}-\d\d-\d\dT[\d:.]+)(Z|[+-][\d:]+)?)"
+    r"^# Time: (?:(\d{6}\s+\d{1,2}:\d\d:\d\d)|(\d{4}-\d\d-\d\dT[\d:.]+)(Z|[+-][\d:]+)?)", re.M
 )
+_ADMIN = re.compile(r"^# administrator command: (.*?);?$", re.M)
+#: The statement starts at the first line that is neither a comment nor session bookkeeping.
+_NOT_STATEMENT = ("#", "use ", "SET last_insert_id", "SET insert_id", "SET timestamp")
+_USE_DB = re.compile(r"^use ([^;\n]+)", re.M)
+_SET_TIMESTAMP = re.compile(r"^SET timestamp=(\d+(?:\.\d+)?)", re.M)
+#: pt-query-digest's record separator: a statement's final ";" and the next entry's "#".
+_SEPARATOR = ";\n#"
 
 
-def _entry(header: list[str], body: list[str]) -> SlowQuery | None:
-    props: dict[str, str] = {}
-    user = host = db = ""
-    when: float | None = None
-    query = ""
-    for line in header:
-        if line.startswith("# Time:"):
-            when = _parse_time(line) or when
-        elif line.startswith("# User@Host:"):
-            m = _USER_HOST.match(line)
-            if m:
-                user = m.group(1).strip().split("[")[0]
-                host = m.group(2) or m.group(3)
-        elif line.startswith("# administrator command:"):
-            query = line[2:].rstrip().removesuffix(";")
-        else:
-            if "Schema:" in line:
-                line = re.sub(r"Schema:\s+(\w+: )", r"\1", line)
-            props.update(_PROPS.findall(line))
-    lines = list(body)
-    while lines and (lines[0].startswith(("use ", "SET timestamp", "SET insert_id", "SET last_"))):
-        first = lines.pop(0)
-        if first.startswith("use ") and not db:
-            db = first[4:].split(";")[0].strip().strip("`")
-        elif first.startswith("SET timestamp=") and when is None:
-            try:
-                when = float(first[len("SET timestamp=") :].split(";")[0])
-            except ValueError:
-                pass
-    if lines:
-        query = "\n".join(lines)
-        if query.endswith(";"):
-            query = query[:-1]
-    if not query or "Query_time" not in props:
+def _record(text: str) -> SlowQuery | None:
+    """One entry (header comment lines, session lines, the statement) -> SlowQuery."""
+    if "Tcp port" in text or "TCP Port" in text or ", Version" in text or "Time " in text:
+        text = _BANNER.sub("", text)
+    if not text.startswith("#"):
+        text = "#" + text
+    start, end = 0, len(text)
+    while start < end and text.startswith(_NOT_STATEMENT, start):
+        nl = text.find("\n", start)
+        start = end if nl < 0 else nl + 1
+    head = text[:start]
+    at = head.find("# Query_time:")
+    times = _QUERY_TIME.match(head, at) if at >= 0 else None
+    if times is None:
         return None
-    db = db or props.get("Schema", "")
+    if start < end:
+        query = text[start:]
+        if query.endswith(";\n"):
+            query = query[:-2]
+        elif query.endswith(";"):
+            query = query[:-1]
+        query = query.rstrip("\n")
+    else:
+        admin = _ADMIN.search(head)
+        query = admin.group(1) if admin else ""
+        if admin:
+            query = "administrator command: " + query
+    if not query:
+        return None
+    user = host = db = ""
+    at = head.find("# User@Host:")
+    uh = _USER_HOST.match(head, at) if at >= 0 else None
+    if uh:
+        user = uh.group(1).strip().split("[")[0]
+        host = uh.group(2) or uh.group(3)
+    use = _USE_DB.search(head) if "use " in head else None
+    if use:
+        db = use.group(1).strip().strip("`")
+    else:
+        schema = _SCHEMA.search(head)
+        if schema:
+            db = schema.group(1)
+    when: float | None = None
+    if "# Time:" in head:
+        when = _parse_time(head)
+    if when is None:
+        ts = _SET_TIMESTAMP.search(head) if "SET timestamp=" in head else None
+        if ts:
+            when = float(ts.group(1))
+    full_scan = ("Full_scan: Yes" in head) if "Full_scan:" in head else None
     try:
         return SlowQuery(
-            query=query,
-            query_time=float(props["Query_time"]),
-            lock_time=float(props.get("Lock_time", 0) or 0),
-            rows_sent=int(props.get("Rows_sent", 0) or 0),
-            rows_examined=int(props.get("Rows_examined", 0) or 0),
-            user=user,
-            host=host,
-            db=db,
-            time=when,
-            full_scan=(props["Full_scan"] == "Yes") if "Full_scan" in props else None,
+            query,
+            float(times.group(1)),
+            float(times.group(2)),
+            int(times.group(3)),
+            int(times.group(4)),
+            user,
+            host,
+            db,
+            when,
+            full_scan,
         )
     except ValueError as exc:
-        raise ParseError(f"slow log: bad value in {header!r}: {exc}") from None
+        raise ParseError(f"slow log: bad value in {head!r}: {exc}") from None
 
 
-def _parse_time(line: str) -> float | None:
-    m = _TIME.match(line)
+def _parse_time(head: str) -> float | None:
+    m = _TIME.search(head)
     if not m:
         return None
+    return _time_of(m.group(1), m.group(2), m.group(3))
+
+
+@functools.lru_cache(maxsize=64)
+def _time_of(classic: str | None, iso: str | None, zone: str | None) -> float | None:
+    m = (classic, iso, zone)
     try:
-        if m.group(1):
-            return datetime.strptime(" ".join(m.group(1).split()), "%y%m%d %H:%M:%S").timestamp()
-        stamp = m.group(2) + (m.group(3) or "")
+        if m[0]:
+            return datetime.strptime(" ".join(m[0].split()), "%y%m%d %H:%M:%S").timestamp()
+        stamp = (m[1] or "") + (m[2] or "")
         return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
 
 
 class SlowLogStream:
-    """Incremental parser for a followed slow log: lines go in as they are read, complete
-    entries come out. An entry is complete when the next one starts (pt-query-digest's split:
-    a ``#`` line after a statement line that ends with ``;``), so the last entry of the file
-    waits for the next one, or for :meth:`flush`."""
+    """Incremental parser: text goes in as it is read, complete entries come out.
+
+    Entries are split where pt-query-digest splits them, at ``;\n#`` (a statement's final
+    semicolon and the next entry's first comment line), so the last entry waits for the next
+    one, or for :meth:`flush`. Memory holds one unfinished entry at most (cut at 16 MiB).
+    """
 
     def __init__(self) -> None:
-        self._header: list[str] = []
-        self._body: list[str] = []
+        self._carry = ""
+
+    def feed_text(self, text: str) -> Iterator[SlowQuery]:
+        buf = self._carry + text if self._carry else text
+        parts = buf.split(_SEPARATOR)
+        carry = parts.pop()
+        self._carry = carry if len(carry) < (16 << 20) else ""
+        for i, part in enumerate(parts):
+            if i or not part.startswith("#"):
+                part = part if part.startswith("#") else "#" + part
+            q = _record(part)
+            if q is not None:
+                yield q
 
     def feed(self, lines: Iterable[str]) -> Iterator[SlowQuery]:
-        header, body = self._header, self._body
-        for raw in lines:
-            line = raw.rstrip("\r\n")
-            if line.startswith("#"):
-                if body and (body[-1].endswith(";") or _BANNER.match(body[-1])):
-                    entry = _entry(header, [b for b in body if not _BANNER.match(b)])
-                    if entry is not None:
-                        yield entry
-                    header, body = [], []
-                    self._header, self._body = header, body
-                if body:  # a '#' line inside a statement
-                    body.append(line)
-                else:
-                    header.append(line)
-            elif _BANNER.match(line) and not body:
-                continue
-            elif line or body:
-                body.append(line)
-            if len(body) > 10_000:  # a runaway statement: keep memory bounded
-                del body[5_000:]
+        """Lines without their newlines (as the log follower returns them)."""
+        text = "\n".join(lines)
+        return self.feed_text(text + "\n" if text else text)
 
     def flush(self) -> Iterator[SlowQuery]:
-        if self._header:
-            entry = _entry(self._header, [b for b in self._body if not _BANNER.match(b)])
-            if entry is not None:
-                yield entry
-        self._header, self._body = [], []
+        carry, self._carry = self._carry, ""
+        if carry.strip():
+            q = _record(carry)
+            if q is not None:
+                yield q
 
 
-def parse_slow_log(lines: Iterable[str]) -> Iterator[SlowQuery]:
-    """Slow-log entries of a whole file, streaming (one entry in memory at a time)."""
+def parse_slow_log(source: Iterable[str] | IO[str], block: int = 1 << 20) -> Iterator[SlowQuery]:
+    """Entries of a whole slow log, streaming: a file is read in ``block``-sized pieces; lines
+    (with their newlines) are accepted too."""
     stream = SlowLogStream()
-    yield from stream.feed(lines)
+    read = getattr(source, "read", None)
+    if read is not None:
+        while True:
+            text = read(block)
+            if not text:
+                break
+            yield from stream.feed_text(text)
+    else:
+        for line in source:
+            yield from stream.feed_text(line)
     yield from stream.flush()
 
 
