@@ -36,6 +36,7 @@ from prometheus_client.core import (
 from exporters.core import Collector
 from sscp_ops.config import Config
 from sscp_ops.config.logs import LogFile, LogsConfig
+from sscp_ops.config.targets import MysqlTarget
 from sscp_ops.events import EVENT_TYPES, Event, EventStore
 from sscp_ops.loganalysis.access import DURATION_BUCKETS, STATUS_CLASSES, AccessLogAnalyzer
 from sscp_ops.loganalysis.logins import (
@@ -45,7 +46,12 @@ from sscp_ops.loganalysis.logins import (
     parse_sshd_line,
 )
 from sscp_ops.loganalysis.nginx import compile_log_format
-from sscp_ops.loganalysis.slowlog import Digest, SlowLogStream, export_finding
+from sscp_ops.loganalysis.slowlog import (
+    Digest,
+    SlowLogStream,
+    export_finding,
+    processlist_finding,
+)
 from sscp_ops.tailer import Chunk, LogFollower
 
 log = logging.getLogger("exporter")
@@ -137,6 +143,84 @@ class _SlowLog(_Source):
         return events
 
 
+class _Processlist:
+    """Running statements of a MySQL target (the one a slow log's ``target`` names in
+    ``targets.mysql``): exports in progress, seen before they reach any log."""
+
+    QUERY = (
+        "SELECT ID, USER, HOST, INFO FROM information_schema.PROCESSLIST "
+        "WHERE INFO IS NOT NULL AND ID <> CONNECTION_ID()"
+    )
+
+    def __init__(self, target: MysqlTarget, cfg: LogsConfig, clock: Callable[[], float]) -> None:
+        self.target = target
+        self.cfg = cfg
+        self.clock = clock
+        self._conn = None
+        self._seen: set[str] = set()
+
+    def _connect(self):
+        import pymysql
+
+        host, _, port = self.target.address.rpartition(":")
+        return pymysql.connect(
+            host=host.strip("[]"),
+            port=int(port),
+            user=self.target.user,
+            password=self.target.password() or "",
+            connect_timeout=self.target.timeout,
+            read_timeout=self.target.timeout,
+            autocommit=True,
+        )
+
+    def poll(self) -> list[Event]:
+        try:
+            if self._conn is None:
+                self._conn = self._connect()
+            with self._conn.cursor() as cur:
+                cur.execute(self.QUERY)
+                rows = cur.fetchall()
+        except Exception as exc:  # the target may be down: the mysql collector reports that
+            log.warning(
+                "processlist check failed",
+                extra={"kv": {"target": self.target.name, "err": type(exc).__name__}},
+            )
+            self.close()
+            return []
+        events = []
+        for pid, user, host, info in rows:
+            rule = processlist_finding(user, info, self.cfg.exports.backup_accounts)
+            if rule is None:
+                continue
+            key = f"{self.target.name}:processlist:{pid}:{_digest(info)}"
+            if key in self._seen:
+                continue
+            if len(self._seen) > 10_000:
+                self._seen.clear()
+            self._seen.add(key)
+            events.append(
+                Event(
+                    key,
+                    self.clock(),
+                    self.target.name,
+                    "abnormal_export",
+                    f"{rule}-running",
+                    (host or "").rsplit(":", 1)[0],
+                    user,
+                    info,
+                )
+            )
+        return events
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:  # already broken
+                pass
+            self._conn = None
+
+
 class LogsCollector(Collector):
     name = "logs"
 
@@ -145,6 +229,7 @@ class LogsCollector(Collector):
         cfg: LogsConfig,
         store: EventStore | None = None,
         clock: Callable[[], float] = time.time,
+        mysql_targets: Iterable[MysqlTarget] = (),
     ) -> None:
         self.cfg = cfg
         self.store = store or EventStore(cfg.events_db)
@@ -157,6 +242,10 @@ class LogsCollector(Collector):
                 self.sources.append(_Logins(spec, cfg, self.store, clock))
             else:
                 self.sources.append(_SlowLog(spec, cfg))
+        slow_targets = {f.label for f in cfg.files if f.kind == "mysql_slow"}
+        self.processlists = [
+            _Processlist(t, cfg, clock) for t in mysql_targets if t.name in slow_targets
+        ]
 
     def read(self, deadline: float | None = None) -> int:
         """Read what is new in every file; returns the number of new events stored."""
@@ -173,6 +262,12 @@ class LogsCollector(Collector):
                 for e in events:
                     self.security[e.type] += 1
             source.follower.commit()
+        for watch in self.processlists:
+            events = watch.poll()
+            if events:
+                stored += self.store.add(events)
+                for e in events:
+                    self.security[e.type] += 1
         return stored
 
     def collect(self, timeout: float) -> Iterable[Metric]:
@@ -280,6 +375,8 @@ class LogsCollector(Collector):
         ]
 
     def close(self) -> None:
+        for watch in self.processlists:
+            watch.close()
         self.store.close()
 
 
@@ -304,4 +401,4 @@ def _lag(follower: LogFollower) -> float:
 def build(config: Config) -> list[Collector]:
     if config.logs is None or not config.logs.files:
         return []
-    return [LogsCollector(config.logs)]
+    return [LogsCollector(config.logs, mysql_targets=config.targets.mysql)]

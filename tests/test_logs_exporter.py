@@ -200,3 +200,64 @@ def test_mysql_exports_found_in_a_real_slow_log(tmp_path) -> None:
     assert all(e.account == "root" for e in stored)
     slow = metrics["mysql_slow_queries"].samples[0]
     assert slow.labels == {"target": "db1"} and slow.value > 5
+
+
+@pytest.mark.slow
+def test_running_exports_seen_in_processlist(tmp_path) -> None:
+    dump = require_binary("mariadb-dump", "mysqldump")
+    with own_mariadb(tmp_path / "db") as db:
+        admin = pymysql.connect(unix_socket=str(db.socket), user="root", autocommit=True)
+        cur = admin.cursor()
+        cur.execute("CREATE DATABASE sscp_exp")
+        cur.execute("CREATE TABLE sscp_exp.people (id INT PRIMARY KEY, phone CHAR(11))")
+        cur.execute("INSERT INTO sscp_exp.people VALUES (1, '13812345678')")
+        cur.execute("LOCK TABLES sscp_exp.people WRITE")  # both exports wait, visible
+        dumper = subprocess.Popen(
+            [
+                dump,
+                "--no-defaults",
+                f"--socket={db.socket}",
+                "-uroot",
+                "--single-transaction",
+                "sscp_exp",
+                "people",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        other = pymysql.connect(unix_socket=str(db.socket), user="root", autocommit=True)
+        outfile = tmp_path / "people.txt"
+        import threading
+
+        worker = threading.Thread(
+            target=lambda: other.cursor().execute(
+                f"SELECT * FROM sscp_exp.people INTO OUTFILE '{outfile}'"
+            )
+        )
+        worker.start()
+        try:
+            cfg = parse_config(
+                "logs:\n"
+                f"  positions_dir: {tmp_path / 'positions'}\n"
+                f"  events_db: {tmp_path / 'events.sqlite'}\n"
+                f"  files: [{{name: db1-slow, path: {tmp_path / 'none.log'}, kind: mysql_slow,"
+                " target: db1}]\n"
+                f"targets: {{mysql: [{{name: db1, address: '127.0.0.1:{db.port}', user: root}}]}}\n"
+            )
+            collector = LogsCollector(cfg.logs, mysql_targets=cfg.targets.mysql)
+            deadline = time.monotonic() + 20
+            rules: list[str] = []
+            while time.monotonic() < deadline and len(rules) < 2:
+                collector.read()
+                rules = sorted(e.rule for e in collector.store.query(types=["abnormal_export"]))
+                time.sleep(0.2)
+            collector.read()  # seen again: not counted again
+            assert rules == ["dump-by-non-backup-running", "into-outfile-running"]
+            assert collector.security["abnormal_export"] == 2
+            collector.close()
+        finally:
+            cur.execute("UNLOCK TABLES")
+            worker.join(20)
+            dumper.wait(20)
+            other.close()
+            admin.close()

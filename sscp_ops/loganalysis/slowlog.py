@@ -291,6 +291,8 @@ def parse_slow_log(source: Iterable[str] | IO[str], block: int = 1 << 20) -> Ite
 
 
 _OUTFILE = re.compile(r"\binto\s+(?:out|dump)file\b", re.I)
+#: What mysqldump / mariadb-dump send to read a table (``*`` or, since MariaDB 10.x, columns).
+_DUMP = re.compile(r"SELECT /\*!40001 SQL_NO_CACHE \*/ ")
 
 
 def export_finding(q: SlowQuery, backup_accounts: Iterable[str], max_rows_sent: int) -> str | None:
@@ -302,7 +304,7 @@ def export_finding(q: SlowQuery, backup_accounts: Iterable[str], max_rows_sent: 
     """
     if _OUTFILE.search(q.query):
         return "into-outfile"
-    if _MYSQLDUMP.match(q.query) and q.user not in set(backup_accounts):
+    if _DUMP.match(q.query) and q.user not in set(backup_accounts):
         return "dump-by-non-backup"
     if q.rows_sent > max_rows_sent:
         return "large-result"
@@ -310,6 +312,19 @@ def export_finding(q: SlowQuery, backup_accounts: Iterable[str], max_rows_sent: 
 
 
 # -- digest --------------------------------------------------------------------------------
+
+
+def processlist_finding(user: str, info: str | None, backup_accounts: Iterable[str]) -> str | None:
+    """Why a running statement (a PROCESSLIST row) looks like a data export, or None:
+    ``into-outfile`` by anyone, ``dump-by-non-backup`` (mysqldump's SELECT) by an account that
+    is not a backup account."""
+    if not info:
+        return None
+    if _OUTFILE.search(info):
+        return "into-outfile"
+    if _DUMP.match(info) and user not in set(backup_accounts):
+        return "dump-by-non-backup"
+    return None
 
 
 @dataclass
