@@ -24,8 +24,8 @@ import re
 import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import quote
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "logs"
@@ -64,8 +64,7 @@ CHINESE_TERMS = (
 )
 
 
-@dataclass(frozen=True)
-class Sample:
+class Sample(NamedTuple):
     corpus: str
     expected: str | None  # attack type, None for benign
     target: str

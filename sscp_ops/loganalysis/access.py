@@ -25,15 +25,16 @@ class ExportWatch:
     """Requests to export endpoints per user (or IP when anonymous) within a sliding window."""
 
     rules: ExportRules
-    _paths: re.Pattern[str] | None = None
+    pattern: re.Pattern[str] | None = None
     _seen: dict[str, deque] = field(default_factory=dict)
     _alerted_until: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self._paths = re.compile("|".join(f"(?:{p})" for p in self.rules.paths), re.I)
+        if self.rules.paths:
+            self.pattern = re.compile("|".join(f"(?:{p})" for p in self.rules.paths), re.I)
 
     def is_export(self, target: str) -> bool:
-        return self._paths is not None and self._paths.search(target) is not None
+        return self.pattern is not None and self.pattern.search(target) is not None
 
     def observe(self, rec: AccessRecord, source: str) -> Event | None:
         if rec.time is None or not 200 <= rec.status < 300:
@@ -78,6 +79,7 @@ class AccessLogAnalyzer:
         self.duration_sum = 0.0
         self.security: dict[str, int] = {}
         self._ua_cache: dict[str, Detection | None] = {}
+        self._target_cache: dict[str, Detection | None] = {}
 
     @property
     def responses(self) -> dict[str, int]:
@@ -93,32 +95,34 @@ class AccessLogAnalyzer:
         The hot loop of the exporter (a million lines in seconds): locals only.
         """
         events: list[Event] = []
-        parse = self.parser.parse
+        parse = self.parser.parse_fields
         status_counts = self.status_counts
         durations = self.duration_counts
         bounds = DURATION_BUCKETS
         bisect_left = bisect.bisect_left
         ua_cache = self._ua_cache
-        is_export = self.exports.is_export
+        target_cache = self._target_cache
+        is_export = self.exports.pattern.search if self.exports.pattern else lambda _: None
         sent = unparsed = 0
         total_time = 0.0
         for offset, line in zip(chunk.offsets, chunk.lines, strict=True):
-            rec = parse(line)
-            if rec is None:
+            fields = parse(line)
+            if fields is None:
                 unparsed += 1
                 continue
-            cls = rec.status // 100
+            _, _, _, _, target, status, nbytes, rt, ua, _ = fields
+            cls = status // 100
             status_counts[cls if 0 < cls < 6 else 0] += 1
-            sent += rec.bytes_sent
-            rt = rec.request_time
+            sent += nbytes
             if rt is not None:
                 durations[bisect_left(bounds, rt)] += 1
                 total_time += rt
-            found = classify(rec.target, rec.user_agent, ua_cache)
+            found = classify(target, ua, ua_cache, target_cache)
             if found is not None:
+                rec = AccessRecord._make(fields)
                 events.append(self._attack(rec, found, f"{chunk.file_id}:{offset}"))
-            if is_export(rec.target):
-                ev = self.exports.observe(rec, self.source)
+            if is_export(target) is not None:
+                ev = self.exports.observe(AccessRecord._make(fields), self.source)
                 if ev is not None:
                     self._count("abnormal_export")
                     events.append(ev._replace(key=f"{self.source}:{chunk.file_id}:{offset}:export"))

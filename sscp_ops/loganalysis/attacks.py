@@ -254,19 +254,34 @@ def classify_user_agent(user_agent: str) -> Detection | None:
 
 
 def classify_target(target: str) -> Detection | None:
-    text = target.lower() if _PLAIN.match(target) else normalise(target)
-    hits = _RULE_SET.Match(text)
+    """The attack type of a request target alone (no User-Agent)."""
+    hits = _set_match(target.lower() if _plain(target) else normalise(target))
     if not hits:
         return None
-    kind, rule, _ = RULES[min(hits, key=_RANK.__getitem__)]
-    return Detection(kind, rule)
+    return _DETECTIONS[min(hits, key=_RANK.__getitem__)]
 
 
 def classify(
-    target: str, user_agent: str = "", ua_cache: dict[str, Detection | None] | None = None
+    target: str,
+    user_agent: str = "",
+    ua_cache: dict[str, Detection | None] | None = None,
+    target_cache: dict[str, Detection | None] | None = None,
 ) -> Detection | None:
-    """The one attack type of a request, or None for an ordinary one."""
-    found = classify_target(target)
+    """The one attack type of a request, or None for an ordinary one.
+
+    ``ua_cache`` and ``target_cache`` (bounded dicts owned by the caller) remember verdicts:
+    access logs repeat the same User-Agents and, for static files and hot pages, targets.
+    """
+    if target_cache is not None:
+        try:
+            found = target_cache[target]
+        except KeyError:
+            found = classify_target(target)
+            if len(target_cache) >= 50_000:
+                target_cache.clear()
+            target_cache[target] = found
+    else:
+        found = classify_target(target)
     if found is not None or not user_agent or user_agent == "-":
         return found
     cache = _DEFAULT_UA_CACHE if ua_cache is None else ua_cache
@@ -279,3 +294,20 @@ def classify(
         cache.clear()
     cache[user_agent] = found
     return found
+
+
+_plain = _PLAIN.match
+
+
+def _raw_set_match(rules: re2.Set):
+    """The set's matcher on UTF-8 bytes, without the wrapper's per-call type checks when the
+    installed google-re2 exposes it (an empty list means no match either way)."""
+    raw = getattr(rules, "_set", None)
+    if raw is None or not hasattr(raw, "Match"):
+        return rules.Match
+    match = raw.Match
+    return lambda text: match(text.encode())
+
+
+_set_match = _raw_set_match(_RULE_SET)
+_DETECTIONS = [Detection(kind, rule) for kind, rule, _ in RULES]

@@ -83,10 +83,13 @@ class AccessLogParser:
         index = {name: i - 1 for name, i in regex.groupindex.items()}
         # Position of each captured variable in m.groups(); -1 when the format lacks it.
         self._i = {name: index.get(name, -1) for name in CAPTURED}
-        self.parse = self._generate()
+        #: ``line -> tuple | None``: the fields of :class:`AccessRecord`, as a plain tuple
+        #: (what the hot loop of the access-log pipeline unpacks).
+        self.parse_fields = self._generate()
 
-    def parse(self, line: str) -> AccessRecord | None:  # replaced per instance in __init__
-        raise NotImplementedError
+    def parse(self, line: str) -> AccessRecord | None:
+        fields = self.parse_fields(line)
+        return None if fields is None else AccessRecord._make(fields)
 
     def _generate(self):
         i = self._i
@@ -95,8 +98,29 @@ class AccessLogParser:
             return f"g[{i[name]}]" if i[name] >= 0 else repr(default)
 
         sent = "body_bytes_sent" if i["body_bytes_sent"] >= 0 else "bytes_sent"
+        time_code = ""
         if i["time_local"] >= 0:
-            when = f"time_local(g[{i['time_local']}])"
+            # Consecutive lines mostly share their second: remember the last one.
+            time_code = (
+                f"tl = g[{i['time_local']}]\n"
+                "    if tl == seen[0]:\n"
+                "        when = seen[1]\n"
+                "    else:\n"
+                "        when = time_local(tl)\n"
+                "        seen[0] = tl\n"
+                "        seen[1] = when"
+            )
+        split = ""
+        if "req_target" in self.regex.groupindex:
+            k_m = self.regex.groupindex["req_method"] - 1
+            k_t = self.regex.groupindex["req_target"] - 1
+            split = (
+                f"if not target and g[{k_t}] is not None:\n"
+                f"        target = g[{k_t}]\n"
+                f"        method = method or g[{k_m}]"
+            )
+        if i["time_local"] >= 0:
+            when = "when"
         elif i["msec"] >= 0:
             when = f"float(g[{i['msec']}])"
         elif i["time_iso8601"] >= 0:
@@ -112,6 +136,7 @@ def parse(line):
     request = {get("request", "")}
     method = {get("request_method", "")}
     target = {get("request_uri", "")}
+    {split}
     if request and not target:
         first = request.find(" ")
         last = request.rfind(" ")
@@ -122,7 +147,8 @@ def parse(line):
             target = request[first + 1 : last] if last > first else request[first + 1 :]
     sent = {get(sent, "-")}
     rt = {get("request_time", None)}
-    return Record(
+    {time_code}
+    return (
         {get("remote_addr", "-")},
         {get("remote_user", "-")},
         {when},
@@ -137,8 +163,8 @@ def parse(line):
 """
         namespace = {
             "match": self.regex.match,
-            "Record": AccessRecord,
             "time_local": TimeLocalCache(),
+            "seen": ["", None],
             "time_iso": parse_time_iso,
         }
         exec(compile(source, f"<log_format parser {self.log_format!r}>", "exec"), namespace)
@@ -206,7 +232,15 @@ def compile_log_format(log_format: str) -> AccessLogParser:
         if name in _SHAPES:
             body = _SHAPES[name]
         elif follow:
-            body = f"[^{re.escape(follow[0])}]*"
+            stop = re.escape(follow[0])
+            body = f"[^{stop}]*"
+            if name == "request" and "request" not in names:
+                # Method and target split by the regex engine; a garbled request line
+                # (binary, no spaces) takes the second branch.
+                body = (
+                    f"(?P<req_method>[A-Za-z]+) (?P<req_target>[^{stop} ]*)"
+                    f"(?: [^{stop} ]*)?(?=[{stop}])|[^{stop}]*"
+                )
         else:
             body = ".*"
         if name in CAPTURED and name not in names:
