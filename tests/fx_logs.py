@@ -3,6 +3,8 @@ and a throw-away MariaDB server writing a slow query log."""
 
 from __future__ import annotations
 
+import base64
+import http.client
 import os
 import shutil
 import subprocess
@@ -104,6 +106,30 @@ class _SlowHandler(BaseHTTPRequestHandler):
 
     def log_message(self, *args) -> None:
         pass
+
+
+def send(log: NginxLog, target: str, ua: str, user: str | None = None) -> tuple[int, int]:
+    conn = http.client.HTTPConnection("127.0.0.1", log.port, timeout=10)
+    headers = {"User-Agent": ua}
+    if user:
+        headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:x".encode()).decode()
+    conn.putrequest("GET", target, skip_accept_encoding=True)
+    for k, v in headers.items():
+        conn.putheader(k, v)
+    conn.endheaders()
+    resp = conn.getresponse()
+    body = resp.read()
+    conn.close()
+    return resp.status, len(body)
+
+
+def wait_lines(path: Path, count: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_bytes().count(b"\n") >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{path} has fewer than {count} lines")
 
 
 @pytest.fixture

@@ -12,9 +12,8 @@ from pathlib import Path
 import pymysql
 import pytest
 import requests
-from fx_logs import NginxLog, own_mariadb
+from fx_logs import NginxLog, own_mariadb, send, wait_lines
 from helpers import parse_exposition, require_binary, sscp_ops_cmd
-from test_logs_nginx import send, wait_lines
 
 from exporters.catalog import CATALOG
 from exporters.logs import LogsCollector

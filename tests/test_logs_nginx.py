@@ -3,13 +3,9 @@ attack classification measured on the sqlmap / wfuzz payload corpora; the event 
 
 from __future__ import annotations
 
-import http.client
-import time
-from pathlib import Path
-
 import logs_corpus
 import pytest
-from fx_logs import ISSUE_FORMAT, NginxLog
+from fx_logs import ISSUE_FORMAT, NginxLog, send, wait_lines
 from helpers import missing
 
 from exporters.core import ParseError
@@ -44,32 +40,6 @@ REQUESTS: list[tuple[str, str, str | None]] = [
     ("/index.html", "sqlmap/1.7.2#stable (https://sqlmap.org)", "scanner"),
     ("/phpmyadmin/index.php", "Mozilla/5.0", "scanner"),
 ]
-
-
-def send(log: NginxLog, target: str, ua: str, user: str | None = None) -> tuple[int, int]:
-    conn = http.client.HTTPConnection("127.0.0.1", log.port, timeout=10)
-    headers = {"User-Agent": ua}
-    if user:
-        import base64
-
-        headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:x".encode()).decode()
-    conn.putrequest("GET", target, skip_accept_encoding=True)
-    for k, v in headers.items():
-        conn.putheader(k, v)
-    conn.endheaders()
-    resp = conn.getresponse()
-    body = resp.read()
-    conn.close()
-    return resp.status, len(body)
-
-
-def wait_lines(path: Path, count: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and path.read_bytes().count(b"\n") >= count:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{path} has fewer than {count} lines")
 
 
 @pytest.mark.slow
