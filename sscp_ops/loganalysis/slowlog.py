@@ -49,6 +49,8 @@ _UNION = re.compile(r"\b(select\s.*?)(?:(\sunion(?:\sall)?)\s\1)+")
 _LIMIT = re.compile(r"\blimit \?(?:, ?\?| offset \?)?")
 _ORDER_BY = re.compile(r"\border by ", re.I)
 _ASC = re.compile(r"(.+?)\s+asc", re.I)
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_DIGITS_MATTER = ("administrator command: ", "SELECT /*!")
 
 
 def fingerprint(query: str) -> str:
@@ -392,15 +394,10 @@ class Digest:
         self.classes: dict[str, QueryClass] = {}
         self.queries = 0
         self.total_time = 0.0
-        self._fp_cache: dict[str, str] = {}
+        self._fp_cache: dict[bytes, str] = {}
 
     def add(self, q: SlowQuery) -> QueryClass:
-        fp = self._fp_cache.get(q.query)
-        if fp is None:
-            fp = fingerprint(q.query)
-            if len(self._fp_cache) > 20_000:
-                self._fp_cache.clear()
-            self._fp_cache[q.query] = fp
+        fp = self._fingerprint(q.query)
         cls = self.classes.get(fp)
         if cls is None:
             cls = self.classes[fp] = QueryClass(fp, checksum(fp))
@@ -418,6 +415,22 @@ class Digest:
         self.queries += 1
         self.total_time += q.query_time
         return cls
+
+    def _fingerprint(self, query: str) -> str:
+        """:func:`fingerprint`, remembered per *shape*: the statement with every digit read as
+        0. Statements that differ only in their digits get the same fingerprint (pt-query-
+        digest's rules turn every digit into part of a ``?``), except ``CALL name(...)``,
+        administrator commands and mysqldump's ``/*!40001 ...*/``: those are not cached."""
+        key = query.encode("utf-8", "surrogateescape").translate(_DIGITS_AS_ZERO)
+        fp = self._fp_cache.get(key)
+        if fp is None:
+            fp = fingerprint(query)
+            if query.startswith(_DIGITS_MATTER) or _CALL.match(query):
+                return fp  # kept verbatim, or mysqldump's /*!40001*/: digits matter
+            if len(self._fp_cache) >= 20_000:
+                self._fp_cache.clear()
+            self._fp_cache[key] = fp
+        return fp
 
     def top(self, n: int = 10) -> list[QueryClass]:
         """The ``n`` classes with the most total time (ties: more queries first)."""
