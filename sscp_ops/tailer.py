@@ -34,6 +34,7 @@ import logging
 import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from itertools import accumulate
 from pathlib import Path
 
 log = logging.getLogger("tailer")
@@ -218,16 +219,13 @@ class LogFollower:
                     at_eof = True
                     break
                 buf = carry + data
-                start = 0
-                while True:
-                    nl = buf.find(b"\n", start)
-                    if nl < 0:
-                        break
-                    offsets.append(offset + start)
-                    lines.append(buf[start:nl].decode("utf-8", "replace"))
-                    start = nl + 1
-                offset += start
-                carry = buf[start:]
+                last = buf.rfind(b"\n")
+                if last >= 0:
+                    _split_lines(buf[:last], offset, offsets, lines)
+                    offset += last + 1
+                    carry = buf[last + 1 :]
+                else:
+                    carry = buf
                 if len(carry) > budget:  # one line longer than the budget: cut it
                     offsets.append(offset)
                     lines.append(carry.decode("utf-8", "replace"))
@@ -242,6 +240,17 @@ class LogFollower:
             return Chunk(pos.head, offsets, lines), reached_end
         finally:
             os.close(fd)
+
+
+def _split_lines(block: bytes, offset: int, offsets: list[int], lines: list[str]) -> None:
+    """Append the lines of ``block`` (complete lines, the last newline cut off) and the byte
+    offset where each starts."""
+    parts = block.split(b"\n")
+    offsets.extend(accumulate([len(p) + 1 for p in parts[:-1]], initial=offset))
+    if block.isascii():
+        lines.extend(block.decode("ascii").split("\n"))
+    else:
+        lines.extend([p.decode("utf-8", "replace") for p in parts])
 
 
 def _stat(path: Path) -> os.stat_result | None:

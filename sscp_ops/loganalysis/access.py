@@ -11,13 +11,14 @@ from dataclasses import dataclass, field
 
 from sscp_ops.config.logs import ExportRules
 from sscp_ops.events import Event
-from sscp_ops.loganalysis.attacks import Detection, classify
+from sscp_ops.loganalysis.attacks import Detection, classify_target, classify_user_agent
 from sscp_ops.loganalysis.nginx import AccessLogParser, AccessRecord
 from sscp_ops.tailer import Chunk
 
 #: Request-duration histogram buckets (seconds); 2 s is the "< 2 s" indicator of the contract.
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
 STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
+_MISSING = object()
 
 
 @dataclass
@@ -117,7 +118,19 @@ class AccessLogAnalyzer:
             if rt is not None:
                 durations[bisect_left(bounds, rt)] += 1
                 total_time += rt
-            found = classify(target, ua, ua_cache, target_cache)
+            found = target_cache.get(target, _MISSING)
+            if found is _MISSING:
+                found = classify_target(target)
+                if len(target_cache) >= 50_000:
+                    target_cache.clear()
+                target_cache[target] = found
+            if found is None and ua and ua != "-":
+                found = ua_cache.get(ua, _MISSING)
+                if found is _MISSING:
+                    found = classify_user_agent(ua)
+                    if len(ua_cache) >= 10_000:
+                        ua_cache.clear()
+                    ua_cache[ua] = found
             if found is not None:
                 rec = AccessRecord._make(fields)
                 events.append(self._attack(rec, found, f"{chunk.file_id}:{offset}"))
