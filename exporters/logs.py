@@ -145,11 +145,19 @@ class _SlowLog(_Source):
 
 class _Processlist:
     """Running statements of a MySQL target (the one a slow log's ``target`` names in
-    ``targets.mysql``): exports in progress, seen before they reach any log."""
+    ``targets.mysql``): exports in progress, seen before they reach any log. Where
+    performance_schema is on, also the rows sent per account (SELECTs): an account that
+    receives more than ``exports.max_rows_sent`` rows between two scrapes and is not a backup
+    account raises ``abnormal_export`` (rule ``rows-sent-per-account``)."""
 
     QUERY = (
         "SELECT ID, USER, HOST, INFO FROM information_schema.PROCESSLIST "
         "WHERE INFO IS NOT NULL AND ID <> CONNECTION_ID()"
+    )
+    ROWS_SENT = (
+        "SELECT USER, SUM(SUM_ROWS_SENT) FROM "
+        "performance_schema.events_statements_summary_by_account_by_event_name "
+        "WHERE EVENT_NAME = 'statement/sql/select' AND USER IS NOT NULL GROUP BY USER"
     )
 
     def __init__(self, target: MysqlTarget, cfg: LogsConfig, clock: Callable[[], float]) -> None:
@@ -158,6 +166,9 @@ class _Processlist:
         self.clock = clock
         self._conn = None
         self._seen: set[str] = set()
+        #: account -> rows sent by its SELECTs (performance_schema), at the last scrape.
+        self.rows_sent: dict[str, int] = {}
+        self._perf_schema = True
 
     def _connect(self):
         import pymysql
@@ -180,6 +191,7 @@ class _Processlist:
             with self._conn.cursor() as cur:
                 cur.execute(self.QUERY)
                 rows = cur.fetchall()
+                sent = self._rows_sent(cur)
         except Exception as exc:  # the target may be down: the mysql collector reports that
             log.warning(
                 "processlist check failed",
@@ -210,7 +222,38 @@ class _Processlist:
                     info,
                 )
             )
+        for user, total in sent.items():
+            before = self.rows_sent.get(user)
+            self.rows_sent[user] = total
+            if before is None or total < before or user in self.cfg.exports.backup_accounts:
+                continue
+            if total - before > self.cfg.exports.max_rows_sent:
+                now = self.clock()
+                events.append(
+                    Event(
+                        f"{self.target.name}:rows-sent:{user}:{int(now)}",
+                        now,
+                        self.target.name,
+                        "abnormal_export",
+                        "rows-sent-per-account",
+                        "",
+                        user,
+                        f"{total - before} rows sent to {user} since the last scrape",
+                    )
+                )
         return events
+
+    def _rows_sent(self, cur) -> dict[str, int]:
+        if not self._perf_schema:
+            return {}
+        import pymysql
+
+        try:
+            cur.execute(self.ROWS_SENT)
+        except pymysql.MySQLError:  # performance_schema off or not readable: processlist only
+            self._perf_schema = False
+            return {}
+        return {user: int(total or 0) for user, total in cur.fetchall()}
 
     def close(self) -> None:
         if self._conn is not None:
@@ -330,6 +373,14 @@ class LogsCollector(Collector):
             "Rows examined by the top statement classes since the exporter started.",
             labels=["target", "digest"],
         )
+        account_rows = CounterMetricFamily(
+            "mysql_account_rows_sent",
+            "Rows sent by each account's SELECTs (performance_schema; monitored targets only).",
+            labels=["target", "account"],
+        )
+        for watch in self.processlists:
+            for account, total in sorted(watch.rows_sent.items()):
+                account_rows.add_metric([watch.target.name, account], total)
         for source in self.sources:
             name = source.spec.name
             lines.add_metric([name], source.lines)
@@ -372,6 +423,7 @@ class LogsCollector(Collector):
             slow_time,
             digest,
             digest_examined,
+            account_rows,
         ]
 
     def close(self) -> None:

@@ -151,7 +151,7 @@ class MariaDB:
 
 
 @contextmanager
-def own_mariadb(tmp: Path) -> Iterator[MariaDB]:
+def own_mariadb(tmp: Path, performance_schema: bool = False) -> Iterator[MariaDB]:
     """A private mariadbd in a temp datadir on a free port, logging every statement as slow
     (long_query_time=0). The shared MariaDB on 3306 is never touched."""
     install = require_binary("mariadb-install-db", "mysql_install_db")
@@ -188,6 +188,7 @@ def own_mariadb(tmp: Path) -> Iterator[MariaDB]:
         "--log-slow-verbosity=query_plan",
         f"--slow-query-log-file={slow_log}",
         "--innodb-buffer-pool-size=32M",
+        f"--performance-schema={'ON' if performance_schema else 'OFF'}",
         "--skip-log-bin",
         *user,
     ]

@@ -260,3 +260,33 @@ def test_running_exports_seen_in_processlist(tmp_path) -> None:
             dumper.wait(20)
             other.close()
             admin.close()
+
+
+@pytest.mark.slow
+def test_rows_sent_per_account_from_performance_schema(tmp_path) -> None:
+    with own_mariadb(tmp_path / "db", performance_schema=True) as db:
+        cfg = parse_config(
+            "logs:\n"
+            f"  positions_dir: {tmp_path / 'positions'}\n"
+            f"  events_db: {tmp_path / 'events.sqlite'}\n"
+            "  exports: {max_rows_sent: 50, backup_accounts: [backup]}\n"
+            f"  files: [{{name: db1-slow, path: {tmp_path / 'none.log'}, kind: mysql_slow,"
+            " target: db1}]\n"
+            f"targets: {{mysql: [{{name: db1, address: '127.0.0.1:{db.port}', user: root}}]}}\n"
+        )
+        collector = LogsCollector(cfg.logs, mysql_targets=cfg.targets.mysql)
+        collector.read()  # the baseline
+        conn = pymysql.connect(unix_socket=str(db.socket), user="root")
+        with conn.cursor() as cur:
+            cur.execute("SELECT * FROM information_schema.COLLATIONS")
+            many = len(cur.fetchall())
+        conn.close()
+        assert many > 50
+        collector.read()
+        collector.read()  # nothing new: no second event
+        metrics = {m.name: m for m in collector.metrics()}
+        stored = collector.store.query(types=["abnormal_export"])
+        collector.close()
+    assert [(e.rule, e.account) for e in stored] == [("rows-sent-per-account", "root")]
+    rows = {s.labels["account"]: s.value for s in metrics["mysql_account_rows_sent"].samples}
+    assert rows["root"] >= many
