@@ -290,3 +290,43 @@ def test_rows_sent_per_account_from_performance_schema(tmp_path) -> None:
     assert [(e.rule, e.account) for e in stored] == [("rows-sent-per-account", "root")]
     rows = {s.labels["account"]: s.value for s in metrics["mysql_account_rows_sent"].samples}
     assert rows["root"] >= many
+
+
+def test_platform_login_log_through_the_collector(tmp_path) -> None:
+    log = tmp_path / "login.log"
+    log.write_text(
+        "2026-11-28 10:00:01 alice 10.1.1.1 FAIL\n"
+        "2026-11-28 10:00:02 alice 10.1.1.1 FAIL\n"
+        "2026-11-28 10:00:03 alice 10.1.1.1 FAIL\n"
+        "garbage that is no login line\n"
+        "2026-11-28 10:00:09 alice 10.1.1.1 成功\n"
+        "2026-11-28 10:01:00 olduser 10.1.1.2 成功\n"
+    )
+    cfg = parse_config(
+        "logs:\n"
+        f"  positions_dir: {tmp_path / 'positions'}\n"
+        f"  events_db: {tmp_path / 'events.sqlite'}\n"
+        "  logins: {maxretry: 3, work_hours: [0, 24], disabled_accounts: [olduser]}\n"
+        "  files:\n"
+        f"    - {{name: platform-login, path: {log}, kind: login, time_format: '%Y-%m-%d %H:%M:%S',"
+        " pattern: '(?P<time>\\S+ \\S+) (?P<user>\\S+) (?P<ip>\\S+) (?P<result>\\S+)'}\n"
+    ).logs
+    collector = LogsCollector(cfg)
+    assert collector.read() == 5
+    got = sorted((e.type, e.account) for e in collector.store.query())
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for m in collector.metrics()
+        for s in m.samples
+    }
+    collector.close()
+    assert got == [
+        ("brute_force", "alice"),  # per account
+        ("brute_force", "alice"),  # per IP
+        ("disabled_account_login", "olduser"),
+        ("login_after_failures", "alice"),
+        ("login_after_failures", "alice"),
+    ]
+    key = ("sscp_login_attempts_total", (("log", "platform-login"), ("result", "success")))
+    assert samples[key] == 2
+    assert samples[("sscp_logs_unparsed_lines_total", (("log", "platform-login"),))] == 1
