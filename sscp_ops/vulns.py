@@ -86,9 +86,9 @@ class VulnTicket:
     risk: str
     title: str
     site: str
-    found_at: dt.datetime
+    found_at: dt.datetime  # found, or found again (the ticket's last_starts_at)
     due_at: dt.datetime
-    fixed_at: dt.datetime | None = None
+    fixed_at: dt.datetime | None = None  # the ticket's resolved_at
 
 
 @dataclass(frozen=True)
@@ -365,7 +365,8 @@ class HttpVulnTicketClient:
                 key = item.get("external_key") or ""
                 if not key.startswith(f"{source}:"):
                     continue
-                closed = item.get("closed_at") or item.get("resolved_at")
+                fixed = item.get("resolved_at") or item.get("closed_at")
+                found = item.get("last_starts_at") or item["starts_at"]
                 out.append(
                     VulnTicket(
                         id=str(item["id"]),
@@ -374,9 +375,9 @@ class HttpVulnTicketClient:
                         risk=item["risk"],
                         title=item.get("summary") or "",
                         site=(item.get("labels") or {}).get("site", ""),
-                        found_at=parse_time(item["starts_at"]),
+                        found_at=parse_time(found),
                         due_at=parse_time(item["due_at"]),
-                        fixed_at=parse_time(closed) if closed else None,
+                        fixed_at=parse_time(fixed) if fixed else None,
                     )
                 )
             if len(page) < self.PAGE:
