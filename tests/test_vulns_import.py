@@ -224,6 +224,38 @@ def test_risk_change_updates_the_ticket(api: LiveWebhook) -> None:
     assert xcto["labels"]["param"] == "x-content-type-options"  # PATCH keeps the labels
 
 
+def test_old_scan_does_not_undo_a_later_fix_or_finding(api: LiveWebhook) -> None:
+    client = HttpVulnTicketClient(api.url, api.operator)
+    apply_actions(client, reconcile(parse_zap_json(ZAP.read_text()), client.list("zap")))
+    # an operator marks the SQL injection fixed now (NOW), by hand
+    r = requests.patch(
+        f"{api.url}/api/v1/vulnerabilities/{SQLI}",
+        json={"status": "resolved", "note": "已修复并部署"},
+        headers={"Authorization": f"Bearer {api.operator}"},
+        timeout=10,
+    )
+    assert r.status_code == 200 and r.json()["resolution_source"] == "manual"
+    # a scan made before that fix (still finding it) is imported afterwards: no reopen
+    older = zap_doc()
+    older["created"] = "2026-11-28T09:00:00Z"
+    assert reconcile(parse_zap_json(json.dumps(older)), client.list("zap")) == []
+    # a scan from before the findings were found closes nothing
+    before = scan_without(zap_doc(), "40012", "2026-11-19T00:00:00Z")
+    assert reconcile(parse_zap_json(before), client.list("zap")) == []
+    # a scan after the fix that finds it again reopens it
+    api.services.store.clock.now = NOW + dt.timedelta(hours=2)
+    newer = zap_doc()
+    newer["created"] = iso_z(NOW + dt.timedelta(hours=1))
+    done = apply_actions(client, reconcile(parse_zap_json(json.dumps(newer)), client.list("zap")))
+    assert done["reopen"] == 1
+    sqli = by_key(api)[SQLI]
+    assert sqli["status"] == "open" and sqli["last_starts_at"] == "2026-11-28T13:00:00.000Z"
+
+
+def iso_z(t: dt.datetime) -> str:
+    return t.isoformat().replace("+00:00", "Z")
+
+
 def test_many_tickets_are_paged(api: LiveWebhook) -> None:
     client = HttpVulnTicketClient(api.url, api.operator)
     client.PAGE = 3
