@@ -12,7 +12,6 @@ pytest_plugins = [
     "fx_prometheus",
     "fx_report",
     "fx_mask",
-    "fx_vulns",
     "fx_tls",
     "fx_accounts",
     "fx_webhook",
