@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from sscp_ops.config.backup import BackupConfig
 from sscp_ops.config.base import Model
 from sscp_ops.config.exporter import ExporterConfig
 from sscp_ops.config.targets import TargetsConfig
@@ -26,6 +27,7 @@ class ConfigError(Exception):
 class Config(Model):
     exporter: ExporterConfig = ExporterConfig()
     targets: TargetsConfig = TargetsConfig()
+    backup: BackupConfig | None = None
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
