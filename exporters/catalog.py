@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import exporters.backup
 from exporters import host
 from exporters.core import Collector
 from sscp_ops.config import Config
@@ -25,6 +26,7 @@ CATALOG: dict[str, CollectorSpec] = {
     "host": CollectorSpec(
         host.build, help="host CPU, memory, disks, network (node_exporter names)"
     ),
+    "backup": CollectorSpec(exporters.backup.build, help="backup runs, copies, drills"),
 }
 
 
