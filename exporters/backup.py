@@ -40,12 +40,14 @@ def metrics_for(summaries: Iterable[SetSummary]) -> list[Metric]:
         labels=["set"],
     )
     duration = g(
-        "backup_last_duration_seconds", "Duration of the last finished backup run.", ["set"]
+        "backup_last_duration_seconds", "Duration of the last finished backup run.", labels=["set"]
     )
     last_ok = g(
-        "backup_last_run_success", "Whether the last finished backup run succeeded.", ["set"]
+        "backup_last_run_success", "Whether the last finished backup run succeeded.", labels=["set"]
     )
-    size = g("backup_size_bytes", "Size of the last successful backup (compressed).", ["set"])
+    size = g(
+        "backup_size_bytes", "Size of the last successful backup (compressed).", labels=["set"]
+    )
     runs = CounterMetricFamily("backup_runs", "Finished backup runs.", labels=["set"])
     failures = CounterMetricFamily("backup_failures", "Failed backup runs.", labels=["set"])
     copies = g(
@@ -68,7 +70,9 @@ def metrics_for(summaries: Iterable[SetSummary]) -> list[Metric]:
         "When the last restore drill of the set finished (0: never).",
         labels=["set"],
     )
-    drill_ok = g("restore_drill_last_success", "Whether the last restore drill succeeded.", ["set"])
+    drill_ok = g(
+        "restore_drill_last_success", "Whether the last restore drill succeeded.", labels=["set"]
+    )
     drill_duration = g(
         "restore_drill_duration_seconds",
         "Recovery time measured by the last restore drill.",

@@ -228,7 +228,7 @@ def _drill(
     report.run_id = run_id
     chosen = None
     for row in copies:
-        found = check_copy(Path(row.dest), row.manifest_sha256)
+        found = [f for f in check_copy(Path(row.dest), row.manifest_sha256) if f[0] != "unexpected"]
         if not found:
             chosen = row
             break

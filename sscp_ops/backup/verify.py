@@ -94,11 +94,13 @@ def verify_set(bset: BackupSet, catalogue: Catalogue) -> VerifyReport:
         for row in at:
             report.checked += 1
             found = check_copy(Path(row.dest), row.manifest_sha256)
+            # An unexpected extra file is reported, but the copy's own data is still intact.
+            bad = [f for f in found if f[0] != "unexpected"]
             catalogue.record_verify(
-                row.id, not found, "; ".join(f"{k}: {d}" for k, _, d in found) or None
+                row.id, not bad, "; ".join(f"{k}: {p}: {d}" for k, p, d in bad) or None
             )
             report.problems += [Problem(k, loc.name, p, d) for k, p, d in found]
-            if not found:
+            if not bad:
                 intact.setdefault(row.run_id, Path(row.dest))
         known = {Path(r.dest).name for r in at}
         if set_dir.is_dir():
