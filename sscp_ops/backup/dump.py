@@ -84,7 +84,8 @@ class RowCounter:
             for c in _CREATE.finditer(work, pos, gap_end):
                 self.tables.setdefault(_table(c.group(1)), 0)
             if m is None:
-                self._buf = tail
+                pending = _INSERT_START.search(work, pos)
+                self._buf = (work[pending.start() :] if pending else b"") + tail
                 return
             end = work.find(b");\n", m.end())
             if end < 0:
