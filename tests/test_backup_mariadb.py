@@ -11,7 +11,7 @@ from pathlib import Path
 import pymysql
 import pytest
 from fx_backup import MARIADB, BackupSetup
-from helpers import sscp_ops_cmd
+from helpers import require_binary, sscp_ops_cmd
 from prometheus_client import CollectorRegistry, generate_latest
 
 from exporters.backup import BackupCollector
@@ -283,3 +283,28 @@ def test_drill_on_a_corrupt_set_fails_loudly(backup_setup: BackupSetup) -> None:
     assert result == "failed" and "corrupt" in error
     m = metrics(s)
     assert metric(m, "restore_drill_last_success") == 0
+
+
+def test_rsync_offsite_copy_is_made_and_verified(backup_setup: BackupSetup) -> None:
+    require_binary("rsync")
+    s = backup_setup
+    target = s.locations["offsite"]
+    text = s.config.read_text()
+    s.config.write_text(
+        text.replace(f"{{kind: offsite, path: {target}}}", f'{{kind: offsite, rsync: "{target}"}}')
+    )
+    r = cli(s, "run")
+    assert r.returncode == 0, r.stdout + r.stderr
+    (copy,) = run_dirs(target)
+    assert {p.name for p in copy.iterdir()} == {
+        p.name for p in run_dirs(s.locations["a"])[0].iterdir()
+    }
+    assert cli(s, "offline-confirm", "platform").returncode == 0
+    r = cli(s, "verify")
+    assert r.returncode == 0, r.stdout
+    corrupt(dump_file(copy))
+    r = cli(s, "verify")
+    assert r.returncode == 1 and "corrupt" in r.stdout
+    m = metrics(s)
+    assert metric(m, "backup_copy_verified", location=f"rsync:{target}") == 0
+    assert metric(m, "backup_321_compliant") == 0
