@@ -308,3 +308,79 @@ def test_rsync_offsite_copy_is_made_and_verified(backup_setup: BackupSetup) -> N
     m = metrics(s)
     assert metric(m, "backup_copy_verified", location=f"rsync:{target}") == 0
     assert metric(m, "backup_321_compliant") == 0
+
+
+def test_retention_removes_old_runs_and_marks_them_in_the_catalogue(
+    backup_setup: BackupSetup,
+) -> None:
+    s = backup_setup
+    text = s.config.read_text().replace(
+        "                  drill:",
+        "                  retention: {daily: 2, weekly: 0, monthly: 0}\n                  drill:",
+    )
+    s.config.write_text(text)
+    config = load_config(s.config)
+    assert config.backup is not None
+    bset = config.backup.sets[0]
+    day = 86400.0
+    now = 1_795_000_000.0
+    catalogue = Catalogue(s.catalog)
+    try:
+        ids = []
+        for when in (now - 40 * day, now - 2 * day, now - day, now):
+            report = run_set(bset, catalogue, clock=lambda when=when: when)
+            assert report.ok, report.error
+            ids.append(report.run_id)
+    finally:
+        catalogue.close()
+    for root in s.locations.values():
+        assert [p.name for p in run_dirs(root)] == ids[2:]  # the two newest days
+    db = sqlite3.connect(s.catalog)
+    removed = db.execute(
+        "SELECT r.run_id, COUNT(*) FROM copies c JOIN runs r ON r.id = c.run"
+        " WHERE c.removed_at IS NOT NULL GROUP BY r.run_id ORDER BY r.run_id"
+    ).fetchall()
+    db.close()
+    assert removed == [(ids[0], 4), (ids[1], 4)]
+    assert cli(s, "offline-confirm", "platform").returncode == 0
+    r = cli(s, "verify")
+    assert r.returncode == 0, r.stdout
+
+
+def test_progress_bar_only_on_a_terminal_and_one_run_per_set(backup_setup: BackupSetup) -> None:
+    import fcntl
+    import os
+    import pty
+
+    s = backup_setup
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.run(
+            sscp_ops_cmd("backup", "run", "--config.file", str(s.config)),
+            stdout=subprocess.PIPE,
+            stderr=slave,
+            timeout=120,
+        )
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(master)
+    assert proc.returncode == 0
+    on_tty = b"".join(chunks).decode("utf-8", "replace")
+    assert "platform: dump" in on_tty and "B/s" in on_tty
+    off_tty = cli(s, "run")
+    assert off_tty.returncode == 0 and "B/s" not in off_tty.stderr
+
+    lock = s.catalog.with_name(f"{s.catalog.name}.platform.lock")
+    with open(lock, "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        r = cli(s, "run")
+    assert r.returncode == 1 and "in progress" in r.stderr

@@ -7,11 +7,13 @@ the run marked failed, but every copy that succeeded is kept.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import platform
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,6 +68,25 @@ class RunReport:
     size: int = 0
     copies: list[CopyOutcome] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+
+
+class RunLocked(Exception):
+    """Another run of the same set holds the lock."""
+
+
+@contextmanager
+def run_lock(catalog: Path, set_name: str) -> Iterator[None]:
+    """One run per set at a time: an exclusive ``flock`` beside the catalogue."""
+    path = catalog.with_name(f"{catalog.name}.{set_name}.lock")
+    with open(path, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunLocked(set_name) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def dump_file_name(database: str) -> str:

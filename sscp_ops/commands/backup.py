@@ -107,9 +107,14 @@ def _main(args: argparse.Namespace) -> int:
 
 
 def _run(bset: BackupSet, catalogue, args: argparse.Namespace, progress) -> bool:
-    from sscp_ops.backup.run import run_set
+    from sscp_ops.backup.run import RunLocked, run_lock, run_set
 
-    report = run_set(bset, catalogue, Path(args.config_file).absolute(), progress=progress)
+    try:
+        with run_lock(catalogue.path, bset.name):
+            report = run_set(bset, catalogue, Path(args.config_file).absolute(), progress=progress)
+    except RunLocked:
+        print(f"{bset.name}: another backup run of this set is in progress", file=sys.stderr)
+        return False
     print(
         f"{bset.name}: run {report.run_id} {'succeeded' if report.ok else 'FAILED'}"
         f" ({report.size} bytes)"
