@@ -315,8 +315,8 @@ def test_retention_removes_old_runs_and_marks_them_in_the_catalogue(
 ) -> None:
     s = backup_setup
     text = s.config.read_text().replace(
-        "                  drill:",
-        "                  retention: {daily: 2, weekly: 0, monthly: 0}\n                  drill:",
+        "      drill:",
+        "      retention: {daily: 2, weekly: 0, monthly: 0}\n      drill:",
     )
     s.config.write_text(text)
     config = load_config(s.config)
@@ -351,9 +351,12 @@ def test_progress_bar_only_on_a_terminal_and_one_run_per_set(backup_setup: Backu
     import fcntl
     import os
     import pty
+    import struct
+    import termios
 
     s = backup_setup
     master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # 120 columns
     try:
         proc = subprocess.run(
             sscp_ops_cmd("backup", "run", "--config.file", str(s.config)),

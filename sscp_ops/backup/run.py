@@ -188,8 +188,10 @@ def run_set(
         data = manifest.to_json()
         (partial / MANIFEST).write_bytes(data)
         copying.publish(partial, final)
-    except (DumpError, copying.CopyError, OSError) as exc:
+    except Exception as exc:  # any failure is recorded; the run must never stay "running"
         shutil.rmtree(partial, ignore_errors=True)
+        if not isinstance(exc, DumpError | copying.CopyError | OSError):
+            log.exception("unexpected error while staging", extra={"kv": {"set": bset.name}})
         reason = mask_text(_reason(exc))
         catalogue.record_copy(run, primary.name, "local", str(final), "failed", reason)
         report.copies.append(CopyOutcome(primary.name, "local", "failed", reason))
@@ -274,7 +276,9 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError):
         where = f" ({exc.filename})" if exc.filename else ""
         return f"{exc.strerror or exc}{where}"
-    return str(exc)
+    if isinstance(exc, DumpError | copying.CopyError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
 
 
 def apply_retention(
