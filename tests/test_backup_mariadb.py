@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import shutil
 import sqlite3
 import subprocess
@@ -104,8 +105,16 @@ def test_run_makes_four_copies_manifests_and_catalogue_rows(backup_setup: Backup
     runs = db.execute("SELECT result, error, duration, size_bytes FROM runs").fetchall()
     assert len(runs) == 1 and runs[0][0] == "success" and runs[0][1] is None
     assert runs[0][2] > 0 and runs[0][3] == manifest.size
-    rows = db.execute("SELECT kind, result FROM copies ORDER BY id").fetchall()
-    assert rows == [("local", "ok"), ("local", "ok"), ("offsite", "ok"), ("offline", "ok")]
+    rows = db.execute("SELECT kind, result, location, sha256 FROM copies ORDER BY id").fetchall()
+    assert [r[:2] for r in rows] == [
+        ("local", "ok"),
+        ("local", "ok"),
+        ("offsite", "ok"),
+        ("offline", "ok"),
+    ]
+    digest = hashlib.sha256((copies["a"][0] / MANIFEST).read_bytes()).hexdigest()
+    assert [r[2] for r in rows] == [str(s.locations[n]) for n in ("a", "b", "offsite", "offline")]
+    assert {r[3] for r in rows} == {digest}
     db.close()
 
     # Secrets never leave the password file.

@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS copies (
     result TEXT NOT NULL CHECK (result IN ('ok', 'failed', 'skipped')),
     error TEXT,
     size_bytes INTEGER,
+    sha256 TEXT,  -- of the copy's manifest.json, which holds the sha256 of every file
     copied_at REAL NOT NULL,
     verified_at REAL,
     verified_ok INTEGER,
@@ -123,13 +124,14 @@ class Catalogue:
         result: str,
         error: str | None = None,
         size: int | None = None,
+        sha256: str | None = None,
     ) -> None:
         ok = 1 if result == "ok" else None
         now = self.clock()
         self.db.execute(
-            "INSERT INTO copies (run, location, kind, dest, result, error, size_bytes,"
-            " copied_at, verified_at, verified_ok) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (run, location, kind, dest, result, error, size, now, now if ok else None, ok),
+            "INSERT INTO copies (run, location, kind, dest, result, error, size_bytes, sha256,"
+            " copied_at, verified_at, verified_ok) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (run, location, kind, dest, result, error, size, sha256, now, now if ok else None, ok),
         )
 
     def copies(self, set_name: str | None = None, live: bool = True) -> list[CopyRow]:

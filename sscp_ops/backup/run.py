@@ -204,7 +204,9 @@ def run_set(
     report.size = manifest.size
     names = [f.name for f in manifest.files] + [MANIFEST]
     expected = {f.name: f.sha256 for f in manifest.files} | {MANIFEST: manifest_sha}
-    catalogue.record_copy(run, primary.name, "local", str(final), "ok", None, manifest.size)
+    catalogue.record_copy(
+        run, primary.name, "local", str(final), "ok", None, manifest.size, manifest_sha
+    )
     report.copies.append(CopyOutcome(primary.name, "local", "ok", None, str(final)))
     total = manifest.size + len(data)
 
@@ -221,6 +223,7 @@ def run_set(
             outcome.result,
             outcome.error,
             manifest.size if outcome.result == "ok" else None,
+            manifest_sha if outcome.result == "ok" else None,
         )
         level = logging.INFO if outcome.result != "failed" else logging.ERROR
         log.log(
