@@ -63,25 +63,31 @@ def generate(db: str, size_mb: int) -> None:
             "INSERT INTO inspectors VALUES (%s, %s, %s)",
             [(i, f"检查员{i}", f"138{i:08d}") for i in range(2000)],
         )
-        # Seed rows with random text (so compression has real work), then grow server-side.
+        # Seed rows with random text (so compression has real work), then grow server-side
+        # from the seed table (never from the table itself, which would need a temporary table).
+        cur.execute("CREATE TABLE seed LIKE cases")
         cur.execute(
-            "INSERT INTO cases (inspector, title, body, amount, created)"
+            "INSERT INTO seed (inspector, title, body, amount, created)"
             " SELECT seq % 2000, CONCAT('案件 ', MD5(seq)),"
-            " CONCAT_WS(' ', MD5(RAND()), '市场监管 投诉 食品安全', SHA2(RAND(), 256),"
-            " '企业 许可 检查', MD5(RAND()), SHA2(RAND(), 512)),"
+            " CONCAT_WS(' ', ELT(1 + seq % 5, '市场监管 投诉 食品安全', '企业 许可 检查',"
+            " '价格 举报 处理中', '特种设备 抽查 合格', '广告 违法 立案'),"
+            " SHA2(CONCAT(seq, RAND()), 256), ELT(1 + seq % 3, '已受理', '已办结', '待核查'),"
+            " MD5(CONCAT(RAND(), seq)), SHA2(CONCAT(RAND(), seq), 512)),"
             " ROUND(RAND() * 1000000, 2), NOW() - INTERVAL seq MINUTE FROM seq_1_to_20000"
         )
-        per_row = 520  # bytes of SQL per row, measured
-        target_rows = size_mb * 1024 * 1024 // per_row
-        rows = 20000
+        per_row = 330  # bytes of SQL per row, measured
+        target_rows = size_mb * 1000 * 1000 // per_row
+        rows = 0
         while rows < target_rows:
-            batch = min(rows, target_rows - rows)
+            batch = min(20_000, target_rows - rows)
             cur.execute(
                 "INSERT INTO cases (inspector, title, body, amount, created)"
-                " SELECT inspector, title, CONCAT_WS(' ', MD5(RAND()), SUBSTRING(body, 34)),"
-                f" ROUND(RAND() * 1000000, 2), created FROM cases LIMIT {batch}"
+                " SELECT inspector, title,"
+                " CONCAT_WS(' ', MD5(CONCAT(RAND(), id)), SUBSTRING(body, 34)),"
+                f" ROUND(RAND() * 1000000, 2), created FROM seed LIMIT {batch}"
             )
             rows += batch
+        cur.execute("DROP TABLE seed")
     conn.close()
 
 
