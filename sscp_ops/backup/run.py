@@ -232,12 +232,14 @@ def run_set(
             extra={"kv": {"set": bset.name, "location": loc.name, "err": outcome.error or ""}},
         )
 
+    failures = [f"{c.location}: {c.error}" for c in report.copies if c.result == "failed"]
     for loc in bset.locations:
         done = any(c.location == loc.name and c.result == "ok" for c in report.copies)
         if done and loc.path is not None:
-            report.removed += apply_retention(catalogue, bset, loc, run_id)
-
-    failures = [f"{c.location}: {c.error}" for c in report.copies if c.result == "failed"]
+            try:
+                report.removed += apply_retention(catalogue, bset, loc, run_id)
+            except OSError as exc:
+                failures.append(f"{loc.name}: retention: {mask_text(_reason(exc))}")
     report.ok = not failures
     report.error = "; ".join(failures) or None
     catalogue.finish_run(run, report.ok, report.error, manifest.size, manifest_sha)
@@ -271,7 +273,9 @@ def _copy_to(
                 staged, names, expected, loc.path, set_name, run_id, copier, update
             )
         return CopyOutcome(loc.name, loc.kind, "ok", None, str(dest_dir))
-    except (copying.CopyError, OSError) as exc:
+    except Exception as exc:  # recorded as this location's failure; the others go on
+        if not isinstance(exc, copying.CopyError | OSError):
+            log.exception("unexpected error while copying", extra={"kv": {"location": loc.name}})
         return CopyOutcome(loc.name, loc.kind, "failed", mask_text(_reason(exc)))
 
 
