@@ -396,3 +396,18 @@ def test_progress_bar_only_on_a_terminal_and_one_run_per_set(backup_setup: Backu
         fcntl.flock(held, fcntl.LOCK_EX)
         r = cli(s, "run")
     assert r.returncode == 1 and "in progress" in r.stderr
+
+
+def test_two_runs_in_the_same_second_get_distinct_run_ids(backup_setup: BackupSetup) -> None:
+    config = load_config(backup_setup.config)
+    assert config.backup is not None
+    catalogue = Catalogue(backup_setup.catalog)
+    try:
+        first = run_set(config.backup.sets[0], catalogue, clock=lambda: 1_795_000_000.0)
+        second = run_set(config.backup.sets[0], catalogue, clock=lambda: 1_795_000_000.0)
+    finally:
+        catalogue.close()
+    assert first.ok and second.ok
+    assert first.run_id != second.run_id
+    # Retention keeps the newest run of the day.
+    assert [p.name for p in run_dirs(backup_setup.locations["a"])] == [second.run_id]

@@ -201,6 +201,12 @@ class Catalogue:
             ),
         )
 
+    def has_run(self, set_name: str, run_id: str) -> bool:
+        row = self.db.execute(
+            "SELECT 1 FROM runs WHERE set_name = ? AND run_id = ?", (set_name, run_id)
+        ).fetchone()
+        return row is not None
+
     def manifest_sha(self, set_name: str, run_id: str) -> str | None:
         row = self.db.execute(
             "SELECT manifest_sha256 FROM runs WHERE set_name = ? AND run_id = ?",

@@ -171,6 +171,10 @@ def run_set(
 ) -> RunReport:
     started = clock()
     run_id = new_run_id(started)
+    bump = 1
+    while catalogue.has_run(bset.name, run_id):
+        run_id = new_run_id(started + bump)  # a second run within the same second
+        bump += 1
     report = RunReport(bset.name, run_id)
     run = catalogue.start_run(bset.name, run_id, started)
     primary = _primary(bset)
