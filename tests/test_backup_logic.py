@@ -166,3 +166,31 @@ backup:
     bset = config.backup.get("platform")
     assert [loc.name for loc in bset.locations][2] == "rsync:backup@dr.example:/srv/backup"
     assert bset.retention == Retention()
+
+
+def test_command_usage_errors_exit_2(tmp_path: Path) -> None:
+    import subprocess
+
+    from helpers import sscp_ops_cmd
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            sscp_ops_cmd("backup", *args), capture_output=True, text=True, timeout=60
+        )
+
+    bare = tmp_path / "bare.yml"
+    bare.write_text("exporter: {}\n")
+    r = run("run", "--config.file", str(bare))
+    assert r.returncode == 2 and "backup: section missing" in r.stderr
+    cfg = tmp_path / "cfg.yml"
+    (tmp_path / "a").mkdir()
+    cfg.write_text(
+        BASE.replace("/tmp/c.db", str(tmp_path / "c.db"))
+        + f"        - {{kind: local, path: {tmp_path / 'a'}}}\n"
+    )
+    r = run("verify", "nosuch", "--config.file", str(cfg))
+    assert r.returncode == 2 and "no set named 'nosuch'" in r.stderr
+    r = run("offline-confirm", "--config.file", str(cfg))
+    assert r.returncode == 2  # SET is required here
+    r = run("drill", "--config.file", str(cfg))
+    assert r.returncode == 1 and "RESTORE DRILL FAILED" in r.stderr  # nothing to restore yet
