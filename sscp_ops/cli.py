@@ -26,6 +26,7 @@ COMMANDS = (
     "mask",
     "vulns",
     "review",
+    "backup",
     "stack",
 )
 
