@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from exporters import host
+from exporters import host, mysql, nginx, redis, tomcat
 from exporters.core import Collector
 from sscp_ops.config import Config
 
@@ -25,6 +25,12 @@ CATALOG: dict[str, CollectorSpec] = {
     "host": CollectorSpec(
         host.build, help="host CPU, memory, disks, network (node_exporter names)"
     ),
+    "nginx": CollectorSpec(nginx.build, help="Nginx stub_status of each targets.nginx entry"),
+    "tomcat": CollectorSpec(
+        tomcat.build, help="Tomcat manager status of each targets.tomcat entry"
+    ),
+    "redis": CollectorSpec(redis.build, help="Redis INFO of each targets.redis entry"),
+    "mysql": CollectorSpec(mysql.build, help="MySQL/MariaDB status of each targets.mysql entry"),
 }
 
 

@@ -1,0 +1,503 @@
+"""MySQL / MariaDB collector: one reused PyMySQL connection per configured target, under the
+names of mysqld_exporter (0.14, default collectors), so its rules and dashboards work. Sample
+output::
+
+    mysql_up{target="db1"} 1
+    mysql_version_info{innodb_version="",target="db1",version="10.11.19-MariaDB",...} 1
+    mysql_global_status_threads_connected{target="db1"} 12
+    mysql_global_status_commands_total{command="select",target="db1"} 51023
+    mysql_global_status_buffer_pool_pages{state="free",target="db1"} 7318
+    mysql_global_variables_max_connections{target="db1"} 151
+    mysql_slave_status_seconds_behind_master{channel_name="",connection_name="",...} 0
+    mysql_info_schema_long_running_queries{target="db1"} 0
+    mysql_info_schema_longest_query_seconds{target="db1"} 0
+    mysql_perf_schema_events_statements_rows_sent_total{digest="3a4f...",schema="city",...} 1e+06
+
+What is read at each scrape:
+
+- ``SHOW GLOBAL STATUS``: every numeric value as ``mysql_global_status_<name>`` (untyped), with
+  mysqld_exporter's renaming: ``Com_*`` -> ``mysql_global_status_commands_total{command}``,
+  ``Handler_*`` -> ``..._handlers_total{handler}``, ``Connection_errors_*`` ->
+  ``..._connection_errors_total{error}``, ``Innodb_buffer_pool_pages_{data,free,misc,old}`` ->
+  ``..._buffer_pool_pages{state}``, ``..._dirty`` -> ``..._buffer_pool_dirty_pages``, other
+  ``Innodb_buffer_pool_pages_*`` -> ``..._buffer_pool_page_changes_total{operation}``,
+  ``Innodb_rows_*`` -> ``..._innodb_row_ops_total{operation}``, ``Performance_schema_*`` ->
+  ``..._performance_schema_lost_total{instrumentation}``. ON/YES count 1, OFF/NO 0.
+- ``SHOW GLOBAL VARIABLES``: numeric values as ``mysql_global_variables_<name>`` (gauges), and
+  ``mysql_version_info`` / ``mysql_transaction_isolation``.
+- replica status (``SHOW ALL SLAVES STATUS``, else ``SHOW SLAVE STATUS`` / ``SHOW REPLICA
+  STATUS``) when the server is a replica: ``mysql_slave_status_seconds_behind_master``,
+  ``..._slave_io_running``, ``..._slave_sql_running``. Needs the ``REPLICATION CLIENT``
+  (MySQL) or ``SLAVE MONITOR`` (MariaDB >= 10.5) privilege; without it these are left out.
+- the process list (ours): statements running for at least the server's ``long_query_time``
+  (``mysql_info_schema_long_running_queries``) and the age of the oldest running statement
+  (``mysql_info_schema_longest_query_seconds``).
+- when ``performance_schema`` is ON: the top :data:`TOP_DIGESTS` statement digests by rows sent
+  (``mysql_perf_schema_events_statements_{total,rows_sent_total,rows_examined_total,
+  seconds_total}{schema,digest}``), to spot abnormal queries and bulk exports. The digest text
+  is not a label (unbounded, may hold data); look it up by ``digest`` in performance_schema.
+
+Grants the exporter user needs: ``PROCESS, REPLICATION CLIENT, SELECT ON *.*`` (plus
+``SLAVE MONITOR`` on MariaDB replicas).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import pymysql
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+    UnknownMetricFamily,
+)
+
+from exporters.core import Collector, ParseError, TargetCollector, TargetUnavailable
+from sscp_ops.config import Config
+from sscp_ops.config.targets import MysqlTarget
+
+log = logging.getLogger("exporter")
+
+TOP_DIGESTS = 10
+
+Rows = Sequence[Sequence[object]]
+
+
+@dataclass(frozen=True)
+class ServerValues:
+    """``SHOW GLOBAL STATUS`` or ``VARIABLES``: numeric values by Prometheus-safe lower name,
+    and the raw text of every row by its original lower-case name."""
+
+    numbers: dict[str, float]
+    texts: dict[str, str]
+
+
+_INVALID = re.compile(r"[^a-zA-Z0-9_]")
+_TIME_FORMATS = ("%b %d %H:%M:%S %Y GMT", "%Y-%m-%d %H:%M:%S")
+_WORDS = {
+    "yes": 1.0,
+    "on": 1.0,
+    "no": 0.0,
+    "off": 0.0,
+    "disabled": 0.0,
+    "connecting": 0.0,
+    "primary": 1.0,
+    "non-primary": 0.0,
+    "disconnected": 0.0,
+}
+
+
+def parse_value(raw: object) -> float | None:
+    """A status or variable value as mysqld_exporter reads it; ``None`` when not numeric."""
+    if raw is None:
+        return None
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", "replace")
+    if isinstance(raw, int | float):
+        return float(raw)
+    text = str(raw)
+    word = _WORDS.get(text.lower())
+    if word is not None:
+        return word
+    for fmt in _TIME_FORMATS:
+        try:
+            stamp = dt.datetime.strptime(text, fmt).replace(tzinfo=dt.UTC)
+        except ValueError:
+            continue
+        return stamp.timestamp()
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def parse_server_values(rows: Rows, what: str = "SHOW GLOBAL STATUS") -> ServerValues:
+    """Rows of ``(Variable_name, Value)`` -> :class:`ServerValues`."""
+    numbers: dict[str, float] = {}
+    texts: dict[str, str] = {}
+    if not rows:
+        raise ParseError(f"{what}: no rows")
+    for row in rows:
+        if len(row) != 2 or not isinstance(row[0], str | bytes):
+            raise ParseError(f"{what}: expected (name, value) rows, got {row!r:.80}")
+        name = row[0].decode() if isinstance(row[0], bytes) else row[0]
+        raw = row[1].decode("utf-8", "replace") if isinstance(row[1], bytes) else row[1]
+        texts[name.lower()] = "" if raw is None else str(raw)
+        value = parse_value(raw)
+        if value is not None:
+            numbers[_INVALID.sub("_", name.lower())] = value
+    return ServerValues(numbers, texts)
+
+
+_STATUS_GROUP = re.compile(
+    r"^(com|handler|connection_errors|innodb_buffer_pool_pages|innodb_rows|performance_schema)_(.*)$"
+)
+_GROUP_FAMILIES = {
+    "com": (
+        "mysql_global_status_commands_total",
+        "command",
+        "Total number of executed MySQL commands.",
+    ),
+    "handler": (
+        "mysql_global_status_handlers_total",
+        "handler",
+        "Total number of executed MySQL handlers.",
+    ),
+    "connection_errors": (
+        "mysql_global_status_connection_errors_total",
+        "error",
+        "Total number of MySQL connection errors.",
+    ),
+    "innodb_rows": (
+        "mysql_global_status_innodb_row_ops_total",
+        "operation",
+        "Total number of MySQL InnoDB row operations.",
+    ),
+    "performance_schema": (
+        "mysql_global_status_performance_schema_lost_total",
+        "instrumentation",
+        "Total number of MySQL instrumentations that could not be loaded or created due to "
+        "memory constraints.",
+    ),
+    "page_changes": (
+        "mysql_global_status_buffer_pool_page_changes_total",
+        "operation",
+        "Innodb buffer pool page state changes.",
+    ),
+}
+
+
+def global_status_metrics(target: str, status: ServerValues) -> list[Metric]:
+    """``SHOW GLOBAL STATUS`` under mysqld_exporter's names, every series labelled ``target``."""
+    t = [target]
+    out: list[Metric] = []
+    grouped: dict[str, CounterMetricFamily] = {}
+    pages = GaugeMetricFamily(
+        "mysql_global_status_buffer_pool_pages",
+        "Innodb buffer pool pages by state.",
+        labels=["target", "state"],
+    )
+    for key, value in status.numbers.items():
+        match = _STATUS_GROUP.match(key)
+        if match is None:
+            fam = UnknownMetricFamily(
+                f"mysql_global_status_{key}",
+                "Generic metric from SHOW GLOBAL STATUS.",
+                labels=["target"],
+            )
+            fam.add_metric(t, value)
+            out.append(fam)
+            continue
+        group, item = match.groups()
+        if group == "innodb_buffer_pool_pages":
+            if item in ("data", "free", "misc", "old"):
+                pages.add_metric([target, item], value)
+                continue
+            if item == "dirty":
+                fam = GaugeMetricFamily(
+                    "mysql_global_status_buffer_pool_dirty_pages",
+                    "Innodb buffer pool dirty pages.",
+                    labels=["target"],
+                )
+                fam.add_metric(t, value)
+                out.append(fam)
+                continue
+            if item == "total":
+                continue
+            group = "page_changes"
+        family = grouped.get(group)
+        if family is None:
+            name, label, doc = _GROUP_FAMILIES[group]
+            family = grouped[group] = CounterMetricFamily(name, doc, labels=["target", label])
+        family.add_metric([target, item], value)
+    if pages.samples:
+        out.append(pages)
+    return out + list(grouped.values())
+
+
+def global_variables_metrics(target: str, variables: ServerValues) -> list[Metric]:
+    """``SHOW GLOBAL VARIABLES`` under mysqld_exporter's names, labelled ``target``."""
+    out: list[Metric] = []
+    for key, value in variables.numbers.items():
+        fam = GaugeMetricFamily(
+            f"mysql_global_variables_{key}",
+            "Generic gauge metric from SHOW GLOBAL VARIABLES.",
+            labels=["target"],
+        )
+        fam.add_metric([target], value)
+        out.append(fam)
+    version = GaugeMetricFamily(
+        "mysql_version_info",
+        "MySQL version and distribution.",
+        labels=["target", "innodb_version", "version", "version_comment"],
+    )
+    texts = variables.texts
+    version.add_metric(
+        [
+            target,
+            texts.get("innodb_version", ""),
+            texts.get("version", ""),
+            texts.get("version_comment", ""),
+        ],
+        1,
+    )
+    out.append(version)
+    level = texts.get("transaction_isolation") or texts.get("tx_isolation")
+    if level:
+        fam = GaugeMetricFamily(
+            "mysql_transaction_isolation",
+            "MySQL transaction isolation.",
+            labels=["target", "level"],
+        )
+        fam.add_metric([target, level], 1)
+        out.append(fam)
+    return out
+
+
+REPLICA_LABELS = ("channel_name", "connection_name", "master_host", "master_uuid")
+REPLICA_FIELDS = {
+    "seconds_behind_master": "Seconds the replica SQL thread is behind the primary.",
+    "slave_io_running": "Whether the replica I/O thread runs (1) or not (0).",
+    "slave_sql_running": "Whether the replica SQL thread runs (1) or not (0).",
+}
+_REPLICA_RENAMES = {
+    "seconds_behind_source": "seconds_behind_master",
+    "replica_io_running": "slave_io_running",
+    "replica_sql_running": "slave_sql_running",
+    "source_host": "master_host",
+    "source_uuid": "master_uuid",
+}
+
+
+def replica_metrics(target: str, rows: list[dict[str, object]]) -> list[Metric]:
+    """Rows of the replica status (dicts by column) -> ``mysql_slave_status_*`` families."""
+    fams = {
+        key: GaugeMetricFamily(f"mysql_slave_status_{key}", doc, labels=["target", *REPLICA_LABELS])
+        for key, doc in REPLICA_FIELDS.items()
+    }
+    for row in rows:
+        norm = {_REPLICA_RENAMES.get(k.lower(), k.lower()): v for k, v in row.items()}
+        labels = [target, *(str(norm.get(k) or "") for k in REPLICA_LABELS)]
+        for key in REPLICA_FIELDS:
+            value = parse_value(norm.get(key))
+            if value is not None:
+                fams[key].add_metric(labels, value)
+    return [fam for fam in fams.values() if fam.samples]
+
+
+@dataclass(frozen=True)
+class Digest:
+    schema: str
+    digest: str
+    count: int
+    rows_sent: int
+    rows_examined: int
+    seconds: float
+
+
+def digest_metrics(target: str, digests: Iterable[Digest]) -> list[Metric]:
+    labels = ["target", "schema", "digest"]
+    fams = {
+        "count": CounterMetricFamily(
+            "mysql_perf_schema_events_statements_total",
+            "Executions of the statement digest (top digests by rows sent).",
+            labels=labels,
+        ),
+        "rows_sent": CounterMetricFamily(
+            "mysql_perf_schema_events_statements_rows_sent_total",
+            "Rows sent by the statement digest (top digests by rows sent).",
+            labels=labels,
+        ),
+        "rows_examined": CounterMetricFamily(
+            "mysql_perf_schema_events_statements_rows_examined_total",
+            "Rows examined by the statement digest (top digests by rows sent).",
+            labels=labels,
+        ),
+        "seconds": CounterMetricFamily(
+            "mysql_perf_schema_events_statements_seconds_total",
+            "Time spent in the statement digest (top digests by rows sent).",
+            labels=labels,
+        ),
+    }
+    for d in digests:
+        for attr, fam in fams.items():
+            fam.add_metric([target, d.schema, d.digest], getattr(d, attr))
+    return list(fams.values())
+
+
+_PROCESSLIST = (
+    "SELECT COUNT(*), COALESCE(SUM(TIME >= %s), 0), COALESCE(MAX(TIME), 0) "
+    "FROM information_schema.PROCESSLIST "
+    "WHERE COMMAND IN ('Query', 'Execute') AND ID <> CONNECTION_ID()"
+)
+_DIGESTS = (
+    "SELECT COALESCE(SCHEMA_NAME, ''), COALESCE(DIGEST, ''), COUNT_STAR, SUM_ROWS_SENT, "
+    "SUM_ROWS_EXAMINED, SUM_TIMER_WAIT "
+    "FROM performance_schema.events_statements_summary_by_digest "
+    "ORDER BY SUM_ROWS_SENT DESC LIMIT %s"
+)
+_REPLICA_QUERIES = ("SHOW ALL SLAVES STATUS", "SHOW SLAVE STATUS", "SHOW REPLICA STATUS")
+# Server errors meaning "this user may not read that": the part is skipped, not the target.
+_DENIED = {1044, 1142, 1227, 1370}
+# ... and meaning "this server has no such statement": try the next spelling.
+_UNKNOWN_STATEMENT = {1064, 1193}
+
+
+class MysqlCollector(TargetCollector):
+    name = "mysql"
+
+    def __init__(self, target: MysqlTarget, connect=pymysql.connect) -> None:
+        super().__init__(target.name)
+        self.config = target
+        self._connect_fn = connect
+        self._conn: pymysql.connections.Connection | None = None
+        self._password: str | None = None
+        self._replica_query: str | None = _REPLICA_QUERIES[0]
+
+    def _ssl(self) -> dict | None:
+        tls = self.config.tls
+        if tls is None:
+            return None
+        ssl: dict = {}
+        if tls.ca_file:
+            ssl["ca"] = str(tls.ca_file)
+        if tls.cert_file:
+            ssl["cert"] = str(tls.cert_file)
+        if tls.key_file:
+            ssl["key"] = str(tls.key_file)
+        ssl["check_hostname"] = not tls.insecure_skip_verify
+        ssl["verify_mode"] = 0 if tls.insecure_skip_verify else 2
+        return ssl
+
+    def _connection(self, timeout: float) -> pymysql.connections.Connection:
+        try:
+            password = self.config.password()
+        except OSError as exc:
+            raise TargetUnavailable(f"cannot read password_file: {exc.strerror}") from None
+        if self._conn is not None and password == self._password:
+            try:
+                self._conn.ping(reconnect=False)
+                return self._conn
+            except pymysql.Error:
+                self.close()  # the server went away (restart, idle timeout): connect anew
+        self.close()
+        host, _, port = self.config.address.rpartition(":")
+        try:
+            conn = self._connect_fn(
+                host=host.strip("[]"),
+                port=int(port),
+                user=self.config.user,
+                password=password or "",
+                connect_timeout=timeout,
+                read_timeout=timeout,
+                write_timeout=timeout,
+                autocommit=True,
+                charset="utf8mb4",
+                ssl=self._ssl(),
+                program_name="sscp-ops-exporter",
+            )
+        except pymysql.Error as exc:
+            raise TargetUnavailable(f"{self.config.address}: {_describe(exc)}") from None
+        self._conn, self._password = conn, password
+        self._replica_query = _REPLICA_QUERIES[0]
+        return conn
+
+    def scrape(self, timeout: float) -> Iterable[Metric]:
+        timeout = min(timeout, self.config.timeout)
+        conn = self._connection(timeout)
+        target = self.target or ""
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SHOW GLOBAL STATUS")
+                status = parse_server_values(cur.fetchall(), "SHOW GLOBAL STATUS")
+                cur.execute("SHOW GLOBAL VARIABLES")
+                variables = parse_server_values(cur.fetchall(), "SHOW GLOBAL VARIABLES")
+                out = global_status_metrics(target, status)
+                out += global_variables_metrics(target, variables)
+                out += replica_metrics(target, self._replica_rows(conn))
+                out += self._processlist(cur, target, variables)
+                if variables.texts.get("performance_schema", "").upper() == "ON":
+                    out += self._digests(cur, target)
+        except pymysql.Error as exc:
+            self.close()
+            raise TargetUnavailable(f"{self.config.address}: {_describe(exc)}") from None
+        return out
+
+    def _replica_rows(self, conn: pymysql.connections.Connection) -> list[dict[str, object]]:
+        while self._replica_query is not None:
+            try:
+                with conn.cursor(pymysql.cursors.DictCursor) as cur:
+                    cur.execute(self._replica_query)
+                    return list(cur.fetchall())
+            except pymysql.err.MySQLError as exc:
+                code = exc.args[0] if exc.args else None
+                if code in _UNKNOWN_STATEMENT:
+                    index = _REPLICA_QUERIES.index(self._replica_query) + 1
+                    self._replica_query = (
+                        _REPLICA_QUERIES[index] if index < len(_REPLICA_QUERIES) else None
+                    )
+                elif code in _DENIED:
+                    log.info(
+                        "replica status not readable, skipped until reconnect",
+                        extra={"kv": {"target": self.target, "err": _describe(exc)}},
+                    )
+                    self._replica_query = None
+                else:
+                    raise
+        return []
+
+    def _processlist(self, cur, target: str, variables: ServerValues) -> list[Metric]:
+        threshold = variables.numbers.get("long_query_time", 10.0)
+        cur.execute(_PROCESSLIST, (threshold,))
+        _running, long_running, longest = cur.fetchone()
+        count = GaugeMetricFamily(
+            "mysql_info_schema_long_running_queries",
+            "Statements running for at least the server's long_query_time.",
+            labels=["target"],
+        )
+        count.add_metric([target], float(long_running))
+        age = GaugeMetricFamily(
+            "mysql_info_schema_longest_query_seconds",
+            "Age of the oldest running statement (0 when none).",
+            labels=["target"],
+        )
+        age.add_metric([target], float(longest))
+        return [count, age]
+
+    def _digests(self, cur, target: str) -> list[Metric]:
+        try:
+            cur.execute(_DIGESTS, (TOP_DIGESTS,))
+        except pymysql.err.MySQLError as exc:
+            if exc.args and exc.args[0] in _DENIED:
+                return []
+            raise
+        digests = [
+            Digest(str(s), str(d), int(c), int(sent), int(examined), int(wait) / 1e12)
+            for s, d, c, sent, examined, wait in cur.fetchall()
+        ]
+        return digest_metrics(target, digests)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except pymysql.Error:
+                pass  # already gone
+            self._conn = None
+
+
+def _describe(exc: pymysql.Error) -> str:
+    """``1045 Access denied for user 'exporter'@'host' (using password: YES)``: code and text
+    as the server or PyMySQL gives them; neither ever holds the password."""
+    if len(exc.args) >= 2:
+        return f"{exc.args[0]} {exc.args[1]}"
+    return str(exc) or type(exc).__name__
+
+
+def build(config: Config) -> list[Collector]:
+    return [MysqlCollector(target) for target in config.targets.mysql]
