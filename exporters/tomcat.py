@@ -180,7 +180,9 @@ def status_metrics(target: str, status: TomcatStatus) -> list[Metric]:
         fam.add_metric([target], getattr(status, f"memory_{field}"))
         out.append(fam)
     used = GaugeMetricFamily(
-        "tomcat_jvm_memory_pool_used_bytes", "Used bytes of a JVM memory pool.", ["target", "pool"]
+        "tomcat_jvm_memory_pool_used_bytes",
+        "Used bytes of a JVM memory pool.",
+        labels=["target", "pool"],
     )
     committed = GaugeMetricFamily(
         "tomcat_jvm_memory_pool_committed_bytes",

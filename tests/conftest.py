@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from helpers import free_port, require_binary, running, sscp_ops_cmd
 
+pytest_plugins = ["fx_servers", "fx_targets"]
+
 
 @pytest.fixture
 def write_config(tmp_path: Path):

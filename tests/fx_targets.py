@@ -1,0 +1,235 @@
+"""Fixtures for the remote-system collectors (nginx, tomcat, redis, mysql): a MySQL user of
+our own, the Debian reference exporters, an exporter process whose stderr can be read, and a
+Redis-speaking TCP server that answers garbage.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pymysql
+import pytest
+from helpers import free_port, missing, require_binary, running, sscp_ops_cmd, wait_http
+
+MYSQL_HOST, MYSQL_PORT = "127.0.0.1", 3306
+REDIS_ADDRESS = "127.0.0.1:6379"
+
+
+# ---------------------------------------------------------------------------- MySQL user
+
+
+@dataclass(frozen=True)
+class MysqlUser:
+    user: str
+    password: str
+    password_file: Path
+    host: str = MYSQL_HOST
+    port: int = MYSQL_PORT
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def mysql_root() -> pymysql.connections.Connection:
+    try:
+        return pymysql.connect(
+            host=MYSQL_HOST, port=MYSQL_PORT, user="root", password="", connect_timeout=5
+        )
+    except pymysql.err.OperationalError as exc:
+        missing(f"MariaDB on {MYSQL_HOST}:{MYSQL_PORT} ({exc.args[0]})")
+        raise
+
+
+@pytest.fixture(scope="session")
+def mysql_user(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MysqlUser]:
+    """A dedicated exporter user (random name and password) with the grants the docs ask for;
+    dropped at the end of the session."""
+    root = mysql_root()
+    user = f"sscp_exp_{secrets.token_hex(4)}"
+    password = secrets.token_urlsafe(18)
+    path = tmp_path_factory.mktemp("mysql") / "exporter.pass"
+    path.write_text(password + "\n")
+    path.chmod(0o600)
+    account = f"'{user}'@'{MYSQL_HOST}'"
+    with root.cursor() as cur:
+        cur.execute(f"CREATE USER {account} IDENTIFIED BY %s", (password,))
+        cur.execute(f"GRANT PROCESS, REPLICATION CLIENT, SELECT ON *.* TO {account}")
+        cur.execute("SELECT VERSION()")
+        if "MariaDB" in cur.fetchone()[0]:
+            cur.execute(f"GRANT SLAVE MONITOR ON *.* TO {account}")
+    try:
+        yield MysqlUser(user, password, path)
+    finally:
+        with root.cursor() as cur:
+            cur.execute(f"DROP USER IF EXISTS {account}")
+        root.close()
+
+
+# ---------------------------------------------------------------------------- reference exporters
+
+
+@contextmanager
+def reference_exporter(cmd: list[str], port: int, env: dict | None = None) -> Iterator[str]:
+    url = f"http://127.0.0.1:{port}/metrics"
+    with running(cmd, ready_url=url, env=env):
+        yield url
+
+
+@contextmanager
+def nginx_reference(stub_status_url: str) -> Iterator[str]:
+    """Debian's prometheus-nginx-exporter (0.11) scraping ``stub_status_url``."""
+    binary = require_binary("prometheus-nginx-exporter")
+    port = free_port()
+    cmd = [
+        binary,
+        f"-nginx.scrape-uri={stub_status_url}",
+        f"-web.listen-address=127.0.0.1:{port}",
+    ]
+    with reference_exporter(cmd, port) as url:
+        yield url
+
+
+@contextmanager
+def redis_reference(address: str, password: str | None = None) -> Iterator[str]:
+    """Debian's prometheus-redis-exporter (1.45) for ``address``."""
+    binary = require_binary("prometheus-redis-exporter")
+    port = free_port()
+    cmd = [binary, f"-redis.addr=redis://{address}", f"-web.listen-address=127.0.0.1:{port}"]
+    env = {"REDIS_PASSWORD": password} if password else None
+    with reference_exporter(cmd, port, env) as url:
+        yield url
+
+
+@contextmanager
+def mysqld_reference(user: MysqlUser, directory: Path) -> Iterator[str]:
+    """Debian's prometheus-mysqld-exporter (0.14, default collectors) as ``user``."""
+    binary = require_binary("prometheus-mysqld-exporter")
+    cnf = directory / "exporter.my.cnf"
+    cnf.write_text(
+        f"[client]\nuser={user.user}\npassword={user.password}\nhost={user.host}\n"
+        f"port={user.port}\n"
+    )
+    cnf.chmod(0o600)
+    port = free_port()
+    cmd = [binary, f"--config.my-cnf={cnf}", f"--web.listen-address=127.0.0.1:{port}"]
+    with reference_exporter(cmd, port) as url:
+        yield url
+
+
+# ---------------------------------------------------------------------------- our exporter
+
+
+@dataclass
+class ExporterProcess:
+    base: str
+    proc: subprocess.Popen
+
+    @property
+    def metrics_url(self) -> str:
+        return f"{self.base}/metrics"
+
+    def stop(self) -> str:
+        """Stop the exporter (SIGTERM) and return everything it wrote to stderr."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(10)
+        return self.proc.stderr.read() if self.proc.stderr else ""
+
+
+@pytest.fixture
+def exporter_process(write_config) -> Iterator:
+    """Factory: ``exporter_process(config_text)`` -> :class:`ExporterProcess` (stopped at the
+    end of the test); ``.stop()`` returns its stderr."""
+    with ExitStack() as stack:
+
+        def start(config_text: str, env: dict | None = None) -> ExporterProcess:
+            port = free_port()
+            cfg = write_config(config_text, f"exporter-{port}.yml")
+            base = f"http://127.0.0.1:{port}"
+            cmd = sscp_ops_cmd(
+                "exporter", "--config.file", str(cfg), "--web.listen-address", f"127.0.0.1:{port}"
+            )
+            proc = stack.enter_context(running(cmd, env=env))
+            wait_http(f"{base}/healthz", proc=proc)
+            return ExporterProcess(base, proc)
+
+        yield start
+
+
+# ---------------------------------------------------------------------------- garbage Redis
+
+
+def _read_command(rfile) -> list[bytes] | None:
+    """One RESP request (``*N`` array of bulk strings) from ``rfile``; None at EOF."""
+    line = rfile.readline()
+    if not line:
+        return None
+    if not line.startswith(b"*"):
+        return line.split()
+    args = []
+    for _ in range(int(line[1:])):
+        size = int(rfile.readline()[1:])
+        args.append(rfile.read(size + 2)[:-2])
+    return args
+
+
+@contextmanager
+def garbage_redis(info_reply: bytes) -> Iterator[int]:
+    """A TCP server speaking just enough RESP that ``INFO`` answers ``info_reply`` (e.g. an INFO
+    cut short); other commands get +OK, ``SLOWLOG LEN`` 0. Yields its port."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve(conn: socket.socket) -> None:
+        conn.settimeout(5)
+        with conn, conn.makefile("rb") as rfile:
+            while not stop.is_set():
+                try:
+                    command = _read_command(rfile)
+                except (OSError, ValueError):
+                    return
+                if not command:
+                    return
+                name = command[0].upper()
+                if name == b"INFO":
+                    reply = b"$%d\r\n%s\r\n" % (len(info_reply), info_reply)
+                elif name == b"SLOWLOG":
+                    reply = b":0\r\n"
+                elif name == b"CONFIG":
+                    reply = b"*2\r\n$9\r\ndatabases\r\n$2\r\n16\r\n"
+                else:
+                    reply = b"+OK\r\n"
+                try:
+                    conn.sendall(reply)
+                except OSError:
+                    return
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, name="garbage-redis", daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
