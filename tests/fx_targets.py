@@ -6,6 +6,7 @@ Redis-speaking TCP server that answers garbage.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import signal
 import socket
@@ -22,6 +23,31 @@ from helpers import free_port, missing, require_binary, running, sscp_ops_cmd, w
 
 MYSQL_HOST, MYSQL_PORT = "127.0.0.1", 3306
 REDIS_ADDRESS = "127.0.0.1:6379"
+
+
+# ---------------------------------------------------------------------------- exposition
+
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)")
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_samples(text: str) -> dict[tuple[str, frozenset], float]:
+    """Prometheus text format -> {(name, labels): value}, sample names exactly as written
+    (prometheus_client's parser appends ``_total`` to counters that lack it)."""
+    out: dict[tuple[str, frozenset], float] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        match = _SAMPLE.match(line)
+        if match is None:
+            raise ValueError(f"not a sample line: {line!r}")
+        name, labels, value = match.groups()
+        pairs = frozenset(
+            (k, v.replace('\\"', '"').replace("\\n", "\n").replace("\\\\", "\\"))
+            for k, v in _LABEL.findall(labels or "")
+        )
+        out[(name, pairs)] = float(value)
+    return out
 
 
 # ---------------------------------------------------------------------------- MySQL user
@@ -127,6 +153,21 @@ def mysqld_reference(user: MysqlUser, directory: Path) -> Iterator[str]:
 
 
 # ---------------------------------------------------------------------------- our exporter
+
+
+@contextmanager
+def start_exporter(directory: Path, config_text: str) -> Iterator[str]:
+    """``sscp-ops exporter`` with ``config_text`` on a free port (for module-scoped fixtures);
+    yields its base URL."""
+    port = free_port()
+    cfg = directory / f"exporter-{port}.yml"
+    cfg.write_text(config_text)
+    base = f"http://127.0.0.1:{port}"
+    cmd = sscp_ops_cmd(
+        "exporter", "--config.file", str(cfg), "--web.listen-address", f"127.0.0.1:{port}"
+    )
+    with running(cmd, ready_url=f"{base}/healthz"):
+        yield base
 
 
 @dataclass
