@@ -274,6 +274,7 @@ class RedisCollector(TargetCollector):
             socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 0),
             decode_responses=True,
+            protocol=2,  # RESP2: Redis < 6 has no HELLO
             client_name="sscp-ops-exporter",
             **kwargs,
         )

@@ -18,6 +18,8 @@ Every server is stopped when its fixture ends; logs and pid files stay in the te
 
 from __future__ import annotations
 
+import os
+import pwd
 import secrets
 import shutil
 import socket
@@ -58,7 +60,7 @@ class Nginx:
 
 
 _NGINX_CONF = """\
-worker_processes 1;
+{user}worker_processes 1;
 pid {prefix}/nginx.pid;
 error_log {prefix}/logs/error.log warn;
 events {{ worker_connections 256; }}
@@ -99,6 +101,8 @@ def nginx_server(directory: Path, extra_server_conf: str = "") -> Iterator[Nginx
     conf = directory / "nginx.conf"
     conf.write_text(
         _NGINX_CONF.format(
+            # as root, workers would drop to "nobody", who cannot read pytest's 0700 temp dirs
+            user=f"user {pwd.getpwuid(os.geteuid()).pw_name};\n" if os.geteuid() == 0 else "",
             prefix=directory,
             host="127.0.0.1",
             port=port,
