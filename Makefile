@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint venv clean
+.PHONY: run test lint venv docs clean
 
 $(STAMP): setup.cfg pyproject.toml
 	@command -v $(PYTHON) >/dev/null && $(PYTHON) -c 'import ensurepip, venv' 2>/dev/null \
@@ -25,6 +25,10 @@ test: $(STAMP)
 	scripts/install-debian-packages -f scripts/test-packages.txt
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
+
+## docs: regenerate the generated documents (config reference)
+docs: $(STAMP)
+	$(BIN)/python -m sscp_ops.config.reference > docs/config-reference.md
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -10,6 +10,8 @@ from sscp_ops.config.base import Model, PositiveSeconds
 
 
 class ExporterConfig(Model):
+    """How ``sscp-ops exporter`` serves: address, scrape deadline, enabled collectors."""
+
     listen_address: Annotated[str, Field(pattern=r"^(\[[0-9a-fA-F:]+\]|[^:\s]*):\d{1,5}$")] = (
         "127.0.0.1:9810"
     )

@@ -62,6 +62,8 @@ def _named(what: str):
 
 
 class TargetsConfig(Model):
+    """Monitored instances; every series of a remote system carries a ``target`` label."""
+
     nginx: Annotated[list[NginxTarget], _named("nginx target")] = []
     tomcat: Annotated[list[TomcatTarget], _named("tomcat target")] = []
     redis: Annotated[list[RedisTarget], _named("redis target")] = []

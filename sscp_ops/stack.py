@@ -1,0 +1,290 @@
+"""The whole kit on one machine (``make run``): exporter, webhook, Prometheus, Alertmanager.
+
+Everything listens on loopback, keeps its data under one directory (``./var`` by default) and
+is stopped on Ctrl-C / SIGTERM. Config files for the child processes are generated into the
+data directory on every start from the shipped ones, so a second run in a row works and
+nothing in the checkout is modified.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+import yaml
+
+log = logging.getLogger("stack")
+
+
+@dataclass(frozen=True)
+class Ports:
+    exporter: int = 9810
+    webhook: int = 9811
+    prometheus: int = 9090
+    alertmanager: int = 9093
+
+
+@dataclass(frozen=True)
+class StackPlan:
+    """What to start: resolved paths, ports and intervals."""
+
+    root: Path  # the checkout: rules/, alertmanager/
+    data: Path  # ./var
+    ports: Ports = Ports()
+    host: str = "127.0.0.1"
+    scrape_interval: str = "15s"
+    evaluation_interval: str = "15s"
+    base_config: dict = field(default_factory=dict)
+
+
+def tcp_answers(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def kit_config(plan: StackPlan, detect: Callable[[str, int], bool] = tcp_answers) -> dict:
+    """The sscp-ops config for the exporter and webhook of this stack.
+
+    Starts from ``plan.base_config``; adds the local MariaDB and Redis as targets when they
+    answer on their default ports and no targets of that kind are configured.
+    """
+    cfg = {k: v for k, v in plan.base_config.items()}
+    exporter = dict(cfg.get("exporter") or {})
+    exporter["listen_address"] = f"{plan.host}:{plan.ports.exporter}"
+    cfg["exporter"] = exporter
+    targets = dict(cfg.get("targets") or {})
+    if "redis" not in targets and detect("127.0.0.1", 6379):
+        targets["redis"] = [{"name": "local", "address": "127.0.0.1:6379"}]
+    if "mysql" not in targets and detect("127.0.0.1", 3306):
+        targets["mysql"] = [{"name": "local", "address": "127.0.0.1:3306", "user": "root"}]
+    if targets:
+        cfg["targets"] = targets
+    webhook = dict(cfg.get("webhook") or {})
+    webhook.setdefault("database", f"sqlite:///{plan.data / 'webhook' / 'tickets.db'}")
+    webhook["alertmanager_token_file"] = str(plan.data / "alertmanager.token")
+    webhook.setdefault("sms", {"backend": "log"})
+    cfg["webhook"] = webhook
+    return cfg
+
+
+def prometheus_config(plan: StackPlan) -> dict:
+    rules = sorted(str(p) for p in (plan.root / "rules").glob("*.rules.yml"))
+    h, p = plan.host, plan.ports
+    return {
+        "global": {
+            "scrape_interval": plan.scrape_interval,
+            "evaluation_interval": plan.evaluation_interval,
+            "scrape_timeout": "10s" if plan.scrape_interval.endswith("m") else plan.scrape_interval,
+        },
+        "rule_files": rules,
+        "alerting": {
+            "alertmanagers": [{"static_configs": [{"targets": [f"{h}:{p.alertmanager}"]}]}]
+        },
+        "scrape_configs": [
+            {"job_name": "sscp-exporter", "static_configs": [{"targets": [f"{h}:{p.exporter}"]}]},
+            {"job_name": "sscp-webhook", "static_configs": [{"targets": [f"{h}:{p.webhook}"]}]},
+            {"job_name": "prometheus", "static_configs": [{"targets": [f"{h}:{p.prometheus}"]}]},
+        ],
+    }
+
+
+def _rewrite_urls(node: object, old: str, new: str) -> object:
+    if isinstance(node, dict):
+        return {k: _rewrite_urls(v, old, new) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_rewrite_urls(v, old, new) for v in node]
+    if isinstance(node, str):
+        return node.replace(old, new)
+    return node
+
+
+def alertmanager_config(plan: StackPlan, shipped: dict) -> dict:
+    """The shipped Alertmanager config with this stack's webhook address and token file."""
+    cfg = _rewrite_urls(shipped, "127.0.0.1:9811", f"{plan.host}:{plan.ports.webhook}")
+    token = str(plan.data / "alertmanager.token")
+
+    def fix(node: object) -> object:
+        if isinstance(node, dict):
+            out = {k: fix(v) for k, v in node.items()}
+            if "credentials_file" in out:
+                out["credentials_file"] = token
+            return out
+        if isinstance(node, list):
+            return [fix(v) for v in node]
+        return node
+
+    cfg = fix(cfg)
+    cfg["templates"] = [str(plan.root / "alertmanager" / "templates" / "*.tmpl")]
+    return cfg
+
+
+def ensure_token(path: Path) -> str:
+    """The webhook's Alertmanager token: kept across runs, created once (mode 0600)."""
+    if path.exists():
+        return path.read_text().strip()
+    token = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    return token
+
+
+@dataclass
+class Child:
+    name: str
+    argv: Sequence[str]
+    ready_url: str
+    proc: subprocess.Popen | None = None
+
+
+def find_binary(*names: str) -> str:
+    for name in names:
+        path = shutil.which(name)
+        if path:
+            return path
+    raise FileNotFoundError(f"none of {', '.join(names)} is installed")
+
+
+class Stack:
+    """Starts the children in order, waits until each answers, stops all on the first exit."""
+
+    def __init__(self, plan: StackPlan, python: str = sys.executable) -> None:
+        self.plan = plan
+        self.python = python
+        self.children: list[Child] = []
+        self.stop_event = threading.Event()
+
+    def prepare(self) -> list[Child]:
+        plan, h, p = self.plan, self.plan.host, self.plan.ports
+        for sub in ("prometheus/data", "alertmanager/data", "webhook", "logs"):
+            (plan.data / sub).mkdir(parents=True, exist_ok=True)
+        ensure_token(plan.data / "alertmanager.token")
+        kit = plan.data / "config.yml"
+        kit.write_text(yaml.safe_dump(kit_config(plan), allow_unicode=True, sort_keys=False))
+        prom = plan.data / "prometheus" / "prometheus.yml"
+        prom.write_text(yaml.safe_dump(prometheus_config(plan), sort_keys=False))
+        shipped = yaml.safe_load((plan.root / "alertmanager" / "alertmanager.yml").read_text())
+        am = plan.data / "alertmanager" / "alertmanager.yml"
+        am.write_text(yaml.safe_dump(alertmanager_config(plan, shipped), sort_keys=False))
+        sscp = [self.python, "-m", "sscp_ops"]
+        return [
+            Child(
+                "exporter",
+                [
+                    *sscp,
+                    "exporter",
+                    "--config.file",
+                    str(kit),
+                    "--web.listen-address",
+                    f"{h}:{p.exporter}",
+                ],
+                f"http://{h}:{p.exporter}/healthz",
+            ),
+            Child(
+                "webhook",
+                [
+                    *sscp,
+                    "webhook",
+                    "--config.file",
+                    str(kit),
+                    "--web.listen-address",
+                    f"{h}:{p.webhook}",
+                ],
+                f"http://{h}:{p.webhook}/healthz",
+            ),
+            Child(
+                "alertmanager",
+                [
+                    find_binary("prometheus-alertmanager", "alertmanager"),
+                    f"--config.file={am}",
+                    f"--storage.path={plan.data / 'alertmanager' / 'data'}",
+                    f"--web.listen-address={h}:{p.alertmanager}",
+                    "--cluster.listen-address=",
+                ],
+                f"http://{h}:{p.alertmanager}/-/ready",
+            ),
+            Child(
+                "prometheus",
+                [
+                    find_binary("prometheus"),
+                    f"--config.file={prom}",
+                    f"--storage.tsdb.path={plan.data / 'prometheus' / 'data'}",
+                    f"--web.listen-address={h}:{p.prometheus}",
+                    "--web.enable-lifecycle",
+                ],
+                f"http://{h}:{p.prometheus}/-/ready",
+            ),
+        ]
+
+    def start(self, timeout: float = 60.0) -> None:
+        for child in self.prepare():
+            logfile = open(self.plan.data / "logs" / f"{child.name}.log", "ab")  # noqa: SIM115
+            child.proc = subprocess.Popen(
+                child.argv, stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True
+            )
+            logfile.close()
+            self.children.append(child)
+            self._wait_ready(child, timeout)
+            log.info("started", extra={"kv": {"component": child.name, "pid": child.proc.pid}})
+
+    def _wait_ready(self, child: Child, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if child.proc.poll() is not None:
+                raise RuntimeError(
+                    f"{child.name} exited with {child.proc.returncode}; "
+                    f"see {self.plan.data / 'logs' / (child.name + '.log')}"
+                )
+            try:
+                if requests.get(child.ready_url, timeout=1).status_code < 500:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{child.name} did not become ready within {timeout:.0f}s")
+
+    def urls(self) -> dict[str, str]:
+        h, p = self.plan.host, self.plan.ports
+        return {
+            "Prometheus": f"http://{h}:{p.prometheus}/",
+            "Alertmanager": f"http://{h}:{p.alertmanager}/",
+            "Exporter": f"http://{h}:{p.exporter}/metrics",
+            "Ticket UI and webhook": f"http://{h}:{p.webhook}/",
+        }
+
+    def wait(self) -> str | None:
+        """Block until a signal or a child's exit; returns the name of a child that died."""
+        while not self.stop_event.wait(0.5):
+            for child in self.children:
+                if child.proc and child.proc.poll() is not None:
+                    return child.name
+        return None
+
+    def stop(self) -> None:
+        for child in reversed(self.children):
+            if child.proc and child.proc.poll() is None:
+                os.killpg(child.proc.pid, signal.SIGTERM)
+        for child in reversed(self.children):
+            if not child.proc:
+                continue
+            try:
+                child.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(child.proc.pid, signal.SIGKILL)
+                child.proc.wait()
+        self.children.clear()
