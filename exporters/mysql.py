@@ -50,12 +50,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import pymysql
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    Metric,
-    UnknownMetricFamily,
-)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.samples import Sample
 
 from exporters.core import Collector, ParseError, TargetCollector, TargetUnavailable
 from sscp_ops.config import Config
@@ -78,7 +74,10 @@ class ServerValues:
 
 
 _INVALID = re.compile(r"[^a-zA-Z0-9_]")
+_VALID = re.compile(r"[a-z0-9_]+")
+_NUMBER_START = frozenset("0123456789-+.")
 _TIME_FORMATS = ("%b %d %H:%M:%S %Y GMT", "%Y-%m-%d %H:%M:%S")
+_LOOKS_LIKE_TIME = re.compile(r"^(\d{4}-\d\d-\d\d|[A-Z][a-z]{2} [ \d]\d) \d\d:\d\d:\d\d")
 _WORDS = {
     "yes": 1.0,
     "on": 1.0,
@@ -96,24 +95,24 @@ def parse_value(raw: object) -> float | None:
     """A status or variable value as mysqld_exporter reads it; ``None`` when not numeric."""
     if raw is None:
         return None
-    if isinstance(raw, bytes):
-        raw = raw.decode("utf-8", "replace")
     if isinstance(raw, int | float):
         return float(raw)
-    text = str(raw)
-    word = _WORDS.get(text.lower())
-    if word is not None:
-        return word
-    for fmt in _TIME_FORMATS:
-        try:
-            stamp = dt.datetime.strptime(text, fmt).replace(tzinfo=dt.UTC)
-        except ValueError:
-            continue
-        return stamp.timestamp()
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
     try:
         return float(text)
     except ValueError:
-        return None
+        pass
+    word = _WORDS.get(text.lower())
+    if word is not None:
+        return word
+    if _LOOKS_LIKE_TIME.match(text):
+        for fmt in _TIME_FORMATS:
+            try:
+                stamp = dt.datetime.strptime(text, fmt).replace(tzinfo=dt.UTC)
+            except ValueError:
+                continue
+            return stamp.timestamp()
+    return None
 
 
 def parse_server_values(rows: Rows, what: str = "SHOW GLOBAL STATUS") -> ServerValues:
@@ -123,15 +122,52 @@ def parse_server_values(rows: Rows, what: str = "SHOW GLOBAL STATUS") -> ServerV
     if not rows:
         raise ParseError(f"{what}: no rows")
     for row in rows:
-        if len(row) != 2 or not isinstance(row[0], str | bytes):
-            raise ParseError(f"{what}: expected (name, value) rows, got {row!r:.80}")
-        name = row[0].decode() if isinstance(row[0], bytes) else row[0]
-        raw = row[1].decode("utf-8", "replace") if isinstance(row[1], bytes) else row[1]
-        texts[name.lower()] = "" if raw is None else str(raw)
-        value = parse_value(raw)
+        try:
+            name, raw = row
+        except (TypeError, ValueError):
+            raise ParseError(f"{what}: expected (name, value) rows, got {row!r:.80}") from None
+        if name.__class__ is not str:
+            if not isinstance(name, bytes):
+                raise ParseError(f"{what}: expected (name, value) rows, got {row!r:.80}")
+            name = name.decode()
+        if raw.__class__ is not str:
+            raw = (
+                ""
+                if raw is None
+                else raw.decode("utf-8", "replace")
+                if isinstance(raw, bytes)
+                else str(raw)
+            )
+        lower = name.lower()
+        texts[lower] = raw
+        value: float | None = None
+        if raw[:1] in _NUMBER_START:
+            try:
+                value = float(raw)  # most values: skip parse_value's other readings
+            except ValueError:
+                value = parse_value(raw)
+        elif raw:
+            value = parse_value(raw)
         if value is not None:
-            numbers[_INVALID.sub("_", name.lower())] = value
+            numbers[lower if _VALID.fullmatch(lower) else _INVALID.sub("_", lower)] = value
     return ServerValues(numbers, texts)
+
+
+def parse_packed(packed: str | bytes | None) -> list[tuple[str, str]]:
+    """``name<US>value<RS>name<US>value...`` (one ``GROUP_CONCAT`` row) -> (name, value) rows."""
+    if isinstance(packed, bytes):
+        packed = packed.decode("utf-8", "replace")
+    if not packed:
+        raise ParseError("global status: empty")
+    if len(packed) >= _PACKED_MAX:
+        raise ParseError("global status: truncated at group_concat_max_len")
+    rows = []
+    for record in packed.split(_RECORD):
+        name, sep, value = record.partition(_FIELD)
+        if not sep:
+            raise ParseError(f"global status: record without a value: {record[:60]!r}")
+        rows.append((name, value))
+    return rows
 
 
 _STATUS_GROUP = re.compile(
@@ -172,9 +208,21 @@ _GROUP_FAMILIES = {
 }
 
 
+_STATUS_HELP = "Generic metric from SHOW GLOBAL STATUS."
+_VARIABLES_HELP = "Generic gauge metric from SHOW GLOBAL VARIABLES."
+
+
+def _single(name: str, doc: str, kind: str, labels: dict[str, str], value: float) -> Metric:
+    """A family of one sample, built without *MetricFamily's per-call label zipping (this
+    runs ~1,000 times per MySQL scrape)."""
+    family = Metric(name, doc, kind)
+    family.samples.append(Sample(name, labels, value))
+    return family
+
+
 def global_status_metrics(target: str, status: ServerValues) -> list[Metric]:
     """``SHOW GLOBAL STATUS`` under mysqld_exporter's names, every series labelled ``target``."""
-    t = [target]
+    t = {"target": target}
     out: list[Metric] = []
     grouped: dict[str, CounterMetricFamily] = {}
     pages = GaugeMetricFamily(
@@ -185,13 +233,7 @@ def global_status_metrics(target: str, status: ServerValues) -> list[Metric]:
     for key, value in status.numbers.items():
         match = _STATUS_GROUP.match(key)
         if match is None:
-            fam = UnknownMetricFamily(
-                f"mysql_global_status_{key}",
-                "Generic metric from SHOW GLOBAL STATUS.",
-                labels=["target"],
-            )
-            fam.add_metric(t, value)
-            out.append(fam)
+            out.append(_single(f"mysql_global_status_{key}", _STATUS_HELP, "unknown", t, value))
             continue
         group, item = match.groups()
         if group == "innodb_buffer_pool_pages":
@@ -199,13 +241,15 @@ def global_status_metrics(target: str, status: ServerValues) -> list[Metric]:
                 pages.add_metric([target, item], value)
                 continue
             if item == "dirty":
-                fam = GaugeMetricFamily(
-                    "mysql_global_status_buffer_pool_dirty_pages",
-                    "Innodb buffer pool dirty pages.",
-                    labels=["target"],
+                out.append(
+                    _single(
+                        "mysql_global_status_buffer_pool_dirty_pages",
+                        "Innodb buffer pool dirty pages.",
+                        "gauge",
+                        t,
+                        value,
+                    )
                 )
-                fam.add_metric(t, value)
-                out.append(fam)
                 continue
             if item == "total":
                 continue
@@ -222,15 +266,11 @@ def global_status_metrics(target: str, status: ServerValues) -> list[Metric]:
 
 def global_variables_metrics(target: str, variables: ServerValues) -> list[Metric]:
     """``SHOW GLOBAL VARIABLES`` under mysqld_exporter's names, labelled ``target``."""
-    out: list[Metric] = []
-    for key, value in variables.numbers.items():
-        fam = GaugeMetricFamily(
-            f"mysql_global_variables_{key}",
-            "Generic gauge metric from SHOW GLOBAL VARIABLES.",
-            labels=["target"],
-        )
-        fam.add_metric([target], value)
-        out.append(fam)
+    t = {"target": target}
+    out: list[Metric] = [
+        _single(f"mysql_global_variables_{key}", _VARIABLES_HELP, "gauge", t, value)
+        for key, value in variables.numbers.items()
+    ]
     version = GaugeMetricFamily(
         "mysql_version_info",
         "MySQL version and distribution.",
@@ -341,6 +381,28 @@ _DIGESTS = (
     "FROM performance_schema.events_statements_summary_by_digest "
     "ORDER BY SUM_ROWS_SENT DESC LIMIT %s"
 )
+# Global status and variables, fastest first: one packed row from a table (PyMySQL decodes
+# ~600 rows of SHOW GLOBAL STATUS in ~3 ms of CPU, one row in 0.3 ms), else the SHOW statement.
+_FIELD, _RECORD = "\x1f", "\x1e"
+_PACKED_MAX = 16 * 1024 * 1024
+_PACK = (
+    f"SELECT GROUP_CONCAT(VARIABLE_NAME, '{_FIELD}', COALESCE(VARIABLE_VALUE, '') "
+    f"SEPARATOR '{_RECORD}') FROM "
+)
+_SOURCES = {
+    "STATUS": (
+        _PACK + "information_schema.GLOBAL_STATUS",  # MariaDB, MySQL 5.6
+        _PACK + "performance_schema.global_status",  # MySQL >= 5.7
+        "SHOW GLOBAL STATUS",
+    ),
+    "VARIABLES": (
+        _PACK + "information_schema.GLOBAL_VARIABLES",
+        _PACK + "performance_schema.global_variables",
+        "SHOW GLOBAL VARIABLES",
+    ),
+}
+# unknown table, no such table, I_S feature disabled (5.7), access denied: try the next source
+_NO_SOURCE = {1044, 1109, 1142, 1146, 1227, 3167}
 _REPLICA_QUERIES = ("SHOW ALL SLAVES STATUS", "SHOW SLAVE STATUS", "SHOW REPLICA STATUS")
 # Server errors meaning "this user may not read that": the part is skipped, not the target.
 _DENIED = {1044, 1142, 1227, 1370}
@@ -358,6 +420,7 @@ class MysqlCollector(TargetCollector):
         self._conn: pymysql.connections.Connection | None = None
         self._password: str | None = None
         self._replica_query: str | None = _REPLICA_QUERIES[0]
+        self._source: dict[str, int] = {}
 
     def _ssl(self) -> dict | None:
         tls = self.config.tls
@@ -398,6 +461,7 @@ class MysqlCollector(TargetCollector):
                 write_timeout=timeout,
                 autocommit=True,
                 charset="utf8mb4",
+                init_command=f"SET SESSION group_concat_max_len = {_PACKED_MAX}",
                 ssl=self._ssl(),
                 program_name="sscp-ops-exporter",
             )
@@ -405,6 +469,7 @@ class MysqlCollector(TargetCollector):
             raise TargetUnavailable(f"{self.config.address}: {_describe(exc)}") from None
         self._conn, self._password = conn, password
         self._replica_query = _REPLICA_QUERIES[0]
+        self._source = {}
         return conn
 
     def scrape(self, timeout: float) -> Iterable[Metric]:
@@ -413,10 +478,10 @@ class MysqlCollector(TargetCollector):
         target = self.target or ""
         try:
             with conn.cursor() as cur:
-                cur.execute("SHOW GLOBAL STATUS")
-                status = parse_server_values(cur.fetchall(), "SHOW GLOBAL STATUS")
-                cur.execute("SHOW GLOBAL VARIABLES")
-                variables = parse_server_values(cur.fetchall(), "SHOW GLOBAL VARIABLES")
+                status = parse_server_values(self._read(cur, "STATUS"), "SHOW GLOBAL STATUS")
+                variables = parse_server_values(
+                    self._read(cur, "VARIABLES"), "SHOW GLOBAL VARIABLES"
+                )
                 out = global_status_metrics(target, status)
                 out += global_variables_metrics(target, variables)
                 out += replica_metrics(target, self._replica_rows(conn))
@@ -427,6 +492,25 @@ class MysqlCollector(TargetCollector):
             self.close()
             raise TargetUnavailable(f"{self.config.address}: {_describe(exc)}") from None
         return out
+
+    def _read(self, cur, what: str) -> Rows:
+        """Global ``STATUS`` or ``VARIABLES`` as (name, value) rows, from the first source of
+        :data:`_SOURCES` that this server and user allow (remembered per connection)."""
+        sources = _SOURCES[what]
+        while True:
+            index = self._source.get(what, 0)
+            source = sources[index]
+            try:
+                cur.execute(source)
+                if index == len(sources) - 1:
+                    return cur.fetchall()
+                (packed,) = cur.fetchone()
+                return parse_packed(packed)
+            except pymysql.err.MySQLError as exc:
+                code = exc.args[0] if exc.args else None
+                if index == len(sources) - 1 or code not in _NO_SOURCE:
+                    raise
+                self._source[what] = index + 1
 
     def _replica_rows(self, conn: pymysql.connections.Connection) -> list[dict[str, object]]:
         while self._replica_query is not None:

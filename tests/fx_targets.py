@@ -76,14 +76,14 @@ def mysql_root() -> pymysql.connections.Connection:
         raise
 
 
-@pytest.fixture(scope="session")
-def mysql_user(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MysqlUser]:
-    """A dedicated exporter user (random name and password) with the grants the docs ask for;
-    dropped at the end of the session."""
+@contextmanager
+def mysql_exporter_user(directory: Path) -> Iterator[MysqlUser]:
+    """A dedicated exporter user (random name and password, in ``directory``/exporter.pass)
+    with the grants the docs ask for; dropped afterwards."""
     root = mysql_root()
     user = f"sscp_exp_{secrets.token_hex(4)}"
     password = secrets.token_urlsafe(18)
-    path = tmp_path_factory.mktemp("mysql") / "exporter.pass"
+    path = directory / "exporter.pass"
     path.write_text(password + "\n")
     path.chmod(0o600)
     account = f"'{user}'@'{MYSQL_HOST}'"
@@ -96,9 +96,16 @@ def mysql_user(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MysqlUser]:
     try:
         yield MysqlUser(user, password, path)
     finally:
+        root.ping(reconnect=True)
         with root.cursor() as cur:
             cur.execute(f"DROP USER IF EXISTS {account}")
         root.close()
+
+
+@pytest.fixture(scope="session")
+def mysql_user(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MysqlUser]:
+    with mysql_exporter_user(tmp_path_factory.mktemp("mysql")) as user:
+        yield user
 
 
 # ---------------------------------------------------------------------------- reference exporters
