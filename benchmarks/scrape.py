@@ -96,7 +96,7 @@ def series_count(body: bytes, encoding: str) -> int:
 
 
 class Subject:
-    def __init__(self, name: str, url: str) -> None:
+    def __init__(self, name: str, url: str, durations: bool = False) -> None:
         self.name = name
         self.url = url
         self.pid = listener_pid(int(url.split(":")[2].split("/")[0]))
@@ -106,6 +106,7 @@ class Subject:
         self.cpu_end = 0.0
         self.series = 0
         self.rss = 0
+        self.durations: dict[str, list[float]] | None = {} if durations else None
 
     def scrape(self, record: bool) -> None:
         start = time.perf_counter()
@@ -116,6 +117,12 @@ class Subject:
             raise RuntimeError(f"{self.name}: HTTP {response.status_code}")
         if record:
             self.latencies.append(took)
+            if self.durations is not None:
+                text = gzip.decompress(body) if response.headers.get("Content-Encoding") else body
+                for line in text.decode().splitlines():
+                    if line.startswith("sscp_exporter_collector_duration_seconds{"):
+                        labels, value = line.rsplit(" ", 1)
+                        self.durations.setdefault(labels[41:-1], []).append(float(value))
         else:
             self.series = series_count(body, response.headers.get("Content-Encoding", ""))
 
@@ -144,7 +151,10 @@ def run(rounds: int, warmup: int, host_only: bool) -> list[Subject]:
         if host_only:
             config = "exporter: {collectors: {host: true}}\n"
             ours = stack.enter_context(start_exporter(tmp, config)) + "/metrics"
-            subjects = [Subject("sscp-ops (host)", ours), Subject("node_exporter", node_url)]
+            subjects = [
+                Subject("sscp-ops (host)", ours, durations=True),
+                Subject("node_exporter", node_url),
+            ]
             return measure(subjects, rounds, warmup)
         nginx = stack.enter_context(nginx_server(tmp / "nginx"))
         tomcat = stack.enter_context(tomcat_server(tmp / "tomcat"))
@@ -163,7 +173,7 @@ targets:
 """
         ours = stack.enter_context(start_exporter(tmp, config)) + "/metrics"
         subjects = [
-            Subject("sscp-ops (host+4 targets)", ours),
+            Subject("sscp-ops (host+4 targets)", ours, durations=True),
             Subject("node_exporter", node_url),
             Subject("nginx-exporter", stack.enter_context(nginx_reference(nginx.stub_status_url))),
             Subject("redis_exporter", stack.enter_context(redis_reference(cache.address))),
@@ -209,6 +219,13 @@ def report(subjects: list[Subject]) -> None:
     print(f"\nCPU per scrape, ours / sum of references: {ratio:.2f} (target <= 0.50)")
     print(f"p95 latency ours: {ours.p(0.95) * 1e3:.1f} ms (target <= 50 ms)")
     print(f"RSS ours / sum of references: {ours.rss / ref_rss:.2f}")
+    print("\nour collectors' own durations (sscp_exporter_collector_duration_seconds):")
+    for labels, values in sorted((ours.durations or {}).items()):
+        ordered = sorted(values)
+        p95 = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
+        print(
+            f"  {labels:40} p50 {statistics.median(values) * 1e3:7.2f} ms  p95 {p95 * 1e3:7.2f} ms"
+        )
 
 
 def main() -> int:

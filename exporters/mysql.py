@@ -46,6 +46,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -443,11 +444,7 @@ class MysqlCollector(TargetCollector):
         except OSError as exc:
             raise TargetUnavailable(f"cannot read password_file: {exc.strerror}") from None
         if self._conn is not None and password == self._password:
-            try:
-                self._conn.ping(reconnect=False)
-                return self._conn
-            except pymysql.Error:
-                self.close()  # the server went away (restart, idle timeout): connect anew
+            return self._conn
         self.close()
         host, _, port = self.config.address.rpartition(":")
         try:
@@ -474,23 +471,36 @@ class MysqlCollector(TargetCollector):
 
     def scrape(self, timeout: float) -> Iterable[Metric]:
         timeout = min(timeout, self.config.timeout)
+        reused = self._conn is not None
         conn = self._connection(timeout)
-        target = self.target or ""
+        start = time.monotonic()
         try:
-            with conn.cursor() as cur:
-                status = parse_server_values(self._read(cur, "STATUS"), "SHOW GLOBAL STATUS")
-                variables = parse_server_values(
-                    self._read(cur, "VARIABLES"), "SHOW GLOBAL VARIABLES"
-                )
-                out = global_status_metrics(target, status)
-                out += global_variables_metrics(target, variables)
-                out += replica_metrics(target, self._replica_rows(conn))
-                out += self._processlist(cur, target, variables)
-                if variables.texts.get("performance_schema", "").upper() == "ON":
-                    out += self._digests(cur, target)
-        except pymysql.Error as exc:
+            return self._collect(conn)
+        except pymysql.err.MySQLError as exc:
+            self.close()
+            # A kept connection the server has dropped (restart, wait_timeout) fails at once:
+            # one more try on a new connection. A slow failure (timeout) is not retried.
+            quick = time.monotonic() - start < timeout / 2
+            if not (reused and quick and _connection_lost(exc)):
+                raise TargetUnavailable(f"{self.config.address}: {_describe(exc)}") from None
+        conn = self._connection(timeout)
+        try:
+            return self._collect(conn)
+        except pymysql.err.MySQLError as exc:
             self.close()
             raise TargetUnavailable(f"{self.config.address}: {_describe(exc)}") from None
+
+    def _collect(self, conn: pymysql.connections.Connection) -> list[Metric]:
+        target = self.target or ""
+        with conn.cursor() as cur:
+            status = parse_server_values(self._read(cur, "STATUS"), "SHOW GLOBAL STATUS")
+            variables = parse_server_values(self._read(cur, "VARIABLES"), "SHOW GLOBAL VARIABLES")
+            out = global_status_metrics(target, status)
+            out += global_variables_metrics(target, variables)
+            out += replica_metrics(target, self._replica_rows(conn))
+            out += self._processlist(cur, target, variables)
+            if variables.texts.get("performance_schema", "").upper() == "ON":
+                out += self._digests(cur, target)
         return out
 
     def _read(self, cur, what: str) -> Rows:
@@ -573,6 +583,17 @@ class MysqlCollector(TargetCollector):
             except pymysql.Error:
                 pass  # already gone
             self._conn = None
+
+
+# PyMySQL closed, connection killed (MariaDB), server gone away, lost connection, idle
+# client disconnected (MySQL 8)
+_LOST = {0, 1927, 2006, 2013, 2055, 4031}
+
+
+def _connection_lost(exc: pymysql.err.MySQLError) -> bool:
+    if isinstance(exc, pymysql.err.InterfaceError):
+        return True
+    return isinstance(exc, pymysql.err.OperationalError) and bool(exc.args) and exc.args[0] in _LOST
 
 
 def _describe(exc: pymysql.Error) -> str:

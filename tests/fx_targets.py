@@ -96,7 +96,8 @@ def mysql_exporter_user(directory: Path) -> Iterator[MysqlUser]:
     try:
         yield MysqlUser(user, password, path)
     finally:
-        root.ping(reconnect=True)
+        root.close()
+        root = mysql_root()  # a fresh one: the first may have timed out meanwhile
         with root.cursor() as cur:
             cur.execute(f"DROP USER IF EXISTS {account}")
         root.close()
