@@ -367,3 +367,79 @@ def redis_factory(tmp_path: Path) -> Iterator:
 def silent_port() -> Iterator[int]:
     with silent_server() as port:
         yield port
+
+
+# ---------------------------------------------------------------------------- MariaDB
+
+
+@dataclass
+class MariaDB:
+    """A private ``mariadbd`` on a free loopback port; root (no password) on its socket."""
+
+    directory: Path
+    port: int
+    proc: subprocess.Popen
+    host: str = "127.0.0.1"
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def socket(self) -> Path:
+        return self.directory / "mysqld.sock"
+
+    def root(self):
+        import pymysql
+
+        return pymysql.connect(unix_socket=str(self.socket), user="root", autocommit=True)
+
+
+def mariadb_install(datadir: Path) -> None:
+    """A fresh data directory (``mariadb-install-db``, root without password)."""
+    binary = require_binary("mariadb-install-db", "mysql_install_db")
+    user = pwd.getpwuid(os.geteuid()).pw_name
+    subprocess.run(
+        [
+            binary,
+            "--no-defaults",
+            f"--datadir={datadir}",
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+            f"--user={user}",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+
+
+@contextmanager
+def mariadb_server(
+    directory: Path, *options: str, datadir: Path | None = None
+) -> Iterator[MariaDB]:
+    """``mariadbd`` with its data (a fresh install unless ``datadir`` is given), socket, pid and
+    error log in ``directory``; ``options`` are extra server options (``--log-bin``...)."""
+    binary = require_binary("mariadbd", "/usr/sbin/mariadbd")
+    directory.mkdir(parents=True, exist_ok=True)
+    if datadir is None:
+        datadir = directory / "data"
+        mariadb_install(datadir)
+    port = free_port()
+    cmd = [
+        binary,
+        "--no-defaults",
+        f"--user={pwd.getpwuid(os.geteuid()).pw_name}",
+        f"--datadir={datadir}",
+        f"--socket={directory / 'mysqld.sock'}",
+        f"--pid-file={directory / 'mysqld.pid'}",
+        f"--log-error={directory / 'error.log'}",
+        f"--port={port}",
+        "--bind-address=127.0.0.1",
+        "--skip-name-resolve",
+        "--innodb-buffer-pool-size=32M",
+        *options,
+    ]
+    with running(cmd) as proc:
+        wait_tcp(port, timeout=60)
+        yield MariaDB(directory, port, proc)
