@@ -390,3 +390,12 @@ def test_full_output_passes_promtool_check_metrics(live) -> None:
         if line.strip() and not line.startswith("mysql_global_variables_")
     ]
     assert not findings, "\n".join(findings)  # a parse error would be a finding too
+
+
+def test_every_series_of_a_remote_system_has_a_target(live) -> None:
+    ours_url, _ = live
+    samples = scrape(ours_url)
+    remote = [k for k in samples if k[0].startswith(("nginx_", "tomcat_", "redis_", "mysql_"))]
+    assert len(remote) > 1000
+    without = [k for k in remote if "target" not in dict(k[1])]
+    assert not without, without[:5]
