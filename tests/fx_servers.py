@@ -1,17 +1,24 @@
-"""Real Nginx, Tomcat 10 and Redis servers for tests, each in a temp dir on a free loopback port.
+"""Real Nginx, Tomcat 10, Redis and MariaDB servers for tests, each in a temp dir on a free
+loopback port.
 
-The context managers (``nginx_server``, ``tomcat_server``, ``redis_server``, ``silent_server``)
-can be used from any test or benchmark; the pytest fixtures below wrap them:
+The context managers (``nginx_server``, ``tomcat_server``, ``redis_server``,
+``mariadb_server``, ``silent_server``) can be used from any test or benchmark; the pytest
+fixtures below wrap the first ones:
 
 - ``nginx`` (session): Nginx with ``stub_status`` at ``/stub_status``, a static root (files
   written into ``nginx.root`` are served at ``nginx.url(path)``), and an HTML error page at
-  ``/broken`` (a 200 answer that is not stub_status, for garbage tests).
+  ``/broken`` (a 200 answer that is not stub_status, for garbage tests). Content types come
+  from /etc/nginx/mime.types; ``nginx_server(dir, extra_server_conf)`` adds locations.
 - ``tomcat`` (session): Tomcat 10 from Debian (``/usr/share/tomcat10``) with a temporary
   CATALINA_BASE (conf copied from /etc/tomcat10), the manager webapp of tomcat10-admin, and a
   user with the ``manager-status`` role. ``tomcat.status_url`` is the XML status page.
 - ``nginx_factory`` / ``redis_factory``: start extra servers inside one test (stopped at its
   end), e.g. a Redis to stop and start again.
 - ``silent_port``: a TCP server that accepts connections and never answers.
+
+- ``mariadb_server(dir, *options)``: a private ``mariadbd`` (fresh ``mariadb-install-db``
+  data dir, root without password on its unix socket), for what the shared MariaDB on
+  127.0.0.1:3306 must not be used for (server options, replication, restarts).
 
 Every server is stopped when its fixture ends; logs and pid files stay in the temp dir.
 """
@@ -66,7 +73,7 @@ error_log {prefix}/logs/error.log warn;
 events {{ worker_connections 256; }}
 http {{
     access_log off;
-    default_type application/octet-stream;
+    {mime}default_type application/octet-stream;
     client_body_temp_path {prefix}/tmp/body;
     proxy_temp_path {prefix}/tmp/proxy;
     fastcgi_temp_path {prefix}/tmp/fastcgi;
@@ -103,6 +110,9 @@ def nginx_server(directory: Path, extra_server_conf: str = "") -> Iterator[Nginx
         _NGINX_CONF.format(
             # as root, workers would drop to "nobody", who cannot read pytest's 0700 temp dirs
             user=f"user {pwd.getpwuid(os.geteuid()).pw_name};\n" if os.geteuid() == 0 else "",
+            mime="include /etc/nginx/mime.types;\n    "
+            if Path("/etc/nginx/mime.types").exists()
+            else "",
             prefix=directory,
             host="127.0.0.1",
             port=port,
