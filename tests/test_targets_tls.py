@@ -1,0 +1,79 @@
+"""TLS options of HTTP targets (``tls.ca_file``, ``tls.insecure_skip_verify``) against a real
+Nginx serving stub_status over HTTPS with a certificate made for the test."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from helpers import free_port, require_binary
+
+from exporters.core import ScrapeRunner
+from exporters.nginx import NginxCollector
+from sscp_ops.config.base import TlsConfig
+from sscp_ops.config.targets import NginxTarget
+
+
+@pytest.fixture
+def https_nginx(nginx_factory, tmp_path: Path):
+    openssl = require_binary("openssl")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    port = free_port()
+    nginx_factory(
+        f"listen 127.0.0.1:{port} ssl;\nssl_certificate {cert};\nssl_certificate_key {key};\n"
+    )
+    return f"https://127.0.0.1:{port}/stub_status", cert
+
+
+def up(url: str, tls: TlsConfig | None) -> tuple[float, float]:
+    collector = NginxCollector(NginxTarget(name="tls", url=url, tls=tls))
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for fam in ScrapeRunner([collector]).scrape()
+        for s in fam.samples
+    }
+    collector.close()
+    labels = (("collector", "nginx"), ("target", "tls"))
+    return samples[("nginx_up", (("target", "tls"),))], samples[
+        ("sscp_exporter_collector_success", labels)
+    ]
+
+
+def test_ca_file_verifies_the_server(https_nginx) -> None:
+    url, cert = https_nginx
+    assert up(url, TlsConfig(ca_file=cert)) == (1, 1)
+
+
+def test_unknown_certificate_is_refused(https_nginx, caplog) -> None:
+    url, _ = https_nginx
+    assert up(url, None) == (0, 1)  # system CAs do not know it: down, not a crash
+    assert "target unavailable" in caplog.text
+
+
+def test_insecure_skip_verify(https_nginx) -> None:
+    url, _ = https_nginx
+    with pytest.warns(Warning):  # urllib3 warns about unverified HTTPS, as it should
+        assert up(url, TlsConfig(insecure_skip_verify=True)) == (1, 1)
