@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint venv docs clean
+.PHONY: run test lint venv docs clean rules dashboards
 
 $(STAMP): setup.cfg pyproject.toml
 	@command -v $(PYTHON) >/dev/null && $(PYTHON) -c 'import ensurepip, venv' 2>/dev/null \
@@ -29,6 +29,14 @@ test: $(STAMP)
 ## docs: regenerate the generated documents (config reference)
 docs: $(STAMP)
 	$(BIN)/python -m sscp_ops.config.reference > docs/config-reference.md
+
+## rules: render rules/*.rules.yml from rules/templates and rules/thresholds.yml
+rules: $(STAMP)
+	$(BIN)/python rules/render.py
+
+## dashboards: build grafana/dashboards/*.json from grafana/build.py
+dashboards: $(STAMP)
+	$(BIN)/python grafana/build.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -8,7 +8,7 @@ with_nginx=0
 [ "${1:-}" = "--with-nginx" ] && with_nginx=1
 
 [ "$(id -u)" -eq 0 ] || { echo "run as root" >&2; exit 1; }
-"$src/scripts/install-debian-packages" python3 python3-venv python3-pip mariadb-client
+"$src/scripts/install-debian-packages" python3 python3-venv python3-pip mariadb-client libpango-1.0-0 libpangoft2-1.0-0 fonts-noto-cjk
 [ $with_nginx -eq 1 ] && "$src/scripts/install-debian-packages" nginx
 
 id sscp-ops >/dev/null 2>&1 || useradd --system --home-dir /var/lib/sscp-ops --shell /usr/sbin/nologin sscp-ops

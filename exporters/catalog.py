@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from exporters import host, mysql, nginx, redis, tomcat
+from exporters import host, mysql, nginx, probe, redis, tomcat
 from exporters.core import Collector
 from sscp_ops.config import Config
 
@@ -31,6 +31,7 @@ CATALOG: dict[str, CollectorSpec] = {
     ),
     "redis": CollectorSpec(redis.build, help="Redis INFO of each targets.redis entry"),
     "mysql": CollectorSpec(mysql.build, help="MySQL/MariaDB status of each targets.mysql entry"),
+    "probe": CollectorSpec(probe.build, help="SLA probes of the platform's key URLs"),
 }
 
 

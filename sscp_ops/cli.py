@@ -18,7 +18,11 @@ from sscp_ops.config import ConfigError
 from sscp_ops.logs import setup_logging
 
 #: Subcommand modules under sscp_ops.commands, in the order ``--help`` lists them.
-COMMANDS = ("exporter", "stack")
+COMMANDS = (
+    "exporter",
+    "report",
+    "stack",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 from helpers import free_port, require_binary, running, sscp_ops_cmd
 
-pytest_plugins = ["fx_servers", "fx_targets"]
+pytest_plugins = [
+    "fx_probe",
+    "fx_prometheus",
+    "fx_report",
+    "fx_servers",
+    "fx_targets",
+]
 
 
 @pytest.fixture

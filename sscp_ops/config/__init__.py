@@ -13,7 +13,9 @@ import yaml
 from pydantic import ValidationError
 
 from sscp_ops.config.base import Model
+from sscp_ops.config.calendar import CalendarConfig
 from sscp_ops.config.exporter import ExporterConfig
+from sscp_ops.config.report import ReportConfig
 from sscp_ops.config.targets import TargetsConfig
 
 __all__ = ["Config", "ConfigError", "load_config", "parse_config"]
@@ -26,6 +28,8 @@ class ConfigError(Exception):
 class Config(Model):
     exporter: ExporterConfig = ExporterConfig()
     targets: TargetsConfig = TargetsConfig()
+    calendar: CalendarConfig = CalendarConfig()
+    report: ReportConfig = ReportConfig()
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

@@ -1,0 +1,123 @@
+"""The ``report:`` section: the contract's indicators, deductions and the report's sources.
+
+Every number defaults to the contract's reading (see docs/sla.md)::
+
+    report:
+      prometheus_url: http://127.0.0.1:9090
+      availability: {target: 0.999, step: 0.001, percent_per_step: 1, rounding: ceil}
+      holiday_availability: {target: 0.999, step: 0.01, percent_per_step: 1, rounding: ceil}
+      monthly_fee: 100000          # yuan; deductions are also shown as money when given
+      tickets: {url: http://127.0.0.1:9820, token_file: /etc/sscp-ops/report-ticket.token}
+      backups: {catalogue: /var/lib/sscp-ops/backups.sqlite}
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+
+from sscp_ops.config.base import Model
+
+Ratio = Annotated[Decimal, Field(gt=0, le=1)]
+Percent = Annotated[Decimal, Field(ge=0, le=100)]
+Hours = Annotated[Decimal, Field(gt=0, le=24 * 365)]
+
+
+class ShortfallRule(Model):
+    """``percent_per_step`` of the fee for every ``step`` below ``target``."""
+
+    target: Ratio = Decimal("0.999")
+    step: Ratio = Decimal("0.001")
+    percent_per_step: Percent = Decimal("1")
+    rounding: Literal["ceil", "floor", "exact"] = "ceil"
+
+
+def _holiday_rule() -> ShortfallRule:
+    return ShortfallRule(step=Decimal("0.01"))
+
+
+class ResponseRule(Model):
+    limit_minutes: Annotated[int, Field(gt=0, le=1440)] = 15
+    tolerated: Annotated[int, Field(ge=0)] = 3
+    percent_each: Percent = Decimal("1")
+
+
+class TimeRule(Model):
+    limit_hours: Hours
+    penalty_percent: Percent | None = None
+
+
+class RateRule(Model):
+    target: Ratio
+    penalty_percent: Percent | None = None
+
+
+class RecurrenceRule(Model):
+    limit: Annotated[int, Field(ge=0)] = 3
+    window_months: Annotated[int, Field(ge=1, le=24)] = 6
+    penalty_percent: Percent | None = None
+
+
+class VulnTimeRule(Model):
+    limit_hours: Hours = Decimal("48")
+    percent_per_day: Percent = Decimal("2")
+    risks: list[str] = ["high", "critical"]
+
+
+class TicketSource(Model):
+    """The webhook's ticket API (GET /api/v1/tickets) with a bearer token from a file or env."""
+
+    url: Annotated[str, Field(pattern=r"^https?://\S+$")] | None = None
+    token_file: Path | None = None
+    token_env: str | None = None
+    timeout: Annotated[float, Field(gt=0, le=300)] = 30.0
+
+
+class BackupSource(Model):
+    catalogue: Path | None = None
+
+
+class EventSource(Model):
+    """The command that prints security events as JSON (``sscp-ops logs events``)."""
+
+    command: list[str] = ["sscp-ops", "logs", "events"]
+    enabled: bool = True
+
+
+class ReportConfig(Model):
+    prometheus_url: Annotated[str, Field(pattern=r"^https?://\S+$")] = "http://127.0.0.1:9090"
+    probe_metric: Annotated[str, Field(pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")] = "sla_probe_success"
+    #: Expected probe targets; empty means whatever Prometheus has. A configured target without
+    #: data makes its time "missing", never "up".
+    probe_targets: list[str] = []
+    #: Availability resolution in seconds (the probe interval or a multiple); divides an hour.
+    step_seconds: Annotated[int, Field(ge=1, le=3600)] = 60
+    availability: ShortfallRule = ShortfallRule()
+    holiday_availability: ShortfallRule = Field(default_factory=_holiday_rule)
+    response: ResponseRule = ResponseRule()
+    resolution_time: TimeRule = TimeRule(limit_hours=Decimal("2"))
+    resolution_rate: RateRule = RateRule(target=Decimal("0.95"))
+    recurrence: RecurrenceRule = RecurrenceRule()
+    vuln_fix_time: VulnTimeRule = VulnTimeRule()
+    vuln_fix_rate: RateRule = RateRule(target=Decimal("0.90"))
+    backup_success: RateRule = RateRule(target=Decimal("0.999"))
+    restore_success: RateRule = RateRule(target=Decimal("1"))
+    recovery_time: TimeRule = TimeRule(limit_hours=Decimal("4"))
+    monthly_fee: Annotated[Decimal, Field(gt=0)] | None = None
+    tickets: TicketSource = TicketSource()
+    backups: BackupSource = BackupSource()
+    events: EventSource = EventSource()
+    project: str = "智慧监管综合指挥平台"
+    client: str = ""
+    company: str = ""
+    engineer: str = ""
+
+    @field_validator("step_seconds")
+    @classmethod
+    def _divides_hour(cls, value: int) -> int:
+        if 3600 % value:
+            raise ValueError("must divide 3600 (e.g. 15, 30, 60, 300)")
+        return value

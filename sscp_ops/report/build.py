@@ -1,0 +1,669 @@
+"""Gather the sources for a period into one report dict (what report.json holds).
+
+Every figure in the HTML/PDF comes from this dict. A source that cannot be read leaves its
+section marked missing (``{"error": ...}``) and its indicators without a verdict; the report is
+still produced, so the gap is visible rather than hidden.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from fractions import Fraction
+from typing import Any
+
+from sscp_ops.config.report import ReportConfig
+from sscp_ops.holiday_calendar import HolidayCalendar
+from sscp_ops.masking import mask_text
+from sscp_ops.report import availability as av
+from sscp_ops.report import indicators as ind
+from sscp_ops.report.penalty import frac, money, num, pct
+from sscp_ops.report.period import Period, months_back
+from sscp_ops.report.records import BackupRun, SecurityEvent, Ticket
+from sscp_ops.report.sources import (
+    BackupSource,
+    EventSource,
+    PrometheusSource,
+    SourceError,
+    TicketSource,
+    steps_for,
+)
+
+log = logging.getLogger("report")
+
+
+@dataclass(frozen=True)
+class Sources:
+    prometheus: PrometheusSource
+    tickets: TicketSource | None = None
+    backups: BackupSource | None = None
+    events: EventSource | None = None
+
+
+#: Resource queries per host (node_exporter names, which exporters/host.py also serves).
+RESOURCE_QUERIES = {
+    "cpu": '1 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}[5m]))',
+    "memory": "1 - avg by (instance) (node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes)",
+    "disk": 'max by (instance) (1 - node_filesystem_avail_bytes{fstype!~"tmpfs|ramfs"}'
+    ' / node_filesystem_size_bytes{fstype!~"tmpfs|ramfs"})',
+    "net_in": 'sum by (instance) (rate(node_network_receive_bytes_total{device!="lo"}[5m]))',
+    "net_out": 'sum by (instance) (rate(node_network_transmit_bytes_total{device!="lo"}[5m]))',
+}
+RESOURCE_NAMES = {
+    "cpu": "CPU 使用率",
+    "memory": "内存使用率",
+    "disk": "磁盘使用率（最满分区）",
+    "net_in": "入流量（字节/秒）",
+    "net_out": "出流量（字节/秒）",
+}
+SERVICE_QUERY = "avg by (job) (up)"
+
+EVENT_NAMES = {
+    "login_failure": "异常登录",
+    "abnormal_login": "异常登录",
+    "brute_force": "暴力破解",
+    "sql_injection": "SQL 注入",
+    "sqli": "SQL 注入",
+    "xss": "跨站脚本",
+    "scan": "扫描探测",
+    "path_traversal": "目录遍历",
+}
+
+
+def _iso(ts: float | datetime | None, period: Period) -> str | None:
+    if ts is None:
+        return None
+    moment = ts if isinstance(ts, datetime) else datetime.fromtimestamp(ts, period.start.tzinfo)
+    return moment.astimezone(period.start.tzinfo).isoformat()
+
+
+def _rule_fracs(rule) -> tuple[Fraction, Fraction, Fraction]:
+    return frac(rule.target), frac(rule.step), frac(rule.percent_per_step)
+
+
+def _opt(value) -> Fraction | None:
+    return None if value is None else frac(value)
+
+
+def availability_section(
+    period: Period, cfg: ReportConfig, calendar: HolidayCalendar, prom: PrometheusSource
+) -> tuple[dict, list[ind.Indicator]]:
+    grid = av.grid_for(period.start, period.end, cfg.step_seconds)
+    evidence = (
+        f"Prometheus {cfg.probe_metric}（query_range，步长 {cfg.step_seconds} 秒，"
+        f"{period.start:%Y-%m-%d %H:%M} 至 {period.end:%Y-%m-%d %H:%M}）"
+    )
+    series = prom.query_range(cfg.probe_metric, grid.start, grid.end, grid.step)
+    points: dict[str, list[tuple[float, float]]] = {}
+    for s in series:
+        name = s.labels.get("target") or s.labels.get("instance") or "platform"
+        points.setdefault(name, []).extend(s.points)
+    names = list(cfg.probe_targets) or sorted(points)
+    per_target = {n: av.target_states(points.get(n, []), grid) for n in names}
+    platform = av.platform_states(per_target, grid)
+    whole = av.summarise(platform, grid)
+    holiday_intervals = calendar.holiday_intervals(period.start, period.end)
+    mask = av.interval_mask(grid, holiday_intervals)
+    holiday = av.summarise(platform, grid, mask)
+    a = cfg.availability
+    h = cfg.holiday_availability
+    indicators = [
+        ind.availability(
+            "availability", "系统可用性（全时段）", whole, *_rule_fracs(a), a.rounding, evidence
+        ),
+    ]
+    if holiday_intervals:
+        indicators.append(
+            ind.availability(
+                "holiday_availability",
+                "系统可用性（法定节假日）",
+                holiday,
+                *_rule_fracs(h),
+                h.rounding,
+                evidence + "；节假日按国务院安排",
+            )
+        )
+    else:
+        indicators.append(
+            ind.Indicator(
+                "holiday_availability",
+                "系统可用性（法定节假日）",
+                f"≥ {pct(frac(h.target))}",
+                None,
+                "本期无法定节假日",
+                None,
+                evidence,
+            )
+        )
+
+    def block(x: av.Availability) -> dict:
+        return {
+            "ratio": None if x.ratio is None else float(x.ratio),
+            "up_seconds": x.up_seconds,
+            "down_seconds": x.down_seconds,
+            "missing_seconds": x.missing_seconds,
+            "coverage": float(x.coverage),
+        }
+
+    section = {
+        "metric": cfg.probe_metric,
+        "step_seconds": cfg.step_seconds,
+        "targets": {n: block(av.summarise(st, grid)) for n, st in per_target.items()},
+        "whole": block(whole),
+        "holiday": block(holiday),
+        "holidays": [
+            {
+                "start": _iso(lo, period),
+                "end": _iso(hi, period),
+                "name": calendar.holiday_name(lo.astimezone(calendar.tz).date()),
+            }
+            for lo, hi in holiday_intervals
+        ],
+        "daily": [
+            {
+                "date": d.isoformat(),
+                **block(x),
+                "holiday": calendar.knows(d.year) and calendar.is_holiday(d),
+            }
+            for d, x in av.daily(platform, grid, calendar.tz)
+        ],
+        "missing_intervals": [
+            {"start": _iso(lo, period), "end": _iso(hi, period), "seconds": hi - lo}
+            for lo, hi in av.runs(platform, grid, av.MISSING)
+        ],
+        "outages": [
+            {
+                "start": _iso(o.start, period),
+                "end": _iso(o.end, period),
+                "seconds": o.seconds,
+                "targets": list(o.targets),
+            }
+            for o in av.outages(per_target, platform, grid)
+        ],
+    }
+    return section, indicators
+
+
+def ticket_indicators(
+    period: Period, cfg: ReportConfig, tickets: list[Ticket], evidence: str
+) -> list[ind.Indicator]:
+    incidents = ind.incidents_in(tickets, period.start, period.end)
+    r = cfg.response
+    window = months_back(period.end, cfg.recurrence.window_months)
+    v = cfg.vuln_fix_time
+    return [
+        ind.response(
+            incidents,
+            timedelta(minutes=r.limit_minutes),
+            r.tolerated,
+            frac(r.percent_each),
+            evidence,
+        ),
+        ind.mean_resolution(
+            incidents,
+            timedelta(hours=float(cfg.resolution_time.limit_hours)),
+            _opt(cfg.resolution_time.penalty_percent),
+            evidence,
+        ),
+        ind.resolution_rate(
+            incidents,
+            period.end,
+            frac(cfg.resolution_rate.target),
+            _opt(cfg.resolution_rate.penalty_percent),
+            evidence,
+        ),
+        ind.recurrence(
+            tickets,
+            window,
+            period.end,
+            cfg.recurrence.limit,
+            _opt(cfg.recurrence.penalty_percent),
+            evidence,
+        ),
+        ind.vuln_fix_time(
+            tickets,
+            period.start,
+            period.end,
+            timedelta(hours=float(v.limit_hours)),
+            frac(v.percent_per_day),
+            [x.lower() for x in v.risks],
+            evidence,
+        ),
+        ind.vuln_fix_rate(
+            tickets,
+            period.start,
+            period.end,
+            frac(cfg.vuln_fix_rate.target),
+            _opt(cfg.vuln_fix_rate.penalty_percent),
+            evidence,
+        ),
+    ]
+
+
+def backup_indicators(
+    period: Period, cfg: ReportConfig, runs: list[BackupRun], evidence: str
+) -> list[ind.Indicator]:
+    return [
+        ind.success_rate(
+            "backup_success",
+            "备份成功率",
+            runs,
+            "backup",
+            period.start,
+            period.end,
+            frac(cfg.backup_success.target),
+            _opt(cfg.backup_success.penalty_percent),
+            evidence,
+        ),
+        ind.success_rate(
+            "restore_success",
+            "恢复成功率",
+            runs,
+            "restore",
+            period.start,
+            period.end,
+            frac(cfg.restore_success.target),
+            _opt(cfg.restore_success.penalty_percent),
+            evidence,
+        ),
+        ind.recovery_time(
+            runs,
+            period.start,
+            period.end,
+            timedelta(hours=float(cfg.recovery_time.limit_hours)),
+            _opt(cfg.recovery_time.penalty_percent),
+            evidence,
+        ),
+    ]
+
+
+_TICKET_KEYS = (
+    "response",
+    "resolution_time",
+    "resolution_rate",
+    "recurrence",
+    "vuln_fix_time",
+    "vuln_fix_rate",
+)
+_TICKET_NAMES = (
+    "故障响应时间",
+    "平均修复时间",
+    "工单解决率",
+    "问题重复发生次数",
+    "高危漏洞修复时间",
+    "漏洞修复率",
+)
+_BACKUP_KEYS = ("backup_success", "restore_success", "recovery_time")
+_BACKUP_NAMES = ("备份成功率", "恢复成功率", "恢复时间（演练）")
+
+
+def _missing(keys, names, reason: str) -> list[ind.Indicator]:
+    return [
+        ind.Indicator(k, n, "", None, ind.NO_DATA, None, reason)
+        for k, n in zip(keys, names, strict=True)
+    ]
+
+
+def _ticket_row(t: Ticket, period: Period) -> dict:
+    return {
+        "id": t.id,
+        "kind": t.kind,
+        "title": mask_text(t.title),
+        "alertname": t.alertname,
+        "severity": t.severity,
+        "target": t.target,
+        "status": t.status,
+        "start": _iso(t.start, period),
+        "acknowledged": _iso(t.acknowledged, period),
+        "resolved": _iso(t.done, period),
+        "problem_id": t.problem_id,
+        "recurrence_of": t.recurrence_of,
+        "risk": t.risk,
+        "due_at": _iso(t.due_at, period),
+        "response_seconds": (t.acknowledged - t.start).total_seconds() if t.acknowledged else None,
+        "resolution_seconds": (t.done - t.start).total_seconds() if t.done else None,
+    }
+
+
+def tickets_section(period: Period, tickets: list[Ticket]) -> dict:
+    incidents = ind.incidents_in(tickets, period.start, period.end)
+    vulns = [t for t in tickets if t.kind == "vulnerability"]
+    found = [t for t in vulns if period.start <= t.created < period.end]
+    fixed = [t for t in vulns if t.done and period.start <= t.done < period.end]
+    overdue = [
+        t
+        for t in vulns
+        if (t.done is None or t.done >= period.end)
+        and t.due_at is not None
+        and t.due_at < period.end
+        and t.created < period.end
+    ]
+    problems = sorted({t.problem_id for t in incidents if t.problem_id})
+    changes = [t for t in tickets if t.kind == "change" and period.start <= t.created < period.end]
+    return {
+        "incidents": [_ticket_row(t, period) for t in incidents],
+        "problems": [
+            {"problem_id": p, "incidents": [t.id for t in incidents if t.problem_id == p]}
+            for p in problems
+        ],
+        "changes": [_ticket_row(t, period) for t in changes],
+        "vulnerabilities": {
+            "found": len(found),
+            "fixed": len(fixed),
+            "overdue": len(overdue),
+            "overdue_list": [_ticket_row(t, period) for t in overdue],
+        },
+        "by_severity": dict(Counter(t.severity or "unknown" for t in incidents)),
+    }
+
+
+def events_section(period: Period, events: list[SecurityEvent]) -> dict:
+    in_period = [e for e in events if period.start <= e.time < period.end]
+    kinds = Counter(e.kind for e in in_period)
+    sources = Counter(e.source for e in in_period if e.source)
+    trend = Counter(e.time.astimezone(period.start.tzinfo).date().isoformat() for e in in_period)
+    return {
+        "total": len(in_period),
+        "by_kind": [
+            {"kind": k, "name": EVENT_NAMES.get(k, k), "count": c} for k, c in kinds.most_common()
+        ],
+        "top_sources": [{"source": mask_text(s), "count": c} for s, c in sources.most_common(10)],
+        "daily": sorted(trend.items()),
+    }
+
+
+def backups_section(period: Period, runs: list[BackupRun]) -> dict:
+    chosen = [r for r in runs if period.start <= r.started < period.end]
+    return {
+        "runs": len([r for r in chosen if r.kind == "backup"]),
+        "failed": [
+            {
+                "job": r.job,
+                "kind": r.kind,
+                "started": _iso(r.started, period),
+                "detail": mask_text(r.detail),
+            }
+            for r in chosen
+            if not r.success
+        ],
+        "drills": [
+            {
+                "job": r.job,
+                "started": _iso(r.started, period),
+                "seconds": r.duration_seconds,
+                "success": r.success,
+            }
+            for r in chosen
+            if r.kind == "drill"
+        ],
+        "restores": len([r for r in chosen if r.kind == "restore"]),
+    }
+
+
+def _stats(points: list[tuple[float, float]]) -> dict:
+    values = [v for _, v in points if not math.isnan(v)]
+    if not values:
+        return {"avg": None, "peak": None, "peak_at": None}
+    peak_t, peak = max(((t, v) for t, v in points if not math.isnan(v)), key=lambda p: p[1])
+    return {"avg": sum(values) / len(values), "peak": peak, "peak_at": peak_t}
+
+
+def _slope_per_day(points: list[tuple[float, float]]) -> float | None:
+    pts = [(t, v) for t, v in points if not math.isnan(v)]
+    if len(pts) < 2:
+        return None
+    n = len(pts)
+    mt = sum(t for t, _ in pts) / n
+    mv = sum(v for _, v in pts) / n
+    den = sum((t - mt) ** 2 for t, _ in pts)
+    if den == 0:
+        return None
+    return sum((t - mt) * (v - mv) for t, v in pts) / den * 86400
+
+
+def resources_section(period: Period, prom: PrometheusSource) -> dict:
+    step = steps_for(period.seconds)
+    start, end = period.start.timestamp(), period.end.timestamp()
+    hosts: dict[str, dict[str, Any]] = {}
+    for key, query in RESOURCE_QUERIES.items():
+        for s in prom.query_range(query, start, end, step):
+            host = s.labels.get("instance", "?")
+            entry = {**_stats(s.points), "series": s.points}
+            if key == "disk":
+                entry["growth_per_day"] = _slope_per_day(s.points)
+            hosts.setdefault(host, {})[key] = entry
+    services = {
+        s.labels.get("job", "?"): _stats(s.points)["avg"]
+        for s in prom.query_range(SERVICE_QUERY, start, end, step)
+    }
+    return {"step_seconds": step, "hosts": dict(sorted(hosts.items())), "services": services}
+
+
+#: mysqld_exporter --collect.perf_schema.eventsstatements (labels schema, digest, digest_text).
+STATEMENT_METRICS = {
+    "seconds": "mysql_perf_schema_events_statements_seconds_total",
+    "calls": "mysql_perf_schema_events_statements_total",
+    "rows_examined": "mysql_perf_schema_events_statements_rows_examined_total",
+    "rows_sent": "mysql_perf_schema_events_statements_rows_sent_total",
+    "no_index_used": "mysql_perf_schema_events_statements_no_index_used_total",
+    "tmp_disk_tables": "mysql_perf_schema_events_statements_tmp_disk_tables_total",
+    "sort_merge_passes": "mysql_perf_schema_events_statements_sort_merge_passes_total",
+}
+_DIGEST = "instance, schema, digest, digest_text"
+
+
+def statement_advice(row: dict) -> list[str]:
+    """Optimisation advice for one statement digest from its period totals (pure)."""
+    out = []
+    calls = row.get("calls") or 0
+    if row.get("no_index_used"):
+        out.append("存在未使用索引的全表扫描，建议为 WHERE / JOIN 条件列建立索引")
+    sent = row.get("rows_sent") or 0
+    examined = row.get("rows_examined") or 0
+    if sent and examined >= 1000 and examined > 100 * sent:
+        out.append(f"扫描行数是返回行数的 {examined / sent:.0f} 倍，建议收紧过滤条件或优化索引")
+    if row.get("tmp_disk_tables"):
+        out.append("使用了磁盘临时表，建议优化 GROUP BY / ORDER BY 或适当调大 tmp_table_size")
+    if row.get("sort_merge_passes"):
+        out.append("排序发生归并，建议利用索引排序或适当调大 sort_buffer_size")
+    if calls and row["seconds"] / calls >= 1:
+        out.append("平均耗时超过 1 秒，建议用 EXPLAIN 检查执行计划")
+    return out or ["耗时主要来自调用次数，建议评估缓存或合并请求"]
+
+
+def slow_queries_section(period: Period, prom: PrometheusSource, top: int = 10) -> dict:
+    """The period's top statement digests by total time, with advice, and slow-query counts."""
+    window = f"{int(period.seconds)}s"
+    at = period.end.timestamp()
+    rows: dict[tuple, dict] = {}
+    top_q = f"topk({top}, sum by ({_DIGEST}) (increase({STATEMENT_METRICS['seconds']}[{window}])))"
+    for labels, value in prom.query(top_q, at):
+        key = tuple(labels.get(k, "") for k in ("instance", "schema", "digest"))
+        rows[key] = {
+            "instance": labels.get("instance", ""),
+            "schema": labels.get("schema", ""),
+            "digest": labels.get("digest", ""),
+            "statement": mask_text(labels.get("digest_text", "")),
+            "seconds": value,
+        }
+    for field, metric in STATEMENT_METRICS.items():
+        if field == "seconds" or not rows:
+            continue
+        for labels, value in prom.query(f"sum by ({_DIGEST}) (increase({metric}[{window}]))", at):
+            key = tuple(labels.get(k, "") for k in ("instance", "schema", "digest"))
+            if key in rows:
+                rows[key][field] = value
+    ordered = sorted(rows.values(), key=lambda r: -r["seconds"])
+    for row in ordered:
+        calls = row.get("calls") or 0
+        row["avg_seconds"] = row["seconds"] / calls if calls else None
+        row["advice"] = statement_advice(row)
+    slow = {
+        labels.get("instance", ""): value
+        for labels, value in prom.query(
+            f"sum by (instance) (increase(mysql_global_status_slow_queries[{window}]))", at
+        )
+    }
+    return {"statements": ordered, "slow_queries": slow}
+
+
+def suggestions(report: dict, cfg: ReportConfig) -> list[str]:
+    """Plain-language advice derived from the figures (thresholds crossed, trends, capacity)."""
+    out: list[str] = []
+    no_data: dict[str, list[str]] = {}
+    for i in report["indicators"]:
+        if i["passed"] is False:
+            out.append(f"{i['name']}未达标（{i['measured_text']}），请分析原因并制定整改措施。")
+        elif i["passed"] is None and i["measured_text"] == ind.NO_DATA:
+            no_data.setdefault(i["evidence"], []).append(i["name"])
+    for reason, names in no_data.items():
+        out.append(f"{'、'.join(names)}缺少数据（{reason}），请补齐数据源以便考核。")
+    avail = report["availability"]
+    if isinstance(avail, dict) and avail.get("whole", {}).get("missing_seconds"):
+        minutes = avail["whole"]["missing_seconds"] / 60
+        out.append(f"拨测数据缺失 {minutes:.0f} 分钟，请检查拨测程序与 Prometheus 采集。")
+    res = report.get("resources", {})
+    for host, metrics in (res.get("hosts") or {}).items():
+        for key, label, limit in (("cpu", "CPU", 0.8), ("memory", "内存", 0.85)):
+            peak = (metrics.get(key) or {}).get("peak")
+            if peak is not None and peak >= limit:
+                out.append(
+                    f"主机 {host} {label}峰值 {pct(peak, 1)}，超过 {pct(limit, 0)}，"
+                    "建议排查高负载进程或扩容。"
+                )
+        disk = metrics.get("disk") or {}
+        last = disk.get("series", [])[-1][1] if disk.get("series") else None
+        growth = disk.get("growth_per_day")
+        if last is not None and last >= 0.8:
+            out.append(f"主机 {host} 磁盘使用率 {pct(last, 1)}，建议清理或扩容。")
+        if last is not None and growth and growth > 0 and last < 0.9:
+            days = (0.9 - last) / growth
+            if days < 90:
+                out.append(
+                    f"主机 {host} 磁盘按当前增速（每天 {pct(growth, 2)}）约 {days:.0f} 天后"
+                    "达到 90%，建议提前扩容。"
+                )
+    for row in (res.get("database") or {}).get("statements", [])[:3]:
+        out.append(
+            f"慢查询（{row['schema']}，本期累计 {row['seconds']:.0f} 秒）：{row['advice'][0]}。"
+        )
+    vul = (report.get("tickets") or {}).get("vulnerabilities") or {}
+    if vul.get("overdue"):
+        out.append(f"有 {vul['overdue']} 个漏洞逾期未修复，请优先处理。")
+    failed = (report.get("backups") or {}).get("failed") or []
+    if failed:
+        out.append(f"本期有 {len(failed)} 次备份/恢复失败，请复核备份策略与存储。")
+    if not out:
+        out.append("本期各项指标均达标，系统运行平稳，建议保持现有运维策略。")
+    return out
+
+
+def build_report(
+    period: Period,
+    cfg: ReportConfig,
+    calendar: HolidayCalendar,
+    sources: Sources,
+    generated: datetime,
+) -> dict:
+    report: dict[str, Any] = {
+        "period": {
+            "kind": period.kind,
+            "label": period.label,
+            "title": period.title,
+            "start": period.start.isoformat(),
+            "end": period.end.isoformat(),
+        },
+        "generated": generated.isoformat(),
+        "project": cfg.project,
+        "client": cfg.client,
+        "company": cfg.company,
+        "engineer": cfg.engineer,
+    }
+    indicators: list[ind.Indicator] = []
+    try:
+        report["availability"], avail = availability_section(
+            period, cfg, calendar, sources.prometheus
+        )
+        indicators += avail
+    except SourceError as exc:
+        report["availability"] = {"error": str(exc)}
+        indicators += _missing(
+            ("availability", "holiday_availability"),
+            ("系统可用性（全时段）", "系统可用性（法定节假日）"),
+            str(exc),
+        )
+
+    window = months_back(period.end, cfg.recurrence.window_months)
+    if sources.tickets is None:
+        report["tickets"] = {"error": "工单系统未配置（report.tickets.url）"}
+        indicators += _missing(_TICKET_KEYS, _TICKET_NAMES, report["tickets"]["error"])
+    else:
+        try:
+            tickets = sources.tickets.tickets(min(window, period.start), period.end)
+            evidence = f"工单系统 /api/v1/tickets（{len(tickets)} 张工单）"
+            indicators += ticket_indicators(period, cfg, tickets, evidence)
+            report["tickets"] = tickets_section(period, tickets)
+        except SourceError as exc:
+            report["tickets"] = {"error": str(exc)}
+            indicators += _missing(_TICKET_KEYS, _TICKET_NAMES, str(exc))
+
+    if sources.backups is None:
+        report["backups"] = {"error": "备份目录未配置（report.backups.catalogue）"}
+        indicators += _missing(_BACKUP_KEYS, _BACKUP_NAMES, report["backups"]["error"])
+    else:
+        try:
+            runs = sources.backups.runs(period.start, period.end)
+            indicators += backup_indicators(period, cfg, runs, f"备份目录（{len(runs)} 条记录）")
+            report["backups"] = backups_section(period, runs)
+        except SourceError as exc:
+            report["backups"] = {"error": str(exc)}
+            indicators += _missing(_BACKUP_KEYS, _BACKUP_NAMES, str(exc))
+
+    if sources.events is None:
+        report["security"] = {"error": "安全事件来源未配置"}
+    else:
+        try:
+            report["security"] = events_section(
+                period, sources.events.events(period.start, period.end)
+            )
+        except SourceError as exc:
+            report["security"] = {"error": str(exc)}
+
+    try:
+        report["resources"] = resources_section(period, sources.prometheus)
+        report["resources"]["database"] = slow_queries_section(period, sources.prometheus)
+    except SourceError as exc:
+        report["resources"] = {"error": str(exc)}
+
+    report["indicators"] = [i.as_dict() for i in indicators]
+    total = sum((i.deduction.percent for i in indicators), Fraction(0))
+    months = round(period.seconds / (30.4 * 86400)) or 1
+    fee = None if cfg.monthly_fee is None else frac(cfg.monthly_fee) * months
+    amount = money(total, fee)
+    report["deductions"] = {
+        "total_percent": float(total),
+        "items": [
+            {
+                "key": i.key,
+                "name": i.name,
+                "percent": float(i.deduction.percent),
+                "arithmetic": i.deduction.arithmetic,
+                "amount": None if fee is None else float(money(i.deduction.percent, fee)),
+            }
+            for i in indicators
+            if i.deduction.percent
+        ],
+        "fee": None if fee is None else float(fee),
+        "amount": None if amount is None else float(amount),
+        "summary": f"合计扣减 {num(total, 3)}%"
+        + (
+            ""
+            if amount is None
+            else f"，折合 {float(amount):,.2f} 元（服务费 {float(fee):,.2f} 元）"
+        ),
+    }
+    report["suggestions"] = suggestions(report, cfg)
+    return report

@@ -1,0 +1,273 @@
+"""A real Prometheus holding a known month of SLA probe and host series (for the report tests).
+
+October 2026 (local time, Asia/Shanghai) of ``sla_probe_success`` for targets ``home`` and
+``login`` every 30 s, and node_exporter series for two hosts every 120 s, with known events:
+
+- 3 Oct 02:00–03:30  ``login`` fails (90 min, 国庆 holiday)
+- 5 Oct 10:00–11:00  ``home`` and ``login`` fail (60 min once, holiday)
+- 15 Oct 14:00–14:50 ``home`` fails (50 min, working day)
+- 20 Oct 00:00–02:00 ``home`` has no samples (the first 5 min are bridged by Prometheus'
+  look-back; 115 min missing)
+- 30 Sep 23:00–23:30 and 1 Nov 03:00–03:30 ``home`` fails: outside the local month (the second is
+  inside the UTC month: catches a report that ignores the time zone)
+
+The series are written as OpenMetrics, backfilled with ``promtool tsdb create-blocks-from
+openmetrics`` and served by Debian's ``prometheus`` on a free loopback port.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import requests
+from helpers import free_port, require_binary, running
+
+from sscp_ops.holiday_calendar import CHINA_TZ
+
+START = datetime(2026, 9, 30, 22, tzinfo=CHINA_TZ)
+END = datetime(2026, 11, 1, 4, tzinfo=CHINA_TZ)
+PROBE_EVERY = 30
+NODE_EVERY = 120
+
+
+def t(day: int, hour: int, minute: int = 0, month: int = 10) -> float:
+    return datetime(2026, month, day, hour, minute, tzinfo=CHINA_TZ).timestamp()
+
+
+FAILURES = {  # target -> [(start, end)) unix seconds
+    "home": [
+        (t(30, 23, 0, 9), t(30, 23, 30, 9)),
+        (t(5, 10), t(5, 11)),
+        (t(15, 14), t(15, 14, 50)),
+        (t(1, 3, 0, 11), t(1, 3, 30, 11)),
+    ],
+    "login": [(t(3, 2), t(3, 3, 30)), (t(5, 10), t(5, 11))],
+}
+GAPS = {"home": [(t(20, 0), t(20, 2))]}
+
+# Hand-computed expectations for October 2026 at a 60 s step.
+MONTH_MINUTES = 31 * 24 * 60  # 44,640
+DOWN_MINUTES = 90 + 60 + 50
+MISSING_MINUTES = 120 - 5
+HOLIDAY_MINUTES = 7 * 24 * 60  # 国庆 1–7 Oct: 10,080
+HOLIDAY_DOWN_MINUTES = 90 + 60
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    cpus: int
+    busy: float  # CPU busy fraction
+    mem_total: float
+    mem_used: float  # fraction
+    disk_size: float
+    disk_used_start: float  # fraction, grows linearly to disk_used_end
+    disk_used_end: float
+    net_in: float  # bytes/s
+    net_out: float
+
+
+HOSTS = [
+    Host("app1:9100", 4, 0.25, 16e9, 0.5, 100e9, 0.70, 0.85, 2e6, 5e6),
+    Host("db1:9100", 8, 0.10, 32e9, 0.9, 500e9, 0.30, 0.31, 1e6, 1e6),
+]
+
+
+# Statement digests on db1 (mysqld_exporter perf_schema), per day: calls, seconds, rows examined,
+# rows sent, no-index-used, tmp disk tables, sort merge passes.
+DIGESTS = {
+    ("d1", "SELECT * FROM `case_record` WHERE `status` = ?"): (1000, 2000, 5e6, 1e3, 1000, 0, 0),
+    ("d2", "SELECT `id` FROM `user` WHERE `phone` = ?"): (1e5, 100, 1e5, 1e5, 0, 0, 0),
+    ("d3", "UPDATE `task` SET `state` = ? ORDER BY `due`"): (500, 250, 5e3, 0, 0, 0, 10),
+}
+SLOW_QUERIES_PER_DAY = 1000
+STATEMENT_FIELDS = (
+    "total",
+    "seconds_total",
+    "rows_examined_total",
+    "rows_sent_total",
+    "no_index_used_total",
+    "tmp_disk_tables_total",
+    "sort_merge_passes_total",
+)
+
+
+def statement_lines(instance: str, start: float, end: float, every: int) -> Iterator[str]:
+    inst = f'instance="{instance}",job="mysql"'
+    for n, field in enumerate(STATEMENT_FIELDS):
+        name = f"mysql_perf_schema_events_statements_{field}"
+        yield f"# TYPE {name.removesuffix('_total')} counter\n"
+        for (digest, text), per_day in DIGESTS.items():
+            labels = f'schema="sscp",digest="{digest}",digest_text="{text}",{inst}'
+            ts = start
+            while ts < end:
+                yield f"{name}{{{labels}}} {per_day[n] * (ts - start) / 86400:.3f} {ts:.0f}\n"
+                ts += every
+    # mysqld_exporter names this counter without _total: OpenMetrics type "unknown"
+    yield "# TYPE mysql_global_status_slow_queries unknown\n"
+    ts = start
+    while ts < end:
+        value = SLOW_QUERIES_PER_DAY * (ts - start) / 86400
+        yield f"mysql_global_status_slow_queries{{{inst}}} {value:.3f} {ts:.0f}\n"
+        ts += every
+
+
+def _inside(ts: float, intervals) -> bool:
+    return any(lo <= ts < hi for lo, hi in intervals)
+
+
+def probe_lines(target: str, failures, gaps, start: float, end: float, every: int) -> Iterator[str]:
+    ts = start
+    while ts < end:
+        if not _inside(ts, gaps):
+            value = 0 if _inside(ts, failures) else 1
+            yield f'sla_probe_success{{target="{target}"}} {value} {ts:.0f}\n'
+        ts += every
+
+
+def node_lines(host: Host, start: float, end: float, every: int) -> Iterator[str]:
+    inst = f'instance="{host.name}",job="node"'
+    span = end - start
+    families = {
+        "node_cpu_seconds_total": "counter",
+        "node_memory_MemAvailable_bytes": "gauge",
+        "node_memory_MemTotal_bytes": "gauge",
+        "node_filesystem_avail_bytes": "gauge",
+        "node_filesystem_size_bytes": "gauge",
+        "node_network_receive_bytes_total": "counter",
+        "node_network_transmit_bytes_total": "counter",
+        "up": "gauge",
+    }
+    for name, kind in families.items():
+        family = name.removesuffix("_total") if kind == "counter" else name
+        yield f"# TYPE {family} {kind}\n"
+        ts = start
+        while ts < end:
+            el = ts - start
+            if name == "node_cpu_seconds_total":
+                for cpu in range(host.cpus):
+                    idle = el * (1 - host.busy)
+                    yield f'{name}{{cpu="{cpu}",mode="idle",{inst}}} {idle:.1f} {ts:.0f}\n'
+            elif name == "node_memory_MemAvailable_bytes":
+                yield f"{name}{{{inst}}} {host.mem_total * (1 - host.mem_used):.0f} {ts:.0f}\n"
+            elif name == "node_memory_MemTotal_bytes":
+                yield f"{name}{{{inst}}} {host.mem_total:.0f} {ts:.0f}\n"
+            elif name == "node_filesystem_avail_bytes":
+                used = (
+                    host.disk_used_start + (host.disk_used_end - host.disk_used_start) * el / span
+                )
+                fs = f'device="/dev/vda1",fstype="ext4",mountpoint="/",{inst}'
+                yield f"{name}{{{fs}}} {host.disk_size * (1 - used):.0f} {ts:.0f}\n"
+            elif name == "node_filesystem_size_bytes":
+                fs = f'device="/dev/vda1",fstype="ext4",mountpoint="/",{inst}'
+                yield f"{name}{{{fs}}} {host.disk_size:.0f} {ts:.0f}\n"
+            elif name == "node_network_receive_bytes_total":
+                yield f'{name}{{device="eth0",{inst}}} {host.net_in * el:.0f} {ts:.0f}\n'
+            elif name == "node_network_transmit_bytes_total":
+                yield f'{name}{{device="eth0",{inst}}} {host.net_out * el:.0f} {ts:.0f}\n'
+            elif name == "up":
+                yield f"{name}{{{inst}}} 1 {ts:.0f}\n"
+            ts += every
+
+
+def write_openmetrics(
+    path: Path,
+    failures: dict,
+    gaps: dict,
+    hosts: list[Host],
+    start: float,
+    end: float,
+    probe_every: int = PROBE_EVERY,
+    node_every: int = NODE_EVERY,
+) -> Path:
+    """Write probe and host series as one OpenMetrics file (families contiguous, ``# EOF``)."""
+    with path.open("w") as out:
+        out.write("# TYPE sla_probe_success gauge\n")
+        for target in sorted(set(failures) | set(gaps)):
+            out.writelines(
+                probe_lines(
+                    target, failures.get(target, []), gaps.get(target, []), start, end, probe_every
+                )
+            )
+        per_host = [list(node_lines(h, start, end, node_every)) for h in hosts]
+        if per_host:
+            # OpenMetrics wants each family once: regroup all hosts' lines under it
+            blocks: dict[str, list[str]] = {}
+            for lines in per_host:
+                family = None
+                for line in lines:
+                    if line.startswith("# TYPE"):
+                        family = line
+                        blocks.setdefault(family, [])
+                    else:
+                        blocks[family].append(line)  # type: ignore[index]
+            for family, lines in blocks.items():
+                out.write(family)
+                out.writelines(lines)
+            out.writelines(statement_lines(hosts[-1].name, start, end, node_every))
+        out.write("# EOF\n")
+    return path
+
+
+def backfill(openmetrics: Path, tsdb: Path) -> None:
+    promtool = require_binary("promtool")
+    base = [promtool, "tsdb", "create-blocks-from"]
+    args = ["openmetrics", "--quiet", str(openmetrics), str(tsdb)]
+    # --max-block-duration arrived after Debian's 2.42; there 2 h blocks are written instead.
+    done = subprocess.run(
+        [*base, "--max-block-duration=768h", *args], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0 and "max-block-duration" in done.stderr:
+        done = subprocess.run([*base, *args], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"promtool backfill failed: {done.stderr[-2000:]}")
+
+
+@contextmanager
+def prometheus_on(tsdb: Path, tmp: Path) -> Iterator[str]:
+    """Debian's Prometheus serving ``tsdb`` (retention long enough to keep the past)."""
+    binary = require_binary("prometheus")
+    port = free_port()
+    config = tmp / "prometheus.yml"
+    config.write_text("global: {scrape_interval: 1h}\nscrape_configs: []\n")
+    url = f"http://127.0.0.1:{port}"
+    cmd = [
+        binary,
+        f"--config.file={config}",
+        f"--storage.tsdb.path={tsdb}",
+        "--storage.tsdb.retention.time=100y",
+        f"--web.listen-address=127.0.0.1:{port}",
+    ]
+    with running(cmd, ready_url=f"{url}/-/ready", timeout=60):
+        wait_ready(f"{url}/-/ready")
+        yield url
+
+
+def wait_ready(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if requests.get(url, timeout=2).status_code == 200:
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} not ready")
+
+
+@pytest.fixture(scope="session")
+def report_prometheus(tmp_path_factory) -> Iterator[str]:
+    """URL of a Prometheus holding the known October 2026 (see the module docstring)."""
+    tmp = tmp_path_factory.mktemp("report-prom")
+    om = write_openmetrics(
+        tmp / "series.om", FAILURES, GAPS, HOSTS, START.timestamp(), END.timestamp()
+    )
+    tsdb = tmp / "tsdb"
+    backfill(om, tsdb)
+    om.unlink()
+    with prometheus_on(tsdb, tmp) as url:
+        yield url
