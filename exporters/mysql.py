@@ -33,9 +33,15 @@ What is read at each scrape:
   (``mysql_info_schema_long_running_queries``) and the age of the oldest running statement
   (``mysql_info_schema_longest_query_seconds``).
 - when ``performance_schema`` is ON: the top :data:`TOP_DIGESTS` statement digests by rows sent
-  (``mysql_perf_schema_events_statements_{total,rows_sent_total,rows_examined_total,
-  seconds_total}{schema,digest}``), to spot abnormal queries and bulk exports. The digest text
-  is not a label (unbounded, may hold data); look it up by ``digest`` in performance_schema.
+  and the top :data:`TOP_DIGESTS` by time (at most twice that many label sets), under
+  mysqld_exporter's ``mysql_perf_schema_events_statements_*_total{schema,digest,digest_text}``
+  names (executions, seconds, errors, warnings, rows sent / examined, disk temporary tables,
+  sort merge passes, no index used), to spot abnormal queries and bulk exports; the monthly
+  report ranks statements from them. ``digest_text`` is the server's normalised statement
+  (literals replaced by ``?``), cut at :data:`DIGEST_TEXT_LIMIT` characters as
+  mysqld_exporter does; the report masks it again before showing it. As mysqld_exporter,
+  statements on the system schemas are left out; unlike it, statements run without a default
+  database are kept, with ``schema="NONE"``.
 
 Grants the exporter user needs: ``PROCESS, REPLICATION CLIENT, SELECT ON *.*`` (plus
 ``SLAVE MONITOR`` on MariaDB replicas).
@@ -62,6 +68,9 @@ from sscp_ops.config.targets import MysqlTarget
 log = logging.getLogger("exporter")
 
 TOP_DIGESTS = 10
+#: Characters of the normalised statement text kept in ``digest_text`` (mysqld_exporter's
+#: default ``--collect.perf_schema.eventsstatements.digest_text_limit``).
+DIGEST_TEXT_LIMIT = 120
 
 Rows = Sequence[Sequence[object]]
 
@@ -363,39 +372,87 @@ def replica_metrics(target: str, rows: list[dict[str, object]]) -> list[Metric]:
 class Digest:
     schema: str
     digest: str
+    digest_text: str
     count: int
+    seconds: float
+    errors: int
+    warnings: int
     rows_sent: int
     rows_examined: int
-    seconds: float
+    tmp_disk_tables: int
+    sort_merge_passes: int
+    no_index_used: int
+
+
+# Digest field -> (mysqld_exporter's metric name, help).
+DIGEST_METRICS = {
+    "count": ("mysql_perf_schema_events_statements_total", "Executions of the statement."),
+    "seconds": ("mysql_perf_schema_events_statements_seconds_total", "Time spent in it."),
+    "errors": ("mysql_perf_schema_events_statements_errors_total", "Executions with an error."),
+    "warnings": ("mysql_perf_schema_events_statements_warnings_total", "Warnings raised."),
+    "rows_sent": ("mysql_perf_schema_events_statements_rows_sent_total", "Rows sent."),
+    "rows_examined": ("mysql_perf_schema_events_statements_rows_examined_total", "Rows read."),
+    "tmp_disk_tables": (
+        "mysql_perf_schema_events_statements_tmp_disk_tables_total",
+        "Temporary tables created on disk.",
+    ),
+    "sort_merge_passes": (
+        "mysql_perf_schema_events_statements_sort_merge_passes_total",
+        "Merge passes of its sorts.",
+    ),
+    "no_index_used": (
+        "mysql_perf_schema_events_statements_no_index_used_total",
+        "Executions that scanned a table without an index.",
+    ),
+}
+
+
+def parse_digests(rows: Iterable[Sequence[object]]) -> list[Digest]:
+    """Rows of :data:`_DIGESTS` -> one :class:`Digest` per (schema, digest), first row kept
+    (the two halves of the query may both list a digest, read a moment apart)."""
+    out: dict[tuple[str, str], Digest] = {}
+    for row in rows:
+        if len(row) != 12:
+            raise ParseError(f"statement digests: unexpected row {row!r:.80}")
+        schema, digest, text = (str(v or "") for v in row[:3])
+        try:
+            count, wait, errors, warnings, sent, examined, disk, merges, no_index = (
+                int(v or 0) for v in row[3:]
+            )
+        except (TypeError, ValueError):
+            raise ParseError(f"statement digests: not a number in {row!r:.80}") from None
+        out.setdefault(
+            (schema, digest),
+            Digest(
+                schema,
+                digest,
+                text,
+                count,
+                wait / 1e12,
+                errors,
+                warnings,
+                sent,
+                examined,
+                disk,
+                merges,
+                no_index,
+            ),
+        )
+    return list(out.values())
 
 
 def digest_metrics(target: str, digests: Iterable[Digest]) -> list[Metric]:
-    labels = ["target", "schema", "digest"]
+    """``mysql_perf_schema_events_statements_*{schema,digest,digest_text}`` (the top digests
+    by rows sent and by time: at most 2 x :data:`TOP_DIGESTS` label sets)."""
+    labels = ["target", "schema", "digest", "digest_text"]
     fams = {
-        "count": CounterMetricFamily(
-            "mysql_perf_schema_events_statements_total",
-            "Executions of the statement digest (top digests by rows sent).",
-            labels=labels,
-        ),
-        "rows_sent": CounterMetricFamily(
-            "mysql_perf_schema_events_statements_rows_sent_total",
-            "Rows sent by the statement digest (top digests by rows sent).",
-            labels=labels,
-        ),
-        "rows_examined": CounterMetricFamily(
-            "mysql_perf_schema_events_statements_rows_examined_total",
-            "Rows examined by the statement digest (top digests by rows sent).",
-            labels=labels,
-        ),
-        "seconds": CounterMetricFamily(
-            "mysql_perf_schema_events_statements_seconds_total",
-            "Time spent in the statement digest (top digests by rows sent).",
-            labels=labels,
-        ),
+        attr: CounterMetricFamily(name, f"{doc} (top statement digests)", labels=labels)
+        for attr, (name, doc) in DIGEST_METRICS.items()
     }
     for d in digests:
+        key = [target, d.schema, d.digest, d.digest_text]
         for attr, fam in fams.items():
-            fam.add_metric([target, d.schema, d.digest], getattr(d, attr))
+            fam.add_metric(key, getattr(d, attr))
     return list(fams.values())
 
 
@@ -404,11 +461,17 @@ _PROCESSLIST = (
     "COALESCE(MAX(TIME), 0) FROM information_schema.PROCESSLIST "
     "WHERE COMMAND IN ('Query', 'Execute') AND ID <> CONNECTION_ID()"
 )
+_DIGEST_COLUMNS = (
+    "COALESCE(SCHEMA_NAME, 'NONE'), COALESCE(DIGEST, ''), "
+    f"LEFT(COALESCE(DIGEST_TEXT, ''), {DIGEST_TEXT_LIMIT}), COUNT_STAR, SUM_TIMER_WAIT, "
+    "SUM_ERRORS, SUM_WARNINGS, SUM_ROWS_SENT, SUM_ROWS_EXAMINED, SUM_CREATED_TMP_DISK_TABLES, "
+    "SUM_SORT_MERGE_PASSES, SUM_NO_INDEX_USED "
+    "FROM performance_schema.events_statements_summary_by_digest WHERE SCHEMA_NAME IS NULL "
+    "OR SCHEMA_NAME NOT IN ('mysql', 'performance_schema', 'information_schema')"
+)
 _DIGESTS = (
-    "SELECT COALESCE(SCHEMA_NAME, ''), COALESCE(DIGEST, ''), COUNT_STAR, SUM_ROWS_SENT, "
-    "SUM_ROWS_EXAMINED, SUM_TIMER_WAIT "
-    "FROM performance_schema.events_statements_summary_by_digest "
-    f"ORDER BY SUM_ROWS_SENT DESC LIMIT {TOP_DIGESTS}"
+    f"(SELECT {_DIGEST_COLUMNS} ORDER BY SUM_ROWS_SENT DESC LIMIT {TOP_DIGESTS}) UNION ALL "
+    f"(SELECT {_DIGEST_COLUMNS} ORDER BY SUM_TIMER_WAIT DESC LIMIT {TOP_DIGESTS})"
 )
 # Global status and variables, fastest first: one packed row from a table (PyMySQL decodes
 # ~600 rows of SHOW GLOBAL STATUS in ~3 ms of CPU, one row in 0.3 ms), else the SHOW statement.
@@ -586,11 +649,7 @@ class MysqlCollector(TargetCollector):
         out += replica_metrics(target, results.get("replica") or [])
         out += processlist_metrics(target, results["processlist"])
         if "digests" in results:
-            digests = [
-                Digest(str(s), str(d), int(c), int(sent), int(examined), int(wait) / 1e12)
-                for s, d, c, sent, examined, wait in results["digests"]
-            ]
-            out += digest_metrics(target, digests)
+            out += digest_metrics(target, parse_digests(results["digests"]))
         return out
 
     def _read(self, cur, what: str) -> tuple[str, object]:

@@ -145,8 +145,8 @@ def redis_reference(address: str, password: str | None = None) -> Iterator[str]:
 
 
 @contextmanager
-def mysqld_reference(user: MysqlUser, directory: Path) -> Iterator[str]:
-    """Debian's prometheus-mysqld-exporter (0.14, default collectors) as ``user``."""
+def mysqld_reference(user: MysqlUser, directory: Path, *flags: str) -> Iterator[str]:
+    """Debian's prometheus-mysqld-exporter (0.14, default collectors + ``flags``) as ``user``."""
     binary = require_binary("prometheus-mysqld-exporter")
     cnf = directory / "exporter.my.cnf"
     cnf.write_text(
@@ -155,7 +155,7 @@ def mysqld_reference(user: MysqlUser, directory: Path) -> Iterator[str]:
     )
     cnf.chmod(0o600)
     port = free_port()
-    cmd = [binary, f"--config.my-cnf={cnf}", f"--web.listen-address=127.0.0.1:{port}"]
+    cmd = [binary, f"--config.my-cnf={cnf}", f"--web.listen-address=127.0.0.1:{port}", *flags]
     with reference_exporter(cmd, port) as url:
         yield url
 

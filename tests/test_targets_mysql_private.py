@@ -142,19 +142,34 @@ def test_top_statement_digests_by_rows_sent(pair: Pair) -> None:
     conn.close()
     got = collect(pair.primary, pair.user)
     assert got[("mysql_up", frozenset({("target", "db")}))] == 1
-    key = frozenset({("target", "db"), ("schema", ""), ("digest", bulk)})
-    rows = {
-        k: v
-        for k, v in got.items()
-        if k[0] == "mysql_perf_schema_events_statements_rows_sent_total"
+
+    def series(name: str) -> dict[str, float]:
+        """digest -> value, checking every label set once."""
+        out = {}
+        for (n, labels), value in got.items():
+            if n == name:
+                labels = dict(labels)
+                assert set(labels) == {"target", "schema", "digest", "digest_text"}
+                assert labels["digest"] not in out
+                out[labels["digest"]] = value
+        return out
+
+    sent = series("mysql_perf_schema_events_statements_rows_sent_total")
+    assert sent[bulk] == 1500
+    assert max(sent.values()) == 1500  # the top digest by rows sent
+    assert len(sent) <= 2 * TOP_DIGESTS  # top by rows sent, and top by time
+    assert series("mysql_perf_schema_events_statements_total")[bulk] == 3
+    assert series("mysql_perf_schema_events_statements_rows_examined_total")[bulk] >= 1500
+    assert series("mysql_perf_schema_events_statements_seconds_total")[bulk] > 0
+    assert series("mysql_perf_schema_events_statements_no_index_used_total")[bulk] == 3
+    assert series("mysql_perf_schema_events_statements_errors_total")[bulk] == 0
+    texts = {
+        dict(labels)["digest"]: dict(labels)["digest_text"]
+        for (n, labels) in got
+        if n == "mysql_perf_schema_events_statements_total"
     }
-    assert rows[("mysql_perf_schema_events_statements_rows_sent_total", key)] == 1500
-    assert got[("mysql_perf_schema_events_statements_total", key)] == 3
-    assert got[("mysql_perf_schema_events_statements_rows_examined_total", key)] >= 1500
-    assert got[("mysql_perf_schema_events_statements_seconds_total", key)] > 0
-    assert max(rows.values()) == 1500  # the top digest by rows sent
-    assert len(rows) <= TOP_DIGESTS
-    assert all("digest_text" not in dict(labels) for _, labels in rows)
+    assert texts[bulk].startswith("SELECT ") and "`cases`" in texts[bulk]
+    assert all(len(t) <= 120 for t in texts.values())
 
 
 def test_replica_status(pair: Pair) -> None:
@@ -207,3 +222,32 @@ def test_stopped_sql_thread(pair: Pair) -> None:
             cur.execute("START SLAVE SQL_THREAD")
         conn.close()
         wait_caught_up(pair.replica)
+
+
+def test_digests_agree_with_mysqld_exporter(pair: Pair, tmp_path) -> None:
+    """Counters of the digests both expose: ours between two reads of theirs."""
+    conn = pair.primary.root()
+    with conn.cursor() as cur:
+        cur.execute("USE city")  # mysqld_exporter leaves out statements without a database
+        for limit in (100, 200, 300):
+            cur.execute("SELECT id, title FROM cases WHERE id < %s", (limit,))
+            cur.execute("SELECT COUNT(*) FROM cases")
+    conn.close()
+    user = MysqlUser(
+        pair.user.user, pair.user.password, pair.user.password_file, port=pair.primary.port
+    )
+    with mysqld_reference(user, tmp_path, "--collect.perf_schema.eventsstatements") as url:
+        before = parse_samples(requests.get(url, timeout=10).text)
+        ours = collect(pair.primary, pair.user)
+        after = parse_samples(requests.get(url, timeout=10).text)
+    ours = {
+        (n, frozenset(kv for kv in labels if kv[0] != "target")): v
+        for (n, labels), v in ours.items()
+        if n.startswith("mysql_perf_schema_events_statements_")
+    }
+    shared = [key for key in ours if key in after]
+    assert len({name for name, _ in shared}) == 9  # every one of our names, same labels
+    assert any(dict(labels)["schema"] == "city" for _, labels in shared)
+    for key in shared:
+        lo, hi = before.get(key, after[key]), after[key]
+        assert lo <= ours[key] <= hi, (key, lo, ours[key], hi)

@@ -297,3 +297,17 @@ def test_replica_metrics_mysql8_and_mariadb_spellings() -> None:
     assert got[("mysql_slave_status_slave_io_running", second)] == 0
     assert ("mysql_slave_status_seconds_behind_master", second) not in got  # NULL: left out
     assert replica_metrics("db1", []) == []
+
+
+def test_parse_digests_keeps_one_row_per_digest() -> None:
+    from exporters.mysql import parse_digests
+
+    row = ("city", "abc", "SELECT ? ", 3, 2_000_000_000_000, 0, 1, 1500, 1500, 0, 0, 3)
+    later = ("city", "abc", "SELECT ? ", 4, 2_100_000_000_000, 0, 1, 2000, 2000, 0, 0, 4)
+    (digest,) = parse_digests([row, later])
+    assert (digest.count, digest.rows_sent, digest.no_index_used) == (3, 1500, 3)
+    assert digest.seconds == pytest.approx(2.0)  # picoseconds
+    with pytest.raises(ParseError):
+        parse_digests([row[:5]])
+    with pytest.raises(ParseError):
+        parse_digests([(*row[:3], "many", *row[4:])])
