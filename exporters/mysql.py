@@ -560,7 +560,7 @@ class MysqlCollector(TargetCollector):
         return conn
 
     def scrape(self, timeout: float) -> Iterable[Metric]:
-        timeout = min(timeout, self.config.timeout)
+        timeout = self.io_timeout(timeout, self.config.timeout)
         reused = self._conn is not None
         conn = self._connection(timeout)
         start = time.monotonic()

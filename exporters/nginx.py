@@ -73,7 +73,9 @@ class NginxCollector(TargetCollector):
         self._session = make_session(target.tls)
 
     def scrape(self, timeout: float) -> Iterable[Metric]:
-        text = fetch_text(self._session, self.config.url, min(timeout, self.config.timeout))
+        text = fetch_text(
+            self._session, self.config.url, self.io_timeout(timeout, self.config.timeout)
+        )
         status = parse_stub_status(text)
         t = [self.target]
 

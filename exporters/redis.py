@@ -283,7 +283,7 @@ class RedisCollector(TargetCollector):
         return client
 
     def scrape(self, timeout: float) -> Iterable[Metric]:
-        timeout = min(timeout, self.config.timeout)
+        timeout = self.io_timeout(timeout, self.config.timeout)
         client = self._connect(timeout)
         pipe = client.pipeline(transaction=False)
         pipe.execute_command("INFO")

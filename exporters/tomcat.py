@@ -218,7 +218,9 @@ class TomcatCollector(TargetCollector):
         self._session.auth = (
             (self.config.user, password or "") if self.config.user is not None else None
         )
-        text = fetch_text(self._session, self.config.url, min(timeout, self.config.timeout))
+        text = fetch_text(
+            self._session, self.config.url, self.io_timeout(timeout, self.config.timeout)
+        )
         return status_metrics(self.target or "", parse_tomcat_status(text))
 
     def close(self) -> None:

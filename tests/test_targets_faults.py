@@ -116,6 +116,7 @@ def test_good_targets_reported_beside_broken_ones(matrix, system: str, target: s
         ("redis", "badpass"),
         ("mysql", "badpass"),
         ("nginx", "silent"),
+        ("nginx", "silent-long"),  # its 30 s timeout is cut to 90 % of the deadline
         ("tomcat", "silent"),
         ("redis", "silent"),
         ("mysql", "silent"),
@@ -134,9 +135,9 @@ def test_unreachable_target_is_down_but_collector_succeeds(matrix, system, targe
 
 @pytest.mark.parametrize(
     ("system", "target"),
-    [("nginx", "html"), ("tomcat", "xml"), ("redis", "truncated"), ("nginx", "silent-long")],
+    [("nginx", "html"), ("tomcat", "xml"), ("redis", "truncated")],
 )
-def test_garbage_or_overrun_is_a_failed_collector(matrix, system, target) -> None:
+def test_garbage_is_a_failed_collector(matrix, system, target) -> None:
     for samples in matrix[0]:
         assert value(samples, f"{system}_up", target=target) == 0
         assert (
@@ -146,12 +147,19 @@ def test_garbage_or_overrun_is_a_failed_collector(matrix, system, target) -> Non
 
 def test_silent_targets_are_cut_and_scrape_answers_within_deadline(matrix) -> None:
     scrapes, durations, _, _ = matrix
-    assert all(d < DEADLINE + 1.0 for d in durations), durations
+    assert all(d < DEADLINE + 1.5 for d in durations), durations
     for samples in scrapes:
         took = value(
             samples, "sscp_exporter_collector_duration_seconds", collector="redis", target="silent"
         )
-        assert 0.9 <= took < 1.5  # its own timeout of 1 s
+        assert 0.9 <= took < DEADLINE  # its own timeout of 1 s
+        took = value(
+            samples,
+            "sscp_exporter_collector_duration_seconds",
+            collector="nginx",
+            target="silent-long",
+        )
+        assert 0.9 * DEADLINE <= took < DEADLINE + 0.5
 
 
 def test_wrong_password_logs_one_line_without_the_secret(matrix) -> None:
