@@ -296,29 +296,28 @@ class RedisCollector(TargetCollector):
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise TargetUnavailable(f"{self.config.address}: {_reason(exc)}") from None
         if isinstance(info_text, redis.AuthenticationError | redis.ResponseError):
-            # NOAUTH / WRONGPASS / NOPERM arrive as error replies of the pipeline
-            raise TargetUnavailable(f"{self.config.address}: {_first_word(info_text)}")
+            # NOAUTH / WRONGPASS / NOPERM arrive as error replies of the pipeline; Redis' error
+            # texts never repeat the password
+            raise TargetUnavailable(f"{self.config.address}: {str(info_text)[:120]}")
         if not isinstance(info_text, str):
             raise ParseError(f"redis INFO: unexpected reply type {type(info_text).__name__}")
         info = parse_redis_info(info_text)
         slowlog_length = slowlog if isinstance(slowlog, int) else None
-        databases = None
+        databases = None  # CONFIG may be disabled or renamed: then only databases with keys
+        raw = config.get("databases") if isinstance(config, dict) else None
         if isinstance(config, list) and len(config) == 2:
-            databases = int(config[1])
-        elif isinstance(config, dict) and "databases" in config:
-            databases = int(config["databases"])
+            raw = config[1]
+        if raw is not None:
+            try:
+                databases = int(raw)
+            except ValueError:
+                raise ParseError(f"redis CONFIG GET databases: {str(raw)[:40]!r}") from None
         return info_metrics(self.target or "", info, slowlog_length, databases)
 
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
             self._client = None
-
-
-def _first_word(exc: Exception) -> str:
-    """The error code of a Redis error reply (``WRONGPASS``), never its free text."""
-    text = str(exc).strip()
-    return text.split()[0] if text else type(exc).__name__
 
 
 def _reason(exc: Exception) -> str:
