@@ -1,5 +1,6 @@
-"""TLS options of HTTP targets (``tls.ca_file``, ``tls.insecure_skip_verify``) against a real
-Nginx serving stub_status over HTTPS with a certificate made for the test."""
+"""TLS options of targets (``tls.ca_file``, ``tls.insecure_skip_verify``) against a real Nginx
+serving stub_status over HTTPS and a real Redis on a TLS port, with a certificate made for
+the test."""
 
 from __future__ import annotations
 
@@ -7,18 +8,18 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import free_port, require_binary
+from helpers import free_port, require_binary, running, wait_tcp
 
 from exporters.core import ScrapeRunner
 from exporters.nginx import NginxCollector
+from exporters.redis import RedisCollector
 from sscp_ops.config.base import TlsConfig
-from sscp_ops.config.targets import NginxTarget
+from sscp_ops.config.targets import NginxTarget, RedisTarget
 
 
-@pytest.fixture
-def https_nginx(nginx_factory, tmp_path: Path):
+def self_signed(directory: Path) -> tuple[Path, Path]:
     openssl = require_binary("openssl")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert, key = directory / "cert.pem", directory / "key.pem"
     subprocess.run(
         [
             openssl,
@@ -41,6 +42,12 @@ def https_nginx(nginx_factory, tmp_path: Path):
         check=True,
         capture_output=True,
     )
+    return cert, key
+
+
+@pytest.fixture
+def https_nginx(nginx_factory, tmp_path: Path):
+    cert, key = self_signed(tmp_path)
     port = free_port()
     nginx_factory(
         f"listen 127.0.0.1:{port} ssl;\nssl_certificate {cert};\nssl_certificate_key {key};\n"
@@ -77,3 +84,55 @@ def test_insecure_skip_verify(https_nginx) -> None:
     url, _ = https_nginx
     with pytest.warns(Warning):  # urllib3 warns about unverified HTTPS, as it should
         assert up(url, TlsConfig(insecure_skip_verify=True)) == (1, 1)
+
+
+@pytest.fixture
+def tls_redis(tmp_path: Path):
+    cert, key = self_signed(tmp_path)
+    port = free_port()
+    cmd = [
+        require_binary("redis-server"),
+        "--port",
+        "0",
+        "--tls-port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--tls-cert-file",
+        str(cert),
+        "--tls-key-file",
+        str(key),
+        "--tls-ca-cert-file",
+        str(cert),
+        "--tls-auth-clients",
+        "no",
+        "--save",
+        "",
+        "--dir",
+        str(tmp_path),
+        "--logfile",
+        str(tmp_path / "redis.log"),
+    ]
+    with running(cmd):
+        wait_tcp(port)
+        yield f"127.0.0.1:{port}", cert
+
+
+def redis_up(address: str, tls: TlsConfig | None) -> float:
+    collector = RedisCollector(RedisTarget(name="tls", address=address, tls=tls, timeout=2))
+    try:
+        families = list(collector.collect(3))
+    finally:
+        collector.close()
+    up_family = next(f for f in families if f.name == "redis_up")
+    if up_family.samples[0].value == 1:
+        assert any(f.name == "redis_uptime_in_seconds" for f in families)
+    return up_family.samples[0].value
+
+
+def test_redis_tls(tls_redis) -> None:
+    address, cert = tls_redis
+    assert redis_up(address, TlsConfig(ca_file=cert)) == 1
+    assert redis_up(address, TlsConfig(insecure_skip_verify=True)) == 1
+    assert redis_up(address, TlsConfig()) == 0  # system CAs do not know the certificate
+    assert redis_up(address, None) == 0  # plain text to a TLS port
