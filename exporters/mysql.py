@@ -525,7 +525,7 @@ class MysqlCollector(TargetCollector):
         if tls.key_file:
             ssl["key"] = str(tls.key_file)
         ssl["check_hostname"] = not tls.insecure_skip_verify
-        ssl["verify_mode"] = 0 if tls.insecure_skip_verify else 2
+        ssl["verify_mode"] = not tls.insecure_skip_verify  # PyMySQL reads a bool here
         return ssl
 
     def _connection(self, timeout: float) -> pymysql.connections.Connection:

@@ -10,13 +10,16 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import requests
+from fx_probe import make_self_signed
 from fx_servers import MariaDB, mariadb_install, mariadb_server
 from fx_targets import MysqlUser, mysqld_reference, parse_samples
 
 from exporters.mysql import TOP_DIGESTS, MysqlCollector
+from sscp_ops.config.base import TlsConfig
 from sscp_ops.config.targets import MysqlTarget
 
 
@@ -25,6 +28,7 @@ class Pair:
     primary: MariaDB
     replica: MariaDB
     user: MysqlUser
+    cert: Path  # the primary's self-signed TLS certificate (CN and SAN 127.0.0.1)
 
 
 def replica_status(server: MariaDB) -> dict:
@@ -53,6 +57,7 @@ def wait_caught_up(server: MariaDB, timeout: float = 30) -> dict:
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
     base = tmp_path_factory.mktemp("mariadb")
+    cert, key = make_self_signed(base)
     template = base / "template"
     mariadb_install(template)
     shutil.copytree(template, base / "replica-data")
@@ -69,6 +74,8 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
                 "--server-id=1",
                 f"--log-bin={base / 'primary' / 'binlog'}",
                 "--performance-schema=ON",
+                f"--ssl-cert={cert}",
+                f"--ssl-key={key}",
                 datadir=template,
             )
         )
@@ -100,7 +107,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
             cur.execute("START SLAVE")
         conn.close()
         wait_caught_up(replica)
-        yield Pair(primary, replica, user)
+        yield Pair(primary, replica, user, cert)
 
 
 def collect(server: MariaDB, user: MysqlUser) -> dict:
@@ -251,3 +258,37 @@ def test_digests_agree_with_mysqld_exporter(pair: Pair, tmp_path) -> None:
     for key in shared:
         lo, hi = before.get(key, after[key]), after[key]
         assert lo <= ours[key] <= hi, (key, lo, ours[key], hi)
+
+
+def test_tls(pair: Pair) -> None:
+    """A user that must use TLS: up with the server's CA or with verification off; refused
+    when the certificate cannot be verified against the CA given."""
+    account = f"'{pair.user.user}_tls'@'127.0.0.1'"
+    conn = pair.primary.root()
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE USER {account} IDENTIFIED BY %s REQUIRE SSL", (pair.user.password,))
+        cur.execute(f"GRANT PROCESS, SELECT ON *.* TO {account}")
+    conn.close()
+
+    def up(tls: TlsConfig | None) -> float:
+        collector = MysqlCollector(
+            MysqlTarget(
+                name="db",
+                address=pair.primary.address,
+                user=f"{pair.user.user}_tls",
+                password_file=pair.user.password_file,
+                tls=tls,
+            )
+        )
+        try:
+            (up_family, *_) = collector.collect(5)
+            return up_family.samples[0].value
+        finally:
+            collector.close()
+
+    assert up(TlsConfig(ca_file=pair.cert)) == 1
+    assert up(TlsConfig(insecure_skip_verify=True)) == 1
+    # without a tls section PyMySQL still encrypts when the server offers it (unverified)
+    assert up(None) == 1
+    other, _ = make_self_signed(pair.primary.directory)  # a CA that did not sign the server's
+    assert up(TlsConfig(ca_file=other)) == 0

@@ -4,10 +4,10 @@ the test."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
+from fx_probe import make_self_signed
 from helpers import free_port, require_binary, running, wait_tcp
 
 from exporters.core import ScrapeRunner
@@ -17,37 +17,9 @@ from sscp_ops.config.base import TlsConfig
 from sscp_ops.config.targets import NginxTarget, RedisTarget
 
 
-def self_signed(directory: Path) -> tuple[Path, Path]:
-    openssl = require_binary("openssl")
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        [
-            openssl,
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
-
-
 @pytest.fixture
 def https_nginx(nginx_factory, tmp_path: Path):
-    cert, key = self_signed(tmp_path)
+    cert, key = make_self_signed(tmp_path)
     port = free_port()
     nginx_factory(
         f"listen 127.0.0.1:{port} ssl;\nssl_certificate {cert};\nssl_certificate_key {key};\n"
@@ -88,7 +60,7 @@ def test_insecure_skip_verify(https_nginx) -> None:
 
 @pytest.fixture
 def tls_redis(tmp_path: Path):
-    cert, key = self_signed(tmp_path)
+    cert, key = make_self_signed(tmp_path)
     port = free_port()
     cmd = [
         require_binary("redis-server"),
