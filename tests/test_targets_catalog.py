@@ -52,3 +52,27 @@ targets:
     )
     assert build_collectors(config, enabled_names(config, {"nginx": False})) == []
     assert {"nginx", "tomcat", "redis", "mysql"} <= set(CATALOG)
+
+
+def test_client_libraries_are_loaded_only_for_configured_targets() -> None:
+    """redis and PyMySQL (~18 MiB of RSS) stay out of an exporter that has no such target."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from exporters.catalog import CATALOG, build_collectors\n"
+        "from sscp_ops.config import parse_config\n"
+        "config = parse_config(sys.argv[1])\n"
+        "build_collectors(config, list(CATALOG))\n"
+        "print(' '.join(m for m in ('redis', 'pymysql') if m in sys.modules))\n"
+    )
+
+    def loaded(config: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "-c", code, config], capture_output=True, text=True, check=True
+        )
+        return result.stdout.strip()
+
+    assert loaded("exporter: {collectors: {host: true}}") == ""
+    assert loaded('targets: {redis: [{name: c, address: "127.0.0.1:6379"}]}') == "redis"
