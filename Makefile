@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint venv docs clean rules dashboards
+.PHONY: run run-webhook test lint venv docs clean rules dashboards
 
 $(STAMP): setup.cfg pyproject.toml
 	@command -v $(PYTHON) >/dev/null && $(PYTHON) -c 'import ensurepip, venv' 2>/dev/null \
@@ -19,6 +19,12 @@ venv: $(STAMP)
 ## run: the exporter with the host collector on 127.0.0.1:9810 (embedded defaults)
 run: $(STAMP)
 	$(BIN)/sscp-ops exporter
+
+## run-webhook: the ticket webhook on 127.0.0.1:9811 (SQLite in var/, SMS to the log)
+run-webhook: $(STAMP)
+	@mkdir -p var && test -s var/alertmanager.token || \
+		$(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(32))' >var/alertmanager.token
+	$(BIN)/sscp-ops webhook --config.file deploy/webhook.yml
 
 ## test: install what the tests need, then lint and run every test
 test: $(STAMP)

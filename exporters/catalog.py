@@ -10,7 +10,7 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from exporters import host, probe
+from exporters import host, patches, probe, tls
 from exporters.core import Collector
 from sscp_ops.config import Config
 
@@ -49,6 +49,14 @@ CATALOG: dict[str, CollectorSpec] = {
         _per_target("mysql"), help="MySQL/MariaDB status of each targets.mysql entry"
     ),
     "probe": CollectorSpec(probe.build, help="SLA probes of the platform's key URLs"),
+    "patches": CollectorSpec(
+        patches.build,
+        default_enabled=False,
+        help="pending security updates, last update, reboot required (apt/dnf, cached 1 h)",
+    ),
+    "tls": CollectorSpec(
+        tls.build, help="TLS of the HTTPS endpoints: chain, expiry, protocols, HTTP redirect"
+    ),
 }
 
 

@@ -20,7 +20,11 @@ from sscp_ops.logs import setup_logging
 #: Subcommand modules under sscp_ops.commands, in the order ``--help`` lists them.
 COMMANDS = (
     "exporter",
+    "webhook",
     "report",
+    "mask",
+    "vulns",
+    "review",
     "stack",
 )
 

@@ -11,6 +11,11 @@ pytest_plugins = [
     "fx_probe",
     "fx_prometheus",
     "fx_report",
+    "fx_mask",
+    "fx_vulns",
+    "fx_tls",
+    "fx_accounts",
+    "fx_webhook",
     "fx_servers",
     "fx_targets",
 ]

@@ -87,7 +87,9 @@ def test_contract_alert_names_and_severities() -> None:
     found: dict[str, set[str]] = {}
     for _, rule in _alerts():
         found.setdefault(rule["alert"], set()).add(rule["labels"]["severity"])
-    assert found == CONTRACT
+    # Other areas (backups, tickets, security) add alerts of their own; the contract's must
+    # all be there with exactly their severities.
+    assert {name: found.get(name) for name in CONTRACT} == CONTRACT
 
 
 @pytest.mark.parametrize(("file", "rule"), _alerts(), ids=lambda v: v if isinstance(v, str) else "")

@@ -12,11 +12,14 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from sscp_ops.config.account_review import AccountReviewConfig
 from sscp_ops.config.base import Model
 from sscp_ops.config.calendar import CalendarConfig
 from sscp_ops.config.exporter import ExporterConfig
 from sscp_ops.config.report import ReportConfig
 from sscp_ops.config.targets import TargetsConfig
+from sscp_ops.config.tls_checks import TlsChecksConfig
+from sscp_ops.config.webhook import WebhookConfig
 
 __all__ = ["Config", "ConfigError", "load_config", "parse_config"]
 
@@ -30,6 +33,9 @@ class Config(Model):
     targets: TargetsConfig = TargetsConfig()
     calendar: CalendarConfig = CalendarConfig()
     report: ReportConfig = ReportConfig()
+    tls_checks: TlsChecksConfig = TlsChecksConfig()
+    account_review: AccountReviewConfig = AccountReviewConfig()
+    webhook: WebhookConfig = WebhookConfig()
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

@@ -1,0 +1,157 @@
+"""``sscp-ops webhook``: the ticket webhook (Alertmanager -> tickets -> SMS / IM notices).
+
+    sscp-ops webhook --config.file F [--web.listen-address 127.0.0.1:9811]
+    sscp-ops webhook token create --config.file F --role viewer|operator|admin [--name N]
+    sscp-ops webhook worker --config.file F
+
+The server is gunicorn (through its application API, so it is the same command in production
+and in ``make run``): pre-fork ``gthread`` workers give real parallelism on SQLite and MySQL
+alike, and a crashed worker process is replaced by the arbiter. The schema is migrated once in
+the arbiter before the workers start. The notice worker (outbox delivery, escalation,
+heartbeat, reconciliation) runs as a child process of its own, started and stopped with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+
+from sscp_ops.commands import EXIT_FAILURE, EXIT_OK, load
+
+log = logging.getLogger("webhook")
+
+
+def _common(p: argparse.ArgumentParser, top: bool) -> None:
+    default = None if top else argparse.SUPPRESS
+    p.add_argument(
+        "--config.file",
+        dest="config_file",
+        metavar="FILE",
+        default=default,
+        help="YAML config file",
+    )
+    p.add_argument(
+        "--log.level",
+        dest="log_level",
+        default="info" if top else argparse.SUPPRESS,
+        choices=["debug", "info", "warning", "error"],
+    )
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("webhook", help="receive Alertmanager notifications, keep tickets, notify")
+    _common(p, top=True)
+    p.add_argument(
+        "--web.listen-address",
+        dest="listen_address",
+        metavar="HOST:PORT",
+        help="address to listen on (default: webhook.listen_address, 127.0.0.1:9811)",
+    )
+    p.add_argument(
+        "--no-worker",
+        dest="worker",
+        action="store_false",
+        help="do not start the notice worker (run `sscp-ops webhook worker` apart)",
+    )
+    p.set_defaults(func=_serve)
+    actions = p.add_subparsers(dest="action", metavar="ACTION")
+    token = actions.add_parser("token", help="API tokens")
+    token_actions = token.add_subparsers(dest="token_action", required=True, metavar="ACTION")
+    create = token_actions.add_parser("create", help="create an API token and print it once")
+    _common(create, top=False)
+    create.add_argument("--role", required=True, choices=["viewer", "operator", "admin"])
+    create.add_argument("--name", default="cli", help="who or what uses the token")
+    create.set_defaults(func=_token_create)
+    worker = actions.add_parser("worker", help="deliver notices and run the periodic jobs")
+    _common(worker, top=False)
+    worker.set_defaults(func=_worker)
+
+
+def _token_create(args: argparse.Namespace) -> int:
+    from webhook.services import Services
+
+    config = load(args.config_file).webhook
+    services = Services.from_config(config)
+    try:
+        print(services.store.create_token(args.role, args.name))
+    finally:
+        services.store.close()
+    return EXIT_OK
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from webhook.services import Services
+    from webhook.worker import Worker
+
+    config = load(args.config_file).webhook
+    services = Services.from_config(config)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        Worker(services.store, config, planner=services.planner, lease=config.delivery_lease).run(
+            stop
+        )
+    finally:
+        services.store.close()
+    return EXIT_OK
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from gunicorn.app.base import BaseApplication
+
+    from webhook.app import create_app
+    from webhook.services import Services
+
+    config = load(args.config_file).webhook
+    address = args.listen_address or config.listen_address
+    if not config.alertmanager_token_file:
+        log.warning("no webhook.alertmanager_token_file: every alert delivery is refused (401)")
+    Services.from_config(config).store.close()  # migrate once, before the workers fork
+
+    class Application(BaseApplication):
+        def load_config(self):
+            for key, value in {
+                "bind": [address],
+                "workers": config.workers,
+                "worker_class": "gthread",
+                "threads": config.threads,
+                "timeout": 30,
+                "graceful_timeout": 10,
+                "keepalive": 5,
+                "accesslog": None,
+                "errorlog": "-",
+                "loglevel": args.log_level,
+                "proc_name": "sscp-ops-webhook",
+            }.items():
+                self.cfg.set(key, value)
+            if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 24
+                self.cfg.set("control_socket_disable", True)
+
+        def load(self):
+            return create_app(config, Services.from_config(config, migrate=False))
+
+    worker = None
+    if args.worker:
+        cmd = [sys.executable, "-m", "sscp_ops", "webhook", "worker", "--log.level", args.log_level]
+        if args.config_file:
+            cmd += ["--config.file", args.config_file]
+        worker = subprocess.Popen(cmd, env=os.environ.copy())
+    log.info("listening", extra={"kv": {"address": address, "workers": config.workers}})
+    try:
+        Application().run()
+    except SystemExit as exc:
+        return EXIT_OK if not exc.code else EXIT_FAILURE
+    finally:
+        if worker is not None and worker.poll() is None:
+            worker.terminate()
+            try:
+                worker.wait(10)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+    return EXIT_OK

@@ -1,0 +1,321 @@
+"""Fixtures of the webhook tests: stores on SQLite and on the real MariaDB, the Flask app,
+API tokens, a settable clock and a fake SMS gateway (a local HTTP server that checks requests)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from helpers import FIXTURES, free_port, require_binary, wait_tcp
+
+from sscp_ops.config.webhook import WebhookConfig
+
+WEBHOOK_FIXTURES = FIXTURES / "webhook"
+AM_TOKEN = "am-" + "x" * 20
+PHONES = ("13812345678", "13987654321", "15011112222")
+
+
+def payload(name: str) -> dict:
+    return json.loads((WEBHOOK_FIXTURES / name).read_text(encoding="utf-8"))
+
+
+class Clock:
+    """A settable UTC clock for stores and planners (escalation, expiry, rate limits)."""
+
+    def __init__(self, start: dt.datetime | None = None) -> None:
+        self.now = start or dt.datetime.now(dt.UTC)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += dt.timedelta(seconds=seconds)
+
+
+class PrivateMariaDB:
+    def __init__(self, tmp_path) -> None:
+        self.mariadbd = require_binary("/usr/sbin/mariadbd", "mariadbd")
+        install = require_binary("mariadb-install-db", "mysql_install_db")
+        self.datadir = tmp_path / "mariadb"
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+        subprocess.run(
+            [
+                install,
+                "--no-defaults",
+                f"--datadir={self.datadir}",
+                "--user=root",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                self.mariadbd,
+                "--no-defaults",
+                f"--datadir={self.datadir}",
+                f"--port={self.port}",
+                "--bind-address=127.0.0.1",
+                f"--socket={self.datadir}/mysqld.sock",
+                "--user=root",
+                "--skip-log-bin",
+                "--innodb-buffer-pool-size=32M",
+                "--skip-name-resolve",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        wait_tcp(self.port, timeout=60)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(30)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@contextmanager
+def private_mariadb(tmp_path):
+    db = PrivateMariaDB(tmp_path)
+    db.start()
+    try:
+        yield db
+    finally:
+        db.stop()
+        shutil.rmtree(db.datadir, ignore_errors=True)
+
+
+def _shared_mariadb_up() -> bool:
+    import pymysql
+
+    try:
+        pymysql.connect(host="127.0.0.1", port=3306, user="root", connect_timeout=3).close()
+        return True
+    except pymysql.err.OperationalError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def mariadb_port(tmp_path_factory):
+    """The machine's MariaDB on 3306 when it runs; else a private mariadbd for the session."""
+    if _shared_mariadb_up():
+        yield 3306
+        return
+    with private_mariadb(tmp_path_factory.mktemp("mariadb")) as db:
+        yield db.port
+
+
+@pytest.fixture
+def mariadb_url(mariadb_port):
+    """A fresh database ``sscp_webhook_<hex>``, dropped afterwards."""
+    import pymysql
+
+    name = f"sscp_webhook_{secrets.token_hex(4)}"
+    conn = pymysql.connect(host="127.0.0.1", port=mariadb_port, user="root", connect_timeout=5)
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    try:
+        yield f"mysql+pymysql://root@127.0.0.1:{mariadb_port}/{name}"
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        conn.close()
+
+
+@pytest.fixture(params=["sqlite", "mariadb"])
+def db_url(request, tmp_path: Path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'tickets.db'}"
+    else:
+        yield request.getfixturevalue("mariadb_url")
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def am_token_file(tmp_path: Path) -> Path:
+    path = tmp_path / "am.token"
+    path.write_text(AM_TOKEN + "\n")
+    return path
+
+
+@pytest.fixture
+def webhook_config(tmp_path: Path, am_token_file: Path):
+    """Factory: a WebhookConfig on a temp SQLite with a two-shift roster."""
+
+    def make(**overrides) -> WebhookConfig:
+        data = {
+            "database": f"sqlite:///{tmp_path / 'tickets.db'}",
+            "alertmanager_token_file": str(am_token_file),
+            "public_url": "https://itss.example.gov.cn",
+            "roster": {
+                "rotation": "day",
+                "start": "2026-01-05",
+                "shifts": [
+                    {
+                        "primary": {"name": "张三", "phone": PHONES[0]},
+                        "backup": {"name": "李四", "phone": PHONES[1]},
+                    },
+                    {
+                        "primary": {"name": "李四", "phone": PHONES[1]},
+                        "backup": {"name": "张三", "phone": PHONES[0]},
+                    },
+                ],
+                "escalation": [{"name": "王五", "phone": PHONES[2]}],
+            },
+            **overrides,
+        }
+        return WebhookConfig.model_validate(data)
+
+    return make
+
+
+@pytest.fixture
+def make_services(clock):
+    """Factory: Services on a migrated store (closed at the end)."""
+    from webhook.notices import Planner
+    from webhook.services import Services
+    from webhook.store import Store
+
+    made = []
+
+    def make(config: WebhookConfig):
+        store = Store(config.database_url(), clock=clock)
+        store.ack_link_ttl = config.ack_link_ttl
+        store.migrate()
+        made.append(store)
+        return Services(config, store, Planner(config, clock))
+
+    yield make
+    for store in made:
+        store.close()
+
+
+@pytest.fixture
+def services(webhook_config, make_services):
+    return make_services(webhook_config())
+
+
+@pytest.fixture
+def app(services):
+    from webhook.app import create_app
+
+    app = create_app(services.config, services)
+    app.testing = True
+    return app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def tokens(services) -> dict[str, str]:
+    return {
+        role: services.store.create_token(role, f"test-{role}")
+        for role in ("viewer", "operator", "admin")
+    }
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+class FakeGateway:
+    """A local SMS gateway / robot endpoint: records what arrives, drops duplicate out_ids
+    (like a real provider), and can answer 500 or stall for a while."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict] = []
+        self.accepted: dict[str, dict] = {}
+        self.duplicates: list[str] = []
+        self.fail_next = 0
+        self.delay = 0.0
+        self.lock = threading.Lock()
+        gw = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with gw.lock:
+                    gw.requests.append(
+                        {"path": self.path, "headers": dict(self.headers), "body": body}
+                    )
+                    fail = gw.fail_next > 0
+                    if fail:
+                        gw.fail_next -= 1
+                    delay = gw.delay
+                if delay:
+                    time.sleep(delay)
+                if fail:
+                    self._answer(500, {"error": "gateway down"})
+                    return
+                if self.path.endswith("/reject"):
+                    self._answer(400, {"error": "bad template"})
+                    return
+                data = json.loads(body)
+                key = data.get("out_id") or f"robot-{len(gw.requests)}"
+                with gw.lock:
+                    if key in gw.accepted:
+                        gw.duplicates.append(key)
+                    else:
+                        gw.accepted[key] = data
+                self._answer(200, {"errcode": 0, "code": "OK"})
+
+            def _answer(self, status: int, data: dict) -> None:
+                out = json.dumps(data).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def sms(self) -> list[dict]:
+        return [v for v in self.accepted.values() if "phone" in v]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def gateway():
+    gw = FakeGateway()
+    yield gw
+    gw.close()

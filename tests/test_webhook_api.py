@@ -1,0 +1,220 @@
+"""The HTTP API through the Flask app: Alertmanager auth and error codes, tickets with roles,
+audit, vulnerabilities, problems, changes, and masking of personal data in every answer."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from fx_webhook import AM_TOKEN, payload
+from fx_webhook import bearer as auth
+
+from webhook.store import StoreUnavailable
+
+AM = auth(AM_TOKEN)
+
+
+def post_alerts(client, name="firing-hostdown.json", headers=AM, **kw):
+    return client.post("/api/v1/alerts", json=payload(name), headers=headers, **kw)
+
+
+def test_alert_auth_bearer_basic_and_401(client):
+    assert post_alerts(client, headers={}).status_code == 401
+    assert post_alerts(client, headers=auth("wrong")).status_code == 401
+    basic = base64.b64encode(f"alertmanager:{AM_TOKEN}".encode()).decode()
+    r = post_alerts(client, headers={"Authorization": f"Basic {basic}"})
+    assert r.status_code == 200 and r.json["outcomes"] == {"created": 1}
+    r = post_alerts(client)
+    assert r.status_code == 200 and r.json["outcomes"] == {"duplicate": 1}
+
+
+def test_no_token_configured_refuses_everything(webhook_config, make_services):
+    from webhook.app import create_app
+
+    svc = make_services(webhook_config(alertmanager_token_file=None))
+    client = create_app(svc.config, svc).test_client()
+    assert post_alerts(client).status_code == 401
+
+
+def test_body_limits_and_bad_payloads(client):
+    big = b'{"version": "4", "alerts": [], "pad": "' + b"x" * (1024 * 1024) + b'"}'
+    r = client.post("/api/v1/alerts", data=big, headers={**AM, "Content-Type": "application/json"})
+    assert r.status_code == 413
+    r = client.post("/api/v1/alerts", data=b"not json", headers=AM)
+    assert r.status_code == 400 and r.json["field"] == "(body)"
+    body = payload("firing-hostdown.json")
+    del body["alerts"][0]["startsAt"]
+    r = client.post("/api/v1/alerts", json=body, headers=AM)
+    assert r.status_code == 400
+    assert r.json["field"] == "alerts[0].startsAt" and "startsAt" in r.json["error"]
+
+
+def test_store_down_is_503(client, services, monkeypatch):
+    def down(*a, **kw):
+        raise StoreUnavailable("connection refused")
+
+    monkeypatch.setattr(services.store, "ingest_many", down)
+    assert post_alerts(client).status_code == 503
+
+
+def test_mysql_stopped_is_503(webhook_config, make_services):
+    """A MySQL URL nobody listens on: the store is down, Alertmanager must retry."""
+    from helpers import free_port
+
+    from webhook.app import create_app
+    from webhook.services import Services
+    from webhook.store import Store
+
+    good = make_services(webhook_config())
+    cfg = webhook_config(database=f"mysql+pymysql://root@127.0.0.1:{free_port()}/x")
+    svc = Services(cfg, Store(cfg.database), good.planner)
+    svc.store.setting_once = good.store.setting_once  # session secret only
+    client = create_app(cfg, svc).test_client()
+    assert post_alerts(client).status_code == 503
+    svc.store.close()
+
+
+def test_resolved_notification_resolves(client, tokens):
+    post_alerts(client)
+    post_alerts(client, "resolved-hostdown.json")
+    [t] = client.get("/api/v1/tickets", headers=auth(tokens["viewer"])).json["tickets"]
+    assert t["status"] == "resolved" and t["resolution_source"] == "alert"
+    assert t["resolved_at"].endswith("Z") and t["starts_at"].endswith("Z")
+
+
+def test_watchdog_heartbeat(client, services):
+    body = payload("firing-hostdown.json")
+    body["alerts"][0]["labels"]["alertname"] = "Watchdog"
+    assert client.post("/api/v1/heartbeat", json=body, headers=AM).status_code == 200
+    assert services.store.get_setting("heartbeat_at")
+    assert client.post("/api/v1/heartbeat", json=body).status_code == 401
+    assert services.store.count_tickets() == 0
+
+
+def test_roles_least_privilege(client, tokens):
+    post_alerts(client)
+    assert client.get("/api/v1/tickets").status_code == 401
+    assert client.get("/api/v1/tickets", headers=auth("sscp_nope")).status_code == 401
+    assert client.get("/api/v1/tickets/1", headers=auth(tokens["viewer"])).status_code == 200
+    r = client.post("/api/v1/tickets/1/ack", json={}, headers=auth(tokens["viewer"]))
+    assert r.status_code == 403
+    r = client.post(
+        "/api/v1/tokens", json={"role": "admin", "name": "x"}, headers=auth(tokens["operator"])
+    )
+    assert r.status_code == 403
+    r = client.post(
+        "/api/v1/tokens", json={"role": "viewer", "name": "report"}, headers=auth(tokens["admin"])
+    )
+    assert r.status_code == 201
+    assert client.get("/api/v1/tickets", headers=auth(r.json["token"])).status_code == 200
+
+
+def test_ticket_workflow_through_the_api(client, tokens, services):
+    post_alerts(client)
+    op = auth(tokens["operator"])
+    r = client.post("/api/v1/tickets/1/ack", json={"assignee": "张三"}, headers=op)
+    assert r.status_code == 200 and r.json["status"] == "acknowledged"
+    assert r.json["sla"]["response_seconds"] is not None
+    assert client.post("/api/v1/tickets/1/ack", json={}, headers=op).status_code == 409
+    r = client.post("/api/v1/tickets/1/resolve", json={}, headers=op)
+    assert r.status_code == 400 and r.json["field"] == "note"
+    r = client.post(
+        "/api/v1/tickets/1/comments", json={"body": "联系 13912345678 处理"}, headers=op
+    )
+    assert r.status_code == 201
+    r = client.post("/api/v1/tickets/1/resolve", json={"note": "已重启"}, headers=op)
+    assert r.json["status"] == "resolved" and r.json["resolution_source"] == "manual"
+    r = client.post("/api/v1/tickets/1/close", json={}, headers=op)
+    assert r.json["status"] == "closed"
+    assert client.get("/api/v1/tickets/99", headers=op).status_code == 404
+    t = client.get("/api/v1/tickets/1", headers=op).json
+    assert [a["action"] for a in t["audit"]] == ["create", "ack", "comment", "resolve", "close"]
+    assert all(a["actor"] == "token:test-operator" for a in t["audit"][1:])
+    closed = client.get("/api/v1/tickets?status=closed", headers=op).json["tickets"]
+    assert [x["id"] for x in closed] == [1]
+    assert client.get("/api/v1/tickets?status=open", headers=op).json["tickets"] == []
+    assert client.get("/api/v1/tickets?status=bogus", headers=op).status_code == 400
+
+
+def test_personal_data_masked_in_api(client, tokens):
+    post_alerts(client)  # the captured description holds 13812345678
+    text = client.get("/api/v1/tickets/1", headers=auth(tokens["viewer"])).get_data(as_text=True)
+    assert "13812345678" not in text and "138****5678" in text
+    t = json.loads(text)
+    assert t["notices"] and all("****" in n["recipient"] for n in t["notices"])
+    assert all("/a/…" in n["body"] for n in t["notices"] if n["channel"] == "sms")
+
+
+def test_vulnerability_file_update_close(client, tokens):
+    op = auth(tokens["operator"])
+    body = {
+        "external_key": "nessus:12345:10.0.0.5",
+        "risk": "high",
+        "title": "Tomcat 远程代码执行",
+        "target": "10.0.0.5",
+        "found_at": "2026-11-27T08:00:00Z",
+    }
+    r = client.post("/api/v1/vulnerabilities", json=body, headers=op)
+    assert r.status_code == 201
+    assert r.json["kind"] == "vulnerability" and r.json["due_at"] == "2026-11-29T08:00:00.000Z"
+    r = client.post("/api/v1/vulnerabilities", json=body, headers=op)
+    assert r.status_code == 200
+    r = client.patch(
+        "/api/v1/vulnerabilities/nessus:12345:10.0.0.5",
+        json={"status": "closed", "note": "已升级"},
+        headers=op,
+    )
+    assert r.status_code == 200 and r.json["status"] == "closed"
+    r = client.post("/api/v1/vulnerabilities", json={**body, "risk": "urgent"}, headers=op)
+    assert r.status_code == 400 and r.json["field"] == "risk"
+    vulns = client.get("/api/v1/tickets?kind=vulnerability", headers=op).json["tickets"]
+    assert len(vulns) == 1
+
+
+def test_changes_and_problems(client, tokens):
+    op, admin = auth(tokens["operator"]), auth(tokens["admin"])
+    r = client.post(
+        "/api/v1/changes",
+        json={
+            "title": "升级 Tomcat",
+            "reason": "修复漏洞",
+            "planned_start": "2026-12-01T14:00:00Z",
+            "planned_end": "2026-12-01T15:00:00Z",
+            "executor": "张三",
+        },
+        headers=op,
+    )
+    assert r.status_code == 201 and r.json["planned_start"] == "2026-12-01T14:00:00.000Z"
+    r = client.patch(
+        f"/api/v1/changes/{r.json['id']}",
+        json={"result": "success", "verification": "首页可访问"},
+        headers=op,
+    )
+    assert r.status_code == 200 and r.json["result"] == "success"
+    r = client.post(
+        "/api/v1/changes",
+        json={"title": "x", "reason": "y", "planned_start": "2026-12-01T14:00:00"},
+        headers=op,
+    )
+    assert r.status_code == 400
+    assert client.get("/api/v1/problems", headers=op).json == {"problems": []}
+    assert (
+        client.patch("/api/v1/problems/1", json={"status": "closed"}, headers=op).status_code == 403
+    )
+    assert (
+        client.patch("/api/v1/problems/1", json={"status": "closed"}, headers=admin).status_code
+        == 404
+    )
+
+
+@pytest.mark.parametrize("per", ["alert", "group"])
+def test_incident_per_alert_or_group(webhook_config, make_services, per):
+    from webhook.app import create_app
+
+    svc = make_services(webhook_config(incident_per=per))
+    client = create_app(svc.config, svc).test_client()
+    assert post_alerts(client, "firing-diskfull.json").status_code == 200
+    assert svc.store.count_tickets() == (2 if per == "alert" else 1)
+    post_alerts(client, "resolved-diskfull.json")
+    assert {t["status"] for t in svc.store.list_tickets()} == {"resolved"}

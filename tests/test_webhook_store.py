@@ -1,0 +1,168 @@
+"""The ticket store on SQLite and on the real MariaDB: idempotency under concurrency, the
+incident life cycle (resolve, reopen, recurrence, problem), and migrations = table models."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import threading
+
+import pytest
+import sqlalchemy as sa
+from fx_webhook import payload
+
+from webhook.events import parse_alertmanager
+from webhook.store import Notice, Store, metadata
+
+
+@pytest.fixture
+def store(db_url, clock):
+    s = Store(db_url, clock=clock)
+    s.migrate()
+    yield s
+    s.close()
+
+
+def one_notice(ticket, reason):
+    return [Notice("sms", "13812345678", f"{reason} #{ticket.get('id')}", reason)]
+
+
+def firing():
+    [ev] = parse_alertmanager(payload("firing-hostdown.json"))
+    return ev
+
+
+def resolved():
+    [ev] = parse_alertmanager(payload("resolved-hostdown.json"))
+    return ev
+
+
+def test_concurrent_deliveries_make_one_ticket_and_one_notice(store):
+    ev = firing()
+    results = []
+    barrier = threading.Barrier(12)
+
+    def deliver():
+        barrier.wait()
+        results.append(store.ingest(ev, one_notice).outcome)
+
+    threads = [threading.Thread(target=deliver) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == ["created"] + ["duplicate"] * 11
+    assert store.count_tickets() == 1
+    assert len(store.outbox_rows()) == 1
+    assert [a["action"] for a in store.audit_rows("ticket")] == ["create"]
+
+
+def test_concurrent_resolved_deliveries_resolve_once(store):
+    store.ingest(firing(), one_notice)
+    results = []
+    threads = [
+        threading.Thread(target=lambda: results.append(store.ingest(resolved(), one_notice)))
+        for _ in range(8)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.outcome for r in results) == ["duplicate"] * 7 + ["resolved"]
+    [t] = store.list_tickets()
+    assert t["status"] == "resolved" and t["resolution_source"] == "alert"
+    assert t["resolved_at"] == resolved().ends_at  # Alertmanager's end time, not a guess
+    assert [n["reason"] for n in store.outbox_rows()] == ["new", "resolved"]
+
+
+def test_reopen_within_window_then_recurrence_after(store, clock):
+    first = firing()
+    tid = store.ingest(first).ticket_id
+    store.ingest(resolved())
+    end = resolved().ends_at
+    again = dataclasses.replace(first, starts_at=end + dt.timedelta(minutes=10))
+    assert store.ingest(again, one_notice).outcome == "reopened"
+    t = store.get_ticket(tid)
+    assert t["status"] == "open" and t["reopen_count"] == 1 and t["resolved_at"] is None
+    # resolved again, then fires after the 1 h window: a new incident linked as a recurrence
+    store.ingest(
+        dataclasses.replace(
+            again, status="resolved", ends_at=again.starts_at + dt.timedelta(minutes=1)
+        )
+    )
+    later = dataclasses.replace(first, starts_at=again.starts_at + dt.timedelta(hours=2))
+    res = store.ingest(later)
+    assert res.outcome == "created" and res.ticket_id != tid
+    assert store.get_ticket(res.ticket_id)["recurrence_of"] == tid
+
+
+def test_problem_opened_after_more_than_three_recurrences(store, clock):
+    ev = firing()
+    ids = []
+    for i in range(5):
+        occ = dataclasses.replace(ev, starts_at=ev.starts_at + dt.timedelta(days=i))
+        ids.append(store.ingest(occ).ticket_id)
+        store.transition(ids[-1], "resolve", "token:test", "重启服务")
+        if i < 4:
+            assert store.list_problems() == []
+    [problem] = store.list_problems()
+    assert problem["status"] == "open"
+    assert problem["incidents"] == ids
+    assert "复发 4 次" in problem["title"]
+    # a sixth occurrence joins the same open problem
+    occ = dataclasses.replace(ev, starts_at=ev.starts_at + dt.timedelta(days=6))
+    tid = store.ingest(occ).ticket_id
+    assert len(store.list_problems()) == 1
+    assert store.get_ticket(tid)["problem_id"] == problem["id"]
+
+
+def test_flapping_without_resolved_attaches_to_open_incident(store):
+    ev = firing()
+    tid = store.ingest(ev, one_notice).ticket_id
+    res = store.ingest(
+        dataclasses.replace(ev, starts_at=ev.starts_at + dt.timedelta(minutes=3)), one_notice
+    )
+    assert res.outcome == "attached" and res.ticket_id == tid
+    assert len(store.outbox_rows()) == 1
+
+
+def test_transitions_and_audit(store):
+    tid = store.ingest(firing()).ticket_id
+    store.transition(tid, "ack", "token:ops", assignee="张三")
+    store.add_comment(tid, "token:ops", "正在排查 13812345678")
+    store.transition(tid, "resolve", "token:ops", "已重启")
+    store.transition(tid, "close", "token:ops")
+    t = store.get_ticket(tid)
+    assert t["status"] == "closed" and t["assignee"] == "张三"
+    assert t["acknowledged_at"] <= t["resolved_at"] <= t["closed_at"]
+    assert [a["action"] for a in t["audit"]] == ["create", "ack", "comment", "resolve", "close"]
+    assert json.loads(t["audit"][3]["detail"])["status_from"] == "acknowledged"
+
+
+def test_vulnerability_upsert_by_external_key(store, clock):
+    found = dt.datetime(2026, 11, 1, 8, 0, tzinfo=dt.UTC)
+    t, created = store.upsert_vulnerability(
+        "scanner:CVE-2024-1:web1",
+        {"risk": "high", "title": "OpenSSL 漏洞", "found_at": found},
+        "token:scanner",
+    )
+    assert created and t["kind"] == "vulnerability"
+    assert t["due_at"] == found + dt.timedelta(hours=48)
+    t2, created2 = store.upsert_vulnerability(
+        "scanner:CVE-2024-1:web1", {"risk": "medium", "title": "OpenSSL 漏洞"}, "token:scanner"
+    )
+    assert not created2 and t2["id"] == t["id"]
+    assert t2["due_at"] == found + dt.timedelta(days=7)
+    assert store.count_tickets() == 1
+
+
+def test_migrations_match_table_models(store):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diff == []
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0001"

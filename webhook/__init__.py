@@ -1,0 +1,1 @@
+"""The ticket webhook: Alertmanager notifications become ITSS tickets and SMS / IM notices."""

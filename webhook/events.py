@@ -1,0 +1,160 @@
+"""Alertmanager's webhook body (version 4) parsed into :class:`AlertEvent` values.
+
+:func:`parse_alertmanager` is pure: unknown fields are ignored, a missing or malformed required
+field raises :class:`PayloadError` naming it (the API answers 400: Alertmanager drops 4xx).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Alertmanager sends this for "no end time yet".
+_ZERO_TIME = "0001-01-01T00:00:00Z"
+#: Go prints up to nanoseconds; Python keeps microseconds.
+_FRACTION = re.compile(r"\.([0-9]+)")
+
+
+class PayloadError(ValueError):
+    """A notification that cannot be used; ``field`` is the JSON path of the bad field."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class AlertEvent:
+    status: str  # firing | resolved
+    fingerprint: str
+    starts_at: dt.datetime
+    ends_at: dt.datetime | None
+    alertname: str
+    severity: str
+    target: str
+    summary: str
+    description: str
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    generator_url: str = ""
+    receiver: str = ""
+    group_key: str = ""
+
+
+def parse_time(value: Any, where: str) -> dt.datetime | None:
+    """RFC 3339 (Alertmanager's Go time, up to nanoseconds) -> aware UTC datetime."""
+    if not isinstance(value, str) or not value:
+        raise PayloadError(where, "expected an RFC 3339 timestamp")
+    if value == _ZERO_TIME:
+        return None
+    text = _FRACTION.sub(lambda m: "." + m.group(1)[:6].ljust(6, "0"), value.replace("Z", "+00:00"))
+    try:
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise PayloadError(where, f"not an RFC 3339 timestamp: {value!r}") from None
+    if parsed.tzinfo is None:
+        raise PayloadError(where, "timestamp without a time zone")
+    return parsed.astimezone(dt.UTC)
+
+
+def _str_map(value: Any, where: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise PayloadError(where, "expected an object")
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def _require(obj: dict, key: str, where: str) -> Any:
+    if key not in obj:
+        raise PayloadError(f"{where}{key}", "required field is missing")
+    return obj[key]
+
+
+def target_of(labels: dict[str, str]) -> str:
+    for key in ("target", "instance", "service", "job"):
+        if labels.get(key):
+            return labels[key]
+    return ""
+
+
+def parse_alertmanager(payload: Any, per: str = "alert") -> list[AlertEvent]:
+    """One event per alert (``per="alert"``) or one per notification (``per="group"``)."""
+    if not isinstance(payload, dict):
+        raise PayloadError("(body)", "expected a JSON object")
+    version = _require(payload, "version", "")
+    if str(version) != "4":
+        raise PayloadError("version", f'unsupported version {version!r}, expected "4"')
+    alerts = _require(payload, "alerts", "")
+    if not isinstance(alerts, list):
+        raise PayloadError("alerts", "expected a list")
+    receiver = str(payload.get("receiver", ""))
+    group_key = str(payload.get("groupKey", ""))
+    common = _str_map(payload.get("commonLabels"), "commonLabels")
+    events = []
+    for i, alert in enumerate(alerts):
+        where = f"alerts[{i}]."
+        if not isinstance(alert, dict):
+            raise PayloadError(f"alerts[{i}]", "expected an object")
+        status = _require(alert, "status", where)
+        if status not in ("firing", "resolved"):
+            raise PayloadError(f"{where}status", f"expected firing or resolved, got {status!r}")
+        labels = _str_map(_require(alert, "labels", where), f"{where}labels")
+        annotations = _str_map(alert.get("annotations"), f"{where}annotations")
+        starts_at = parse_time(_require(alert, "startsAt", where), f"{where}startsAt")
+        if starts_at is None:
+            raise PayloadError(f"{where}startsAt", "zero start time")
+        ends_at = parse_time(alert.get("endsAt") or _ZERO_TIME, f"{where}endsAt")
+        fingerprint = alert.get("fingerprint")
+        if not fingerprint:
+            raw = "\x00".join(f"{k}\x01{v}" for k, v in sorted(labels.items()))
+            fingerprint = hashlib.sha256(raw.encode()).hexdigest()[:16]
+        events.append(
+            AlertEvent(
+                status=status,
+                fingerprint=str(fingerprint),
+                starts_at=starts_at,
+                ends_at=ends_at if status == "resolved" else None,
+                alertname=labels.get("alertname", ""),
+                severity=labels.get("severity", "warning"),
+                target=target_of(labels),
+                summary=annotations.get("summary", labels.get("alertname", "")),
+                description=annotations.get("description", ""),
+                labels=labels,
+                annotations=annotations,
+                generator_url=str(alert.get("generatorURL", "")),
+                receiver=receiver,
+                group_key=group_key,
+            )
+        )
+    if per == "group" and events:
+        return [_group_event(events, common, group_key)]
+    return events
+
+
+def _group_event(events: list[AlertEvent], common: dict[str, str], group_key: str) -> AlertEvent:
+    firing = [e for e in events if e.status == "firing"]
+    first = min(events, key=lambda e: e.starts_at)
+    resolved = not firing
+    ends = [e.ends_at for e in events if e.ends_at is not None]
+    summary = first.summary if len(events) == 1 else f"{first.summary} 等 {len(events)} 条告警"
+    return AlertEvent(
+        status="resolved" if resolved else "firing",
+        fingerprint="g" + hashlib.sha256(group_key.encode()).hexdigest()[:15],
+        starts_at=first.starts_at,
+        ends_at=max(ends) if resolved and ends else None,
+        alertname=common.get("alertname", first.alertname),
+        severity=common.get("severity", first.severity),
+        target=target_of(common) or first.target,
+        summary=summary,
+        description="\n".join(sorted({e.description for e in events if e.description})),
+        labels=common or first.labels,
+        annotations=first.annotations,
+        generator_url=first.generator_url,
+        receiver=first.receiver,
+        group_key=group_key,
+    )

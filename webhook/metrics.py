@@ -1,0 +1,236 @@
+"""``/metrics`` (collected from the store at scrape time) and ``/healthz``.
+
+sscp_tickets_open{kind="incident",severity="critical",status="open"} 2
+sscp_ticket_response_seconds_bucket{kind="incident",le="900.0"} 41
+sscp_tickets_response_overdue 1
+sscp_notices{channel="sms",status="pending"} 3
+sscp_outbox_oldest_pending_age_seconds{channel="sms"} 12.5
+sscp_webhook_heartbeat_last_timestamp_seconds 1.7646e+09
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Iterator
+
+import sqlalchemy as sa
+from flask import Blueprint, Response, jsonify
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+
+from webhook.services import Services, current
+from webhook.store import StoreUnavailable, outbox, problems, tickets
+
+bp = Blueprint("metrics", __name__)
+
+RESPONSE_BUCKETS = (60, 300, 600, 900, 1800, 3600, 7200)
+RESOLUTION_BUCKETS = (600, 1800, 3600, 7200, 14400, 43200, 86400)
+
+
+def _histogram(name, doc, values_by_kind: dict[str, list[float]], buckets) -> Metric:
+    h = HistogramMetricFamily(name, doc, labels=["kind"])
+    for kind, values in sorted(values_by_kind.items()):
+        counts = [(str(float(b)), sum(1 for v in values if v <= b)) for b in buckets]
+        counts.append(("+Inf", len(values)))
+        h.add_metric([kind], counts, sum(values))
+    return h
+
+
+class TicketCollector:
+    def __init__(self, services: Services) -> None:
+        self.svc = services
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("sscp_webhook_store_up", "1 when the ticket store answers.")
+        try:
+            metrics = list(self._collect(self.svc.store.clock()))
+        except StoreUnavailable:
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        yield from metrics
+
+    def _collect(self, now: dt.datetime) -> Iterator[Metric]:
+        cfg = self.svc.config
+        store = self.svc.store
+        with store._read() as conn:
+            rows = conn.execute(
+                sa.select(
+                    tickets.c.kind,
+                    tickets.c.status,
+                    tickets.c.severity,
+                    tickets.c.created_at,
+                    tickets.c.acknowledged_at,
+                    tickets.c.resolved_at,
+                    tickets.c.escalated_at,
+                    tickets.c.resolution_source,
+                    tickets.c.recurrence_of,
+                    tickets.c.due_at,
+                )
+            ).all()
+            notices = conn.execute(
+                sa.select(outbox.c.channel, outbox.c.status, sa.func.count()).group_by(
+                    outbox.c.channel, outbox.c.status
+                )
+            ).all()
+            oldest = conn.execute(
+                sa.select(outbox.c.channel, sa.func.min(outbox.c.created_at))
+                .where(outbox.c.status.in_(("pending", "sending")))
+                .group_by(outbox.c.channel)
+            ).all()
+            open_problems = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(problems)
+                .where(problems.c.status != "closed")
+            ).scalar()
+        heartbeat = store.get_setting("heartbeat_at")
+
+        open_g = GaugeMetricFamily(
+            "sscp_tickets_open", "Tickets not yet resolved.", labels=["kind", "severity", "status"]
+        )
+        created = CounterMetricFamily(
+            "sscp_tickets_created",
+            "Tickets created (resolution rate denominator).",
+            labels=["kind"],
+        )
+        resolved = CounterMetricFamily(
+            "sscp_tickets_resolved",
+            "Tickets resolved or closed, by resolution source.",
+            labels=["kind", "source"],
+        )
+        open_c, created_c, resolved_c = Counter(), Counter(), Counter()
+        response: dict[str, list[float]] = {}
+        resolution: dict[str, list[float]] = {}
+        response_breach = Counter()
+        resolution_breach = Counter()
+        overdue = 0
+        vulns_overdue = Counter()
+        recurrences = 0
+        for r in rows:
+            created_c[r.kind] += 1
+            if r.recurrence_of is not None:
+                recurrences += 1
+            if r.status in ("open", "acknowledged"):
+                open_c[(r.kind, r.severity, r.status)] += 1
+                if r.due_at is not None and r.due_at < now:
+                    vulns_overdue[r.severity] += 1
+            else:
+                resolved_c[(r.kind, r.resolution_source or "manual")] += 1
+            if r.acknowledged_at is not None:
+                secs = (r.acknowledged_at - r.created_at).total_seconds()
+                response.setdefault(r.kind, []).append(secs)
+                if secs > cfg.response_sla:
+                    response_breach[r.kind] += 1
+            else:
+                # Never acknowledged: responded to by resolution, or still waiting.
+                waited = ((r.resolved_at or now) - r.created_at).total_seconds()
+                if waited > cfg.response_sla:
+                    response_breach[r.kind] += 1
+                    if r.status == "open" and r.kind == "incident":
+                        overdue += 1
+            if r.resolved_at is not None:
+                secs = (r.resolved_at - r.created_at).total_seconds()
+                resolution.setdefault(r.kind, []).append(secs)
+                if secs > cfg.resolution_sla:
+                    resolution_breach[r.kind] += 1
+        for (kind, sev, status), n in sorted(open_c.items()):
+            open_g.add_metric([kind, sev, status], n)
+        for kind, n in sorted(created_c.items()):
+            created.add_metric([kind], n)
+        for (kind, source), n in sorted(resolved_c.items()):
+            resolved.add_metric([kind, source], n)
+        yield open_g
+        yield created
+        yield resolved
+        yield _histogram(
+            "sscp_ticket_response_seconds",
+            "Time from ticket creation to acknowledgement.",
+            response,
+            RESPONSE_BUCKETS,
+        )
+        yield _histogram(
+            "sscp_ticket_resolution_seconds",
+            "Time from ticket creation to resolution.",
+            resolution,
+            RESOLUTION_BUCKETS,
+        )
+        for name, doc, counts in (
+            (
+                "sscp_ticket_response_breaches",
+                "Tickets acknowledged late or not yet and late.",
+                response_breach,
+            ),
+            (
+                "sscp_ticket_resolution_breaches",
+                "Tickets resolved after the resolution SLA.",
+                resolution_breach,
+            ),
+        ):
+            c = CounterMetricFamily(name, doc, labels=["kind"])
+            for kind, n in sorted(counts.items()):
+                c.add_metric([kind], n)
+            yield c
+        yield GaugeMetricFamily(
+            "sscp_tickets_response_overdue",
+            "Open incidents not acknowledged within the response SLA.",
+            value=overdue,
+        )
+        v = GaugeMetricFamily(
+            "sscp_vulnerabilities_overdue",
+            "Open vulnerability tickets past their fix deadline (high: 48 h).",
+            labels=["severity"],
+        )
+        for sev, count in sorted(vulns_overdue.items()):
+            v.add_metric([sev], count)
+        yield v
+        yield CounterMetricFamily(
+            "sscp_ticket_recurrences",
+            "Incidents that are a recurrence of an earlier one.",
+            value=recurrences,
+        )
+        yield GaugeMetricFamily(
+            "sscp_problems_open", "Problem records not closed.", value=open_problems
+        )
+        n = GaugeMetricFamily(
+            "sscp_notices",
+            "Notices in the outbox by channel and status.",
+            labels=["channel", "status"],
+        )
+        for channel, status, count in sorted(notices):
+            n.add_metric([channel, status], count)
+        yield n
+        age = GaugeMetricFamily(
+            "sscp_outbox_oldest_pending_age_seconds",
+            "Age of the oldest notice not yet delivered.",
+            labels=["channel"],
+        )
+        for channel, first in sorted(oldest):
+            age.add_metric([channel], max(0.0, (now - first).total_seconds()))
+        yield age
+        if heartbeat:
+            yield GaugeMetricFamily(
+                "sscp_webhook_heartbeat_last_timestamp_seconds",
+                "When the last Watchdog heartbeat arrived.",
+                value=dt.datetime.fromisoformat(heartbeat).timestamp(),
+            )
+
+
+@bp.get("/metrics")
+def metrics():
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(TicketCollector(current()))
+    return Response(generate_latest(registry), mimetype="text/plain; version=0.0.4")
+
+
+@bp.get("/healthz")
+def healthz():
+    current().store.ping()
+    return jsonify(status="ok")

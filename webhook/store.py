@@ -1,0 +1,1327 @@
+"""The ticket store: SQLAlchemy Core on SQLite (WAL) or MySQL (``mysql+pymysql://``).
+
+Every ticket change, its audit record and the notices it causes are written in ONE transaction.
+Idempotency rests on a unique key, never on search-then-create: ``occurrences`` holds one row per
+alert occurrence, unique on ``(fingerprint, starts_at)``; only the delivery whose insert wins
+creates, reopens or resolves a ticket, so N concurrent deliveries give one ticket and one set of
+notices. The schema is created and upgraded by Alembic (``webhook/migrations``); the table
+definitions here describe it for queries, and a test checks they match the migrations.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import fcntl
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.dialects import mysql
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.types import TypeDecorator
+
+from webhook.events import AlertEvent
+
+UTC = dt.UTC
+STATUSES = ("open", "acknowledged", "resolved", "closed")
+ROLES = ("viewer", "operator", "admin")
+RISK_DUE_HOURS = {"high": 48, "medium": 7 * 24, "low": 30 * 24}
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be reached; the API answers 503 so Alertmanager retries."""
+
+
+class NotFound(Exception):
+    pass
+
+
+class Conflict(Exception):
+    """A transition not allowed from the ticket's current status."""
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC datetimes in, aware UTC datetimes out; stored naive UTC (microseconds kept)."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name == "mysql":
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(sa.DateTime())
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+metadata = sa.MetaData()
+_str = sa.String
+
+tickets = sa.Table(
+    "tickets",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", _str(16), nullable=False),  # incident | vulnerability
+    sa.Column("status", _str(16), nullable=False),
+    sa.Column("alertname", _str(200), nullable=False, server_default=""),
+    sa.Column("severity", _str(16), nullable=False, server_default="warning"),
+    sa.Column("target", _str(255), nullable=False, server_default=""),
+    sa.Column("summary", _str(500), nullable=False, server_default=""),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("labels", sa.Text, nullable=False),  # JSON object
+    sa.Column("fingerprint", _str(64), nullable=True),
+    sa.Column("starts_at", UTCDateTime, nullable=True),
+    sa.Column("last_starts_at", UTCDateTime, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("notified_at", UTCDateTime, nullable=True),
+    sa.Column("acknowledged_at", UTCDateTime, nullable=True),
+    sa.Column("resolved_at", UTCDateTime, nullable=True),
+    sa.Column("closed_at", UTCDateTime, nullable=True),
+    sa.Column("escalated_at", UTCDateTime, nullable=True),
+    sa.Column("assignee", _str(64), nullable=True),
+    sa.Column("resolution_source", _str(16), nullable=True),  # alert | manual | reconcile
+    sa.Column("resolution_note", sa.Text, nullable=True),
+    sa.Column("reopen_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("recurrence_of", sa.Integer, sa.ForeignKey("tickets.id"), nullable=True),
+    sa.Column("problem_id", sa.Integer, sa.ForeignKey("problems.id"), nullable=True),
+    sa.Column("risk", _str(8), nullable=True),  # high | medium | low (vulnerabilities)
+    sa.Column("due_at", UTCDateTime, nullable=True),
+    sa.Column("external_key", _str(200), nullable=True, unique=True),
+    sa.Index("ix_tickets_status", "status"),
+    sa.Index("ix_tickets_fingerprint", "fingerprint"),
+    sa.Index("ix_tickets_fault", "alertname", "target"),
+)
+
+occurrences = sa.Table(
+    "occurrences",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("fingerprint", _str(64), nullable=False),
+    sa.Column("starts_at", UTCDateTime, nullable=False),
+    sa.Column("ticket_id", sa.Integer, sa.ForeignKey("tickets.id"), nullable=True),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("fingerprint", "starts_at", name="uq_occurrence"),
+)
+
+comments = sa.Table(
+    "comments",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("ticket_id", sa.Integer, sa.ForeignKey("tickets.id"), nullable=False, index=True),
+    sa.Column("author", _str(64), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+audit = sa.Table(
+    "audit",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("actor", _str(64), nullable=False),
+    sa.Column("action", _str(32), nullable=False),
+    sa.Column("object_type", _str(16), nullable=False),
+    sa.Column("object_id", sa.Integer, nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),  # JSON
+    sa.Index("ix_audit_object", "object_type", "object_id"),
+)
+
+problems = sa.Table(
+    "problems",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("alertname", _str(200), nullable=False),
+    sa.Column("target", _str(255), nullable=False),
+    sa.Column("status", _str(16), nullable=False),  # open | known_error | closed
+    sa.Column("title", _str(500), nullable=False),
+    sa.Column("root_cause", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("closed_at", UTCDateTime, nullable=True),
+    # alertname + target while open, NULL once closed: at most one open problem per fault.
+    sa.Column("open_key", _str(64), nullable=True, unique=True),
+)
+
+changes = sa.Table(
+    "changes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("title", _str(500), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("problem_id", sa.Integer, sa.ForeignKey("problems.id"), nullable=True),
+    sa.Column("planned_start", UTCDateTime, nullable=True),
+    sa.Column("planned_end", UTCDateTime, nullable=True),
+    sa.Column("executor", _str(64), nullable=True),
+    sa.Column("result", _str(16), nullable=True),  # success | failed | rolled_back
+    sa.Column("verification", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", _str(64), nullable=False),
+    sa.Column("role", _str(16), nullable=False),
+    sa.Column("token_hash", _str(64), nullable=False, unique=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("revoked_at", UTCDateTime, nullable=True),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("ticket_id", sa.Integer, sa.ForeignKey("tickets.id"), nullable=True),
+    sa.Column("reason", _str(16), nullable=False),  # new | reopened | resolved | escalation | ...
+    sa.Column("channel", _str(16), nullable=False),  # sms | wecom | dingtalk
+    sa.Column("recipient", _str(255), nullable=False),  # phone or robot name
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("status", _str(16), nullable=False),  # pending | sending | sent | failed | merged
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("claimed_until", UTCDateTime, nullable=True),
+    sa.Column("sent_at", UTCDateTime, nullable=True),
+    sa.Column("last_error", _str(500), nullable=True),
+    sa.Column("merged_into", sa.Integer, nullable=True),
+    sa.Index("ix_outbox_due", "status", "next_attempt_at"),
+    sa.Index("ix_outbox_recipient", "channel", "recipient", "status"),
+)
+
+ack_links = sa.Table(
+    "ack_links",
+    metadata,
+    sa.Column("token_hash", _str(64), primary_key=True),
+    sa.Column("ticket_id", sa.Integer, sa.ForeignKey("tickets.id"), nullable=False),
+    sa.Column("contact", _str(64), nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("used_at", UTCDateTime, nullable=True),
+)
+
+settings = sa.Table(
+    "settings",
+    metadata,
+    sa.Column("name", _str(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+
+# Hot-path statements, built once: executing a prebuilt statement with a parameter dict skips
+# SQLAlchemy's per-call construction and cache-key work (most of the cost per alert).
+_INS_TICKET = tickets.insert()
+_INS_AUDIT = audit.insert()
+_INS_OUTBOX = outbox.insert()
+_INS_ACK_LINK = ack_links.insert()
+_SEL_TICKET = sa.select(tickets).where(tickets.c.id == sa.bindparam("tid"))
+_SEL_PREV = (
+    sa.select(tickets)
+    .where(tickets.c.fingerprint == sa.bindparam("fp"), tickets.c.kind == "incident")
+    .order_by(tickets.c.id.desc())
+    .limit(1)
+)
+_SEL_OCCURRENCE = sa.select(occurrences.c.ticket_id).where(
+    occurrences.c.fingerprint == sa.bindparam("fp"),
+    occurrences.c.starts_at == sa.bindparam("sa_"),
+)
+_LINK_OCCURRENCE = (
+    occurrences.update()
+    .where(occurrences.c.id == sa.bindparam("oid"))
+    .values(ticket_id=sa.bindparam("tid"))
+)
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A notice to queue in the outbox (and, for SMS, the acknowledge-link token it carries)."""
+
+    channel: str
+    recipient: str
+    body: str
+    reason: str
+    ack_token: str | None = None
+    ack_contact: str = ""
+
+
+#: Called inside the ticket transaction: (ticket row as dict, reason) -> notices to queue.
+Planner = Callable[[dict, str], Sequence[Notice]]
+
+
+def _no_notices(ticket: dict, reason: str) -> Sequence[Notice]:
+    return ()
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    id: int
+    name: str
+    role: str
+
+    @property
+    def actor(self) -> str:
+        return f"token:{self.name}"
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    outcome: str  # created | reopened | attached | resolved | duplicate
+    ticket_id: int | None
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(UTC)
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    """WAL, a busy timeout and BEGIN IMMEDIATE: writers queue instead of failing to upgrade."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn, _record):
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):
+        readonly = conn.get_execution_options().get("sscp_readonly", False)
+        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+
+def make_engine(url: str) -> Engine:
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        db = parsed.database
+        if db and db != ":memory:":
+            Path(db).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, pool_size=10, max_overflow=20)
+        _sqlite_setup(engine)
+        return engine
+    return sa.create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_recycle=3600,
+        pool_size=10,
+        max_overflow=20,
+        isolation_level="READ COMMITTED",
+        connect_args={"connect_timeout": 5, "charset": "utf8mb4"},
+    )
+
+
+def _row(row) -> dict:
+    return dict(row._mapping)
+
+
+def _default(value: Any) -> str:
+    if isinstance(value, dt.datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return str(value)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=_default)
+
+
+class Store:
+    """All reads and writes of tickets, notices, tokens and settings."""
+
+    def __init__(self, url: str, clock: Callable[[], dt.datetime] = utcnow) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self.clock = clock
+        parsed = sa.engine.make_url(url)
+        self._lock_path = None
+        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            self._lock_path = f"{parsed.database}.lock"
+        self._thread_lock = threading.Lock()
+        if parsed.get_backend_name() == "sqlite":
+            self._ins_occurrence = sqlite_insert(occurrences).on_conflict_do_nothing()
+        else:
+            self._ins_occurrence = occurrences.insert().prefix_with("IGNORE")
+
+    @contextmanager
+    def _write_lock(self) -> Iterator[None]:
+        """SQLite: queue writers on a lock that wakes them at once (threads, then processes:
+        gunicorn workers and the notice worker), instead of SQLite's sleeping busy handler."""
+        if self._lock_path is None:
+            yield
+            return
+        with self._thread_lock, open(self._lock_path, "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def migrate(self) -> None:
+        """Bring the schema to the newest Alembic revision."""
+        from alembic import command
+        from alembic.config import Config as AlembicConfig
+
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+        with self._begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _begin(self) -> Iterator[Connection]:
+        try:
+            with self._write_lock(), self.engine.begin() as conn:
+                yield conn
+        except OperationalError as exc:
+            if _is_unavailable(exc):
+                raise StoreUnavailable(str(exc.orig)) from exc
+            raise
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        """A read-only transaction: no write lock (WAL readers never wait for the writer)."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execution_options(sscp_readonly=True)
+                with conn.begin():
+                    yield conn
+        except OperationalError as exc:
+            if _is_unavailable(exc):
+                raise StoreUnavailable(str(exc.orig)) from exc
+            raise
+
+    def ping(self) -> None:
+        with self._read() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+    def _audit_row(self, actor: str, action: str, kind: str, oid: int, **detail) -> dict:
+        return {
+            "at": self.clock(),
+            "actor": actor,
+            "action": action,
+            "object_type": kind,
+            "object_id": oid,
+            "detail": _json(detail),
+        }
+
+    def _audit(self, conn: Connection, actor: str, action: str, kind: str, oid: int, **detail):
+        conn.execute(_INS_AUDIT, self._audit_row(actor, action, kind, oid, **detail))
+
+    def _ticket(self, conn: Connection, ticket_id: int) -> dict:
+        row = conn.execute(_SEL_TICKET, {"tid": ticket_id}).first()
+        if row is None:
+            raise NotFound(f"ticket {ticket_id}")
+        return _row(row)
+
+    def _queue(self, conn: Connection, ticket: dict | None, notices: Sequence[Notice]) -> int:
+        return self._queue_many(conn, [(ticket, notices)])
+
+    def _queue_many(self, conn: Connection, pairs: Sequence[tuple[dict | None, Sequence[Notice]]]):
+        """Write the notices of several ticket changes (multi-row inserts); returns how many."""
+        now = self.clock()
+        rows, links = [], []
+        for ticket, notices in pairs:
+            tid = ticket["id"] if ticket else None
+            for n in notices:
+                rows.append(
+                    {
+                        "ticket_id": tid,
+                        "reason": n.reason,
+                        "channel": n.channel,
+                        "recipient": n.recipient,
+                        "body": n.body,
+                        "status": "pending",
+                        "attempts": 0,
+                        "created_at": now,
+                        "next_attempt_at": now,
+                    }
+                )
+                if n.ack_token and tid is not None:
+                    links.append(
+                        {
+                            "token_hash": hash_token(n.ack_token),
+                            "ticket_id": tid,
+                            "contact": n.ack_contact,
+                            "expires_at": now + dt.timedelta(seconds=self.ack_link_ttl),
+                        }
+                    )
+        if rows:
+            conn.execute(_INS_OUTBOX, rows)
+        if links:
+            conn.execute(_INS_ACK_LINK, links)
+        return len(rows)
+
+    ack_link_ttl: float = 86400.0
+
+    # -- alerts -----------------------------------------------------------------------------
+    def ingest(
+        self,
+        ev: AlertEvent,
+        planner: Planner = _no_notices,
+        reopen_window: float = 3600.0,
+        problem_threshold: int = 3,
+        problem_window: float = 183 * 86400.0,
+    ) -> IngestResult:
+        """Apply one alert occurrence exactly once (see the module docstring)."""
+        return self.ingest_many([ev], planner, reopen_window, problem_threshold, problem_window)[0]
+
+    def ingest_many(
+        self,
+        events: Sequence[AlertEvent],
+        planner: Planner = _no_notices,
+        reopen_window: float = 3600.0,
+        problem_threshold: int = 3,
+        problem_window: float = 183 * 86400.0,
+    ) -> list[IngestResult]:
+        """Apply the alerts of one notification in ONE transaction.
+
+        Each firing occurrence claims its unique key with an insert that does nothing on
+        conflict (a duplicate in flight in another transaction makes the insert wait for it);
+        the rows this transaction inserted are the ones still without a ticket. First
+        occurrences of a fingerprint (the common case) are filed with multi-row statements;
+        recurrences, reopenings and resolutions go one by one.
+        """
+        results: list[IngestResult | None] = [None] * len(events)
+        with self._begin() as conn:
+            firing = [i for i, ev in enumerate(events) if ev.status == "firing"]
+            claimed, taken = self._claim_occurrences(conn, [events[i] for i in firing])
+            fresh = self._fingerprints_without_incident(
+                conn, {events[i].fingerprint for i in firing}
+            )
+            counts: dict[str, int] = {}
+            for i in firing:
+                counts[events[i].fingerprint] = counts.get(events[i].fingerprint, 0) + 1
+            batch = []
+            for i in firing:
+                ev = events[i]
+                key = (ev.fingerprint, ev.starts_at)
+                if key not in claimed:
+                    results[i] = IngestResult("duplicate", taken.get(key))
+                elif ev.fingerprint in fresh and counts[ev.fingerprint] == 1:
+                    batch.append(i)
+            now = self.clock()
+            tickets_new = []
+            for i in batch:
+                ev = events[i]
+                row = self._incident_row(ev, now, None)
+                row["id"] = conn.execute(_INS_TICKET, row).inserted_primary_key[0]
+                tickets_new.append(row)
+                results[i] = IngestResult("created", row["id"])
+            if tickets_new:
+                conn.execute(
+                    _LINK_OCCURRENCE,
+                    [
+                        {"oid": claimed[(t["fingerprint"], t["starts_at"])], "tid": t["id"]}
+                        for t in tickets_new
+                    ],
+                )
+                conn.execute(
+                    _INS_AUDIT,
+                    [
+                        self._audit_row(
+                            "alertmanager",
+                            "create",
+                            "ticket",
+                            t["id"],
+                            fingerprint=t["fingerprint"],
+                            starts_at=t["starts_at"],
+                            recurrence_of=None,
+                        )
+                        for t in tickets_new
+                    ],
+                )
+                self._queue_many(conn, [(t, planner(t, "new")) for t in tickets_new])
+            for i, ev in enumerate(events):
+                if results[i] is not None:
+                    continue
+                if ev.status == "resolved":
+                    results[i] = self._ingest_resolved(conn, ev, planner)
+                else:
+                    results[i] = self._ingest_firing(
+                        conn,
+                        ev,
+                        claimed[(ev.fingerprint, ev.starts_at)],
+                        planner,
+                        reopen_window,
+                        problem_threshold,
+                        problem_window,
+                    )
+        return results  # type: ignore[return-value]
+
+    def _claim_occurrences(
+        self, conn: Connection, events: Sequence[AlertEvent]
+    ) -> tuple[dict[tuple, int], dict[tuple, int | None]]:
+        """({key: occurrence id} claimed now, {key: ticket id} taken before), key = (fp, start)."""
+        if not events:
+            return {}, {}
+        now = self.clock()
+        conn.execute(
+            self._ins_occurrence,
+            [
+                {"fingerprint": ev.fingerprint, "starts_at": ev.starts_at, "received_at": now}
+                for ev in events
+            ],
+        )
+        wanted = {(ev.fingerprint, ev.starts_at) for ev in events}
+        rows = conn.execute(
+            sa.select(
+                occurrences.c.id,
+                occurrences.c.fingerprint,
+                occurrences.c.starts_at,
+                occurrences.c.ticket_id,
+            ).where(occurrences.c.fingerprint.in_({fp for fp, _ in wanted}))
+        ).all()
+        claimed, taken = {}, {}
+        for oid, fp, start, tid in rows:
+            if (fp, start) in wanted:
+                if tid is None:
+                    claimed[(fp, start)] = oid
+                else:
+                    taken[(fp, start)] = tid
+        return claimed, taken
+
+    def _fingerprints_without_incident(self, conn: Connection, fps: set[str]) -> set[str]:
+        if not fps:
+            return set()
+        seen = conn.execute(
+            sa.select(tickets.c.fingerprint)
+            .where(tickets.c.fingerprint.in_(fps), tickets.c.kind == "incident")
+            .distinct()
+        ).scalars()
+        return fps - set(seen)
+
+    @staticmethod
+    def _incident_row(ev: AlertEvent, now: dt.datetime, recurrence_of: int | None) -> dict:
+        return {
+            "kind": "incident",
+            "status": "open",
+            "alertname": ev.alertname[:200],
+            "severity": ev.severity[:16],
+            "target": ev.target[:255],
+            "summary": ev.summary[:500],
+            "description": ev.description,
+            "labels": _json(ev.labels),
+            "fingerprint": ev.fingerprint,
+            "starts_at": ev.starts_at,
+            "last_starts_at": ev.starts_at,
+            "created_at": now,
+            "recurrence_of": recurrence_of,
+        }
+
+    def _claim_occurrence(self, conn: Connection, ev: AlertEvent) -> int | None:
+        """The new occurrence's id, or None when (fingerprint, starts_at) is already taken."""
+        res = conn.execute(
+            self._ins_occurrence,
+            {"fingerprint": ev.fingerprint, "starts_at": ev.starts_at, "received_at": self.clock()},
+        )
+        return res.lastrowid if res.rowcount == 1 else None
+
+    def _occurrence_ticket(self, conn: Connection, ev: AlertEvent) -> int | None:
+        return conn.execute(_SEL_OCCURRENCE, {"fp": ev.fingerprint, "sa_": ev.starts_at}).scalar()
+
+    def _ingest_firing(
+        self, conn, ev, occ_id, planner, reopen_window, problem_threshold, problem_window
+    ) -> IngestResult:
+        now = self.clock()
+        prev = conn.execute(_SEL_PREV, {"fp": ev.fingerprint}).first()
+        prev = _row(prev) if prev else None
+        if prev and prev["status"] in ("open", "acknowledged"):
+            # Flapped without a resolved notification: the same incident continues.
+            conn.execute(
+                tickets.update()
+                .where(tickets.c.id == prev["id"])
+                .values(last_starts_at=ev.starts_at)
+            )
+            self._link(conn, occ_id, prev["id"])
+            return IngestResult("attached", prev["id"])
+        if (
+            prev
+            and prev["status"] == "resolved"
+            and prev["resolved_at"] is not None
+            and ev.starts_at - prev["resolved_at"] <= dt.timedelta(seconds=reopen_window)
+        ):
+            conn.execute(
+                tickets.update()
+                .where(tickets.c.id == prev["id"])
+                .values(
+                    status="open",
+                    last_starts_at=ev.starts_at,
+                    resolved_at=None,
+                    resolution_source=None,
+                    resolution_note=None,
+                    reopen_count=tickets.c.reopen_count + 1,
+                )
+            )
+            self._link(conn, occ_id, prev["id"])
+            self._audit(
+                conn, "alertmanager", "reopen", "ticket", prev["id"], starts_at=ev.starts_at
+            )
+            ticket = self._ticket(conn, prev["id"])
+            self._queue(conn, ticket, planner(ticket, "reopened"))
+            return IngestResult("reopened", prev["id"])
+        ticket = self._incident_row(ev, now, prev["id"] if prev else None)
+        tid = conn.execute(_INS_TICKET, ticket).inserted_primary_key[0]
+        self._link(conn, occ_id, tid)
+        self._audit(
+            conn,
+            "alertmanager",
+            "create",
+            "ticket",
+            tid,
+            fingerprint=ev.fingerprint,
+            starts_at=ev.starts_at,
+            recurrence_of=prev["id"] if prev else None,
+        )
+        if prev:
+            self._maybe_open_problem(conn, ev, tid, problem_threshold, problem_window)
+            ticket = self._ticket(conn, tid)
+        else:
+            ticket["id"] = tid
+        self._queue(conn, ticket, planner(ticket, "new"))
+        return IngestResult("created", tid)
+
+    def _link(self, conn: Connection, occ_id: int, ticket_id: int) -> None:
+        conn.execute(_LINK_OCCURRENCE, {"oid": occ_id, "tid": ticket_id})
+
+    def _maybe_open_problem(self, conn, ev: AlertEvent, tid: int, threshold: int, window: float):
+        since = self.clock() - dt.timedelta(seconds=window)
+        fault = (tickets.c.alertname == ev.alertname) & (tickets.c.target == ev.target)
+        where = fault & (tickets.c.kind == "incident") & (tickets.c.starts_at >= since)
+        count = conn.execute(sa.select(sa.func.count()).select_from(tickets).where(where)).scalar()
+        if count - 1 <= threshold:  # recurrences = incidents after the first
+            return
+        key = hashlib.sha256(f"{ev.alertname}\x00{ev.target}".encode()).hexdigest()
+        pid = conn.execute(sa.select(problems.c.id).where(problems.c.open_key == key)).scalar()
+        if pid is None:
+            try:
+                with conn.begin_nested():
+                    pid = conn.execute(
+                        problems.insert().values(
+                            alertname=ev.alertname[:200],
+                            target=ev.target[:255],
+                            status="open",
+                            title=f"{ev.alertname} @ {ev.target} 半年内复发 {count - 1} 次"[:500],
+                            created_at=self.clock(),
+                            open_key=key,
+                        )
+                    ).inserted_primary_key[0]
+                    self._audit(conn, "system", "create", "problem", pid, recurrences=count - 1)
+            except IntegrityError:
+                pid = conn.execute(
+                    sa.select(problems.c.id).where(problems.c.open_key == key)
+                ).scalar()
+        conn.execute(tickets.update().where(where).values(problem_id=pid))
+
+    def _ingest_resolved(self, conn: Connection, ev: AlertEvent, planner: Planner) -> IngestResult:
+        resolved_at = ev.ends_at or self.clock()
+        tid = self._occurrence_ticket(conn, ev)
+        if tid is None:
+            # Never saw it fire (the webhook was down and the firing notice lost): file the
+            # occurrence as it was, then resolve it, without paging anyone.
+            occ_id = self._claim_occurrence(conn, ev)
+            if occ_id is None:
+                return IngestResult("duplicate", self._occurrence_ticket(conn, ev))
+            fired = dataclasses.replace(ev, status="firing", ends_at=None)
+            tid = self._ingest_firing(conn, fired, occ_id, _no_notices, 0.0, 10**6, 1.0).ticket_id
+        res = conn.execute(
+            tickets.update()
+            .where(
+                tickets.c.id == tid,
+                tickets.c.status.in_(("open", "acknowledged")),
+                tickets.c.last_starts_at == ev.starts_at,
+            )
+            .values(status="resolved", resolved_at=resolved_at, resolution_source="alert")
+        )
+        if res.rowcount != 1:
+            return IngestResult("duplicate", tid)
+        self._audit(conn, "alertmanager", "resolve", "ticket", tid, ends_at=resolved_at)
+        ticket = self._ticket(conn, tid)
+        self._queue(conn, ticket, planner(ticket, "resolved"))
+        return IngestResult("resolved", tid)
+
+    # -- reading ----------------------------------------------------------------------------
+    def list_tickets(
+        self,
+        status: Sequence[str] = (),
+        kind: str | None = None,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[dict]:
+        q = sa.select(tickets).order_by(tickets.c.id.desc()).limit(limit).offset(offset)
+        if status:
+            q = q.where(tickets.c.status.in_(tuple(status)))
+        if kind:
+            q = q.where(tickets.c.kind == kind)
+        if since:
+            q = q.where(tickets.c.created_at >= since)
+        if until:
+            q = q.where(tickets.c.created_at < until)
+        with self._read() as conn:
+            return [_row(r) for r in conn.execute(q)]
+
+    def get_ticket(self, ticket_id: int) -> dict:
+        with self._read() as conn:
+            t = self._ticket(conn, ticket_id)
+            t["comments"] = [
+                _row(r)
+                for r in conn.execute(
+                    sa.select(comments)
+                    .where(comments.c.ticket_id == ticket_id)
+                    .order_by(comments.c.id)
+                )
+            ]
+            t["audit"] = [
+                _row(r)
+                for r in conn.execute(
+                    sa.select(audit)
+                    .where(audit.c.object_type == "ticket", audit.c.object_id == ticket_id)
+                    .order_by(audit.c.id)
+                )
+            ]
+            return t
+
+    def count_tickets(self) -> int:
+        with self._read() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(tickets)).scalar()
+
+    def outbox_rows(self, ticket_id: int | None = None) -> list[dict]:
+        q = sa.select(outbox).order_by(outbox.c.id)
+        if ticket_id is not None:
+            q = q.where(outbox.c.ticket_id == ticket_id)
+        with self._read() as conn:
+            return [_row(r) for r in conn.execute(q)]
+
+    def audit_rows(self, object_type: str | None = None) -> list[dict]:
+        q = sa.select(audit).order_by(audit.c.id)
+        if object_type:
+            q = q.where(audit.c.object_type == object_type)
+        with self._read() as conn:
+            return [_row(r) for r in conn.execute(q)]
+
+    # -- ticket actions ---------------------------------------------------------------------
+    _ALLOWED = {
+        "ack": ("open",),
+        "resolve": ("open", "acknowledged"),
+        "close": ("resolved",),
+        "reopen": ("resolved", "closed"),
+    }
+
+    def transition(
+        self,
+        ticket_id: int,
+        action: str,
+        actor: str,
+        note: str = "",
+        assignee: str | None = None,
+        planner: Planner = _no_notices,
+    ) -> dict:
+        now = self.clock()
+        values: dict[str, Any] = {
+            "ack": {"status": "acknowledged", "acknowledged_at": now},
+            "resolve": {
+                "status": "resolved",
+                "resolved_at": now,
+                "resolution_source": "manual",
+                "resolution_note": note or None,
+            },
+            "close": {"status": "closed", "closed_at": now},
+            "reopen": {"status": "open", "resolved_at": None, "closed_at": None},
+        }[action]
+        if action == "ack":
+            values["assignee"] = (assignee or actor)[:64]
+        with self._begin() as conn:
+            current = self._ticket(conn, ticket_id)
+            res = conn.execute(
+                tickets.update()
+                .where(tickets.c.id == ticket_id, tickets.c.status.in_(self._ALLOWED[action]))
+                .values(**values)
+            )
+            if res.rowcount != 1:
+                raise Conflict(f"cannot {action} a ticket that is {current['status']}")
+            if action == "ack" and current["acknowledged_at"] is not None:
+                # A reopened incident keeps its first response time (the SLA evidence).
+                conn.execute(
+                    tickets.update()
+                    .where(tickets.c.id == ticket_id)
+                    .values(acknowledged_at=current["acknowledged_at"])
+                )
+            self._audit(
+                conn, actor, action, "ticket", ticket_id, status_from=current["status"], note=note
+            )
+            if note and action != "resolve":
+                self._comment(conn, ticket_id, actor, note)
+            ticket = self._ticket(conn, ticket_id)
+            self._queue(conn, ticket, planner(ticket, action))
+            return ticket
+
+    def _comment(self, conn: Connection, ticket_id: int, actor: str, body: str) -> int:
+        return conn.execute(
+            comments.insert().values(
+                ticket_id=ticket_id, author=actor[:64], body=body, created_at=self.clock()
+            )
+        ).inserted_primary_key[0]
+
+    def add_comment(self, ticket_id: int, actor: str, body: str) -> dict:
+        with self._begin() as conn:
+            self._ticket(conn, ticket_id)
+            cid = self._comment(conn, ticket_id, actor, body)
+            self._audit(conn, actor, "comment", "ticket", ticket_id, comment_id=cid)
+            return _row(conn.execute(sa.select(comments).where(comments.c.id == cid)).one())
+
+    def use_ack_link(self, token: str) -> dict:
+        """Acknowledge through a link from an SMS: single-use and expiring."""
+        now = self.clock()
+        with self._begin() as conn:
+            res = conn.execute(
+                ack_links.update()
+                .where(
+                    ack_links.c.token_hash == hash_token(token),
+                    ack_links.c.used_at.is_(None),
+                    ack_links.c.expires_at > now,
+                )
+                .values(used_at=now)
+            )
+            if res.rowcount != 1:
+                raise NotFound("acknowledge link unknown, used or expired")
+            link = _row(
+                conn.execute(
+                    sa.select(ack_links).where(ack_links.c.token_hash == hash_token(token))
+                ).one()
+            )
+        actor = f"sms:{link['contact']}"
+        try:
+            return self.transition(link["ticket_id"], "ack", actor, assignee=link["contact"])
+        except Conflict:
+            return self.get_ticket(link["ticket_id"])
+
+    def ack_link_ticket(self, token: str) -> int | None:
+        with self._read() as conn:
+            return conn.execute(
+                sa.select(ack_links.c.ticket_id).where(
+                    ack_links.c.token_hash == hash_token(token),
+                    ack_links.c.used_at.is_(None),
+                    ack_links.c.expires_at > self.clock(),
+                )
+            ).scalar()
+
+    # -- vulnerabilities --------------------------------------------------------------------
+    def upsert_vulnerability(
+        self, external_key: str, fields: dict, actor: str
+    ) -> tuple[dict, bool]:
+        """File or update a vulnerability ticket keyed by the importer's ``external_key``."""
+        now = self.clock()
+        found = fields.get("found_at") or now
+        risk = fields["risk"]
+        values = {
+            "severity": {"high": "critical", "medium": "warning", "low": "info"}[risk],
+            "risk": risk,
+            "target": fields.get("target", "")[:255],
+            "summary": fields.get("title", "")[:500],
+            "alertname": fields.get("name", "vulnerability")[:200],
+            "description": fields.get("description", ""),
+            "labels": _json(fields.get("labels", {})),
+            "due_at": found + dt.timedelta(hours=RISK_DUE_HOURS[risk]),
+        }
+        with self._begin() as conn:
+            existing = conn.execute(
+                sa.select(tickets).where(tickets.c.external_key == external_key)
+            ).first()
+            if existing is None:
+                try:
+                    with conn.begin_nested():
+                        tid = conn.execute(
+                            tickets.insert().values(
+                                kind="vulnerability",
+                                status="open",
+                                external_key=external_key,
+                                starts_at=found,
+                                last_starts_at=found,
+                                created_at=now,
+                                **values,
+                            )
+                        ).inserted_primary_key[0]
+                    self._audit(conn, actor, "create", "ticket", tid, external_key=external_key)
+                    return self._ticket(conn, tid), True
+                except IntegrityError:
+                    existing = conn.execute(
+                        sa.select(tickets).where(tickets.c.external_key == external_key)
+                    ).one()
+            tid = existing.id
+            found = fields.get("found_at") or existing.starts_at
+            values["due_at"] = found + dt.timedelta(hours=RISK_DUE_HOURS[risk])
+            if "found_at" in fields:
+                values["starts_at"] = found
+            changed = {k: v for k, v in values.items() if existing._mapping[k] != v}
+            if changed:
+                conn.execute(tickets.update().where(tickets.c.id == tid).values(**changed))
+                self._audit(conn, actor, "update", "ticket", tid, fields=sorted(changed))
+            return self._ticket(conn, tid), False
+
+    def find_by_external_key(self, external_key: str) -> dict:
+        with self._read() as conn:
+            row = conn.execute(
+                sa.select(tickets.c.id).where(tickets.c.external_key == external_key)
+            ).scalar()
+        if row is None:
+            raise NotFound(f"vulnerability {external_key}")
+        return self.get_ticket(row)
+
+    # -- problems and changes ---------------------------------------------------------------
+    def list_problems(self) -> list[dict]:
+        with self._read() as conn:
+            out = []
+            for r in conn.execute(sa.select(problems).order_by(problems.c.id.desc())):
+                p = _row(r)
+                p.pop("open_key")
+                p["incidents"] = list(
+                    conn.execute(
+                        sa.select(tickets.c.id)
+                        .where(tickets.c.problem_id == p["id"])
+                        .order_by(tickets.c.id)
+                    ).scalars()
+                )
+                out.append(p)
+            return out
+
+    def update_problem(self, pid: int, fields: dict, actor: str) -> dict:
+        with self._begin() as conn:
+            if conn.execute(sa.select(problems.c.id).where(problems.c.id == pid)).first() is None:
+                raise NotFound(f"problem {pid}")
+            values = dict(fields)
+            if values.get("status") == "closed":
+                values["closed_at"] = self.clock()
+                values["open_key"] = None
+            conn.execute(problems.update().where(problems.c.id == pid).values(**values))
+            self._audit(conn, actor, "update", "problem", pid, fields=sorted(fields))
+        return next(p for p in self.list_problems() if p["id"] == pid)
+
+    def create_change(self, fields: dict, actor: str) -> dict:
+        now = self.clock()
+        with self._begin() as conn:
+            cid = conn.execute(
+                changes.insert().values(created_at=now, updated_at=now, **fields)
+            ).inserted_primary_key[0]
+            self._audit(conn, actor, "create", "change", cid, fields=sorted(fields))
+            return _row(conn.execute(sa.select(changes).where(changes.c.id == cid)).one())
+
+    def update_change(self, cid: int, fields: dict, actor: str) -> dict:
+        with self._begin() as conn:
+            res = conn.execute(
+                changes.update()
+                .where(changes.c.id == cid)
+                .values(updated_at=self.clock(), **fields)
+            )
+            if res.rowcount != 1:
+                raise NotFound(f"change {cid}")
+            self._audit(conn, actor, "update", "change", cid, fields=sorted(fields))
+            return _row(conn.execute(sa.select(changes).where(changes.c.id == cid)).one())
+
+    def list_changes(self) -> list[dict]:
+        with self._read() as conn:
+            return [_row(r) for r in conn.execute(sa.select(changes).order_by(changes.c.id))]
+
+    # -- tokens -----------------------------------------------------------------------------
+    def create_token(self, role: str, name: str) -> str:
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        token = "sscp_" + secrets.token_urlsafe(32)
+        with self._begin() as conn:
+            tid = conn.execute(
+                api_tokens.insert().values(
+                    name=name[:64], role=role, token_hash=hash_token(token), created_at=self.clock()
+                )
+            ).inserted_primary_key[0]
+            self._audit(conn, "cli", "create", "token", tid, role=role, name=name)
+        return token
+
+    def verify_token(self, token: str) -> TokenInfo | None:
+        """Look the token up by its SHA-256 (an index lookup; the hash hides timing)."""
+        if not token:
+            return None
+        digest = hash_token(token)
+        with self._read() as conn:
+            row = conn.execute(
+                sa.select(api_tokens).where(
+                    api_tokens.c.token_hash == digest, api_tokens.c.revoked_at.is_(None)
+                )
+            ).first()
+        if row is None or not hmac.compare_digest(row.token_hash, digest):
+            return None
+        return TokenInfo(row.id, row.name, row.role)
+
+    # -- outbox -----------------------------------------------------------------------------
+    def claim_notices(self, limit: int = 20, lease: float = 60.0) -> list[dict]:
+        """Take due notices for delivery; a claim expires after ``lease`` (a crashed worker's
+        notices are taken again, with the same id, so the provider drops the duplicate)."""
+        now = self.clock()
+        free = sa.or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < now)
+        due = outbox.c.status.in_(("pending", "sending")) & (outbox.c.next_attempt_at <= now)
+        claimed = []
+        with self._begin() as conn:
+            rows = conn.execute(
+                sa.select(outbox.c.id, outbox.c.channel, outbox.c.recipient)
+                .where(due, free)
+                .order_by(outbox.c.id)
+                .limit(limit)
+            ).all()
+            seen: set[str] = set()
+            for oid, channel, recipient in rows:
+                if channel == "sms":  # one per number per batch: the rest may join a digest
+                    if recipient in seen:
+                        continue
+                    seen.add(recipient)
+                res = conn.execute(
+                    outbox.update()
+                    .where(outbox.c.id == oid, due, free)
+                    .values(
+                        status="sending",
+                        claimed_until=now + dt.timedelta(seconds=lease),
+                        attempts=outbox.c.attempts + 1,
+                    )
+                )
+                if res.rowcount == 1:
+                    claimed.append(
+                        _row(conn.execute(sa.select(outbox).where(outbox.c.id == oid)).one())
+                    )
+        return claimed
+
+    def sms_sent_times(self, phone: str, within: float) -> list[dt.datetime]:
+        since = self.clock() - dt.timedelta(seconds=within)
+        with self._read() as conn:
+            return list(
+                conn.execute(
+                    sa.select(outbox.c.sent_at).where(
+                        outbox.c.channel == "sms",
+                        outbox.c.recipient == phone,
+                        outbox.c.status == "sent",
+                        outbox.c.sent_at >= since,
+                    )
+                ).scalars()
+            )
+
+    def merge_pending(self, notice: dict, fold: bool) -> list[dict]:
+        """The notices merged into ``notice`` (a digest), oldest first. With ``fold``, first fold
+        the other waiting SMS for the same number into it: only on the first attempt, so a
+        digest never changes once it may have reached the provider under its id."""
+        with self._begin() if fold else self._read() as conn:
+            if fold:
+                conn.execute(
+                    outbox.update()
+                    .where(
+                        outbox.c.channel == notice["channel"],
+                        outbox.c.recipient == notice["recipient"],
+                        outbox.c.status == "pending",
+                        outbox.c.id != notice["id"],
+                        outbox.c.claimed_until.is_(None),
+                    )
+                    .values(status="merged", merged_into=notice["id"])
+                )
+            return [
+                _row(r)
+                for r in conn.execute(
+                    sa.select(outbox)
+                    .where(outbox.c.merged_into == notice["id"])
+                    .order_by(outbox.c.id)
+                )
+            ]
+
+    def defer_notice(self, oid: int, until: dt.datetime) -> None:
+        with self._begin() as conn:
+            conn.execute(
+                outbox.update()
+                .where(outbox.c.id == oid)
+                .values(
+                    status="pending",
+                    claimed_until=None,
+                    next_attempt_at=until,
+                    attempts=outbox.c.attempts - 1,
+                )
+            )
+
+    def mark_sent(self, notice: dict) -> None:
+        now = self.clock()
+        with self._begin() as conn:
+            conn.execute(
+                outbox.update()
+                .where(outbox.c.id == notice["id"])
+                .values(status="sent", sent_at=now, claimed_until=None, last_error=None)
+            )
+            conn.execute(
+                outbox.update().where(outbox.c.merged_into == notice["id"]).values(sent_at=now)
+            )
+            ids = {notice["ticket_id"]} | set(
+                conn.execute(
+                    sa.select(outbox.c.ticket_id).where(outbox.c.merged_into == notice["id"])
+                ).scalars()
+            )
+            ids.discard(None)
+            if ids:
+                conn.execute(
+                    tickets.update()
+                    .where(tickets.c.id.in_(ids), tickets.c.notified_at.is_(None))
+                    .values(notified_at=now)
+                )
+
+    def mark_retry(self, notice: dict, error: str, delay: float) -> None:
+        with self._begin() as conn:
+            conn.execute(
+                outbox.update()
+                .where(outbox.c.id == notice["id"])
+                .values(
+                    status="pending",
+                    claimed_until=None,
+                    last_error=error[:500],
+                    next_attempt_at=self.clock() + dt.timedelta(seconds=delay),
+                )
+            )
+
+    def mark_failed(self, notice: dict, error: str) -> None:
+        with self._begin() as conn:
+            for where in (outbox.c.id == notice["id"], outbox.c.merged_into == notice["id"]):
+                conn.execute(
+                    outbox.update()
+                    .where(where)
+                    .values(status="failed", claimed_until=None, last_error=error[:500])
+                )
+
+    # -- jobs -------------------------------------------------------------------------------
+    def escalate_due(self, after: float, planner: Planner) -> list[int]:
+        """Open incidents not acknowledged ``after`` seconds after creation: escalate once."""
+        cutoff = self.clock() - dt.timedelta(seconds=after)
+        done = []
+        with self._begin() as conn:
+            ids = list(
+                conn.execute(
+                    sa.select(tickets.c.id).where(
+                        tickets.c.kind == "incident",
+                        tickets.c.status == "open",
+                        tickets.c.escalated_at.is_(None),
+                        tickets.c.created_at <= cutoff,
+                    )
+                ).scalars()
+            )
+            for tid in ids:
+                res = conn.execute(
+                    tickets.update()
+                    .where(tickets.c.id == tid, tickets.c.escalated_at.is_(None))
+                    .values(escalated_at=self.clock())
+                )
+                if res.rowcount == 1:
+                    self._audit(conn, "system", "escalate", "ticket", tid, after_seconds=after)
+                    ticket = self._ticket(conn, tid)
+                    self._queue(conn, ticket, planner(ticket, "escalation"))
+                    done.append(tid)
+        return done
+
+    def queue_once(self, setting: str, value: str, notices: Sequence[Notice]) -> bool:
+        """Queue ``notices`` unless ``setting`` already equals ``value`` (one notice per event)."""
+        with self._begin() as conn:
+            current = conn.execute(
+                sa.select(settings.c.value).where(settings.c.name == setting)
+            ).scalar()
+            if current == value:
+                return False
+            self._set_setting(conn, setting, value)
+            self._queue(conn, None, notices)
+            self._audit(conn, "system", "notice", "setting", 0, setting=setting, value=value)
+            return True
+
+    def reconcile(self, active: set[str], grace: float) -> list[int]:
+        """Resolve open incidents whose alert Alertmanager no longer has (silenced ones never
+        send "resolved"); marked ``resolution_source = reconcile``."""
+        cutoff = self.clock() - dt.timedelta(seconds=grace)
+        done = []
+        with self._begin() as conn:
+            rows = conn.execute(
+                sa.select(tickets.c.id, tickets.c.fingerprint).where(
+                    tickets.c.kind == "incident",
+                    tickets.c.status.in_(("open", "acknowledged")),
+                    tickets.c.created_at <= cutoff,
+                )
+            ).all()
+            for tid, fp in rows:
+                if fp in active:
+                    continue
+                res = conn.execute(
+                    tickets.update()
+                    .where(tickets.c.id == tid, tickets.c.status.in_(("open", "acknowledged")))
+                    .values(
+                        status="resolved", resolved_at=self.clock(), resolution_source="reconcile"
+                    )
+                )
+                if res.rowcount == 1:
+                    self._audit(conn, "system", "resolve", "ticket", tid, source="reconcile")
+                    done.append(tid)
+        return done
+
+    # -- settings ---------------------------------------------------------------------------
+    def get_setting(self, name: str) -> str | None:
+        with self._read() as conn:
+            return conn.execute(sa.select(settings.c.value).where(settings.c.name == name)).scalar()
+
+    def set_setting(self, name: str, value: str) -> None:
+        with self._begin() as conn:
+            self._set_setting(conn, name, value)
+
+    def _set_setting(self, conn: Connection, name: str, value: str) -> None:
+        res = conn.execute(settings.update().where(settings.c.name == name).values(value=value))
+        if res.rowcount == 0:
+            try:
+                with conn.begin_nested():
+                    conn.execute(settings.insert().values(name=name, value=value))
+            except IntegrityError:
+                conn.execute(settings.update().where(settings.c.name == name).values(value=value))
+
+    def setting_once(self, name: str, make: Callable[[], str]) -> str:
+        """The value of ``name``, created with ``make()`` by whoever comes first."""
+        value = self.get_setting(name)
+        if value is not None:
+            return value
+        try:
+            with self._begin() as conn:
+                conn.execute(settings.insert().values(name=name, value=make()))
+        except IntegrityError:
+            pass
+        return self.get_setting(name) or ""
+
+
+def _is_unavailable(exc: OperationalError) -> bool:
+    """Connection-level failures (MySQL 2002/2003/2006/2013, locked SQLite) can be retried."""
+    orig = exc.orig
+    code = orig.args[0] if getattr(orig, "args", None) else None
+    if isinstance(code, int):
+        return code in (2002, 2003, 2006, 2013, 1040, 1205, 1213)
+    text = str(orig).lower()
+    return "locked" in text or "unable to open" in text or "disk i/o" in text

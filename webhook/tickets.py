@@ -1,0 +1,304 @@
+"""The REST API under ``/api/v1/``: tickets, problems, changes, vulnerabilities, tokens.
+
+Roles (least privilege): ``viewer`` reads; ``operator`` also acknowledges, resolves, closes,
+comments, files changes and vulnerabilities; ``admin`` also manages problems and API tokens.
+Every mutation writes an audit record in the same transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from flask import Blueprint, abort, g, jsonify, request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from webhook.auth import require_role
+from webhook.services import current
+from webhook.store import STATUSES, Conflict, NotFound
+from webhook.views import notice_json, plain_json, ticket_json
+
+bp = Blueprint("tickets", __name__, url_prefix="/api/v1")
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AckBody(_Body):
+    assignee: Annotated[str, Field(max_length=64)] | None = None
+    note: Annotated[str, Field(max_length=4000)] = ""
+
+
+class ResolveBody(_Body):
+    note: Annotated[str, Field(min_length=1, max_length=4000)]
+
+
+class CloseBody(_Body):
+    note: Annotated[str, Field(max_length=4000)] = ""
+
+
+class CommentBody(_Body):
+    body: Annotated[str, Field(min_length=1, max_length=10000)]
+
+
+class VulnerabilityBody(_Body):
+    external_key: Annotated[str, Field(min_length=1, max_length=200)]
+    risk: Literal["high", "medium", "low"]
+    title: Annotated[str, Field(min_length=1, max_length=500)]
+    target: Annotated[str, Field(max_length=255)] = ""
+    name: Annotated[str, Field(max_length=200)] = "vulnerability"
+    description: str = ""
+    found_at: dt.datetime | None = None
+    labels: dict[str, str] = {}
+
+
+class VulnerabilityPatch(_Body):
+    risk: Literal["high", "medium", "low"] | None = None
+    title: Annotated[str, Field(min_length=1, max_length=500)] | None = None
+    target: Annotated[str, Field(max_length=255)] | None = None
+    description: str | None = None
+    status: Literal["resolved", "closed"] | None = None
+    note: Annotated[str, Field(max_length=4000)] = ""
+
+
+class ChangeBody(_Body):
+    title: Annotated[str, Field(min_length=1, max_length=500)]
+    reason: Annotated[str, Field(min_length=1)]
+    problem_id: int | None = None
+    planned_start: dt.datetime | None = None
+    planned_end: dt.datetime | None = None
+    executor: Annotated[str, Field(max_length=64)] | None = None
+    result: Literal["success", "failed", "rolled_back"] | None = None
+    verification: str | None = None
+
+
+class ChangePatch(ChangeBody):
+    title: Annotated[str, Field(min_length=1, max_length=500)] | None = None
+    reason: Annotated[str, Field(min_length=1)] | None = None
+
+
+class ProblemPatch(_Body):
+    status: Literal["open", "known_error", "closed"] | None = None
+    title: Annotated[str, Field(min_length=1, max_length=500)] | None = None
+    root_cause: str | None = None
+
+
+class TokenBody(_Body):
+    role: Literal["viewer", "operator", "admin"]
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+
+
+def body(model: type[BaseModel]):
+    data = request.get_json(silent=True, force=True)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        abort(400, "expected a JSON object")
+    try:
+        parsed = model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        field = ".".join(str(p) for p in err["loc"]) or "(body)"
+        abort(_bad_request(field, err["msg"]))
+    return parsed
+
+
+def _bad_request(field: str, msg: str):
+    resp = jsonify(error=f"{field}: {msg}", field=field)
+    resp.status_code = 400
+    return resp
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    if value is not None and value.tzinfo is None:
+        abort(_bad_request("time", "timestamps need a time zone (use ISO 8601 with Z)"))
+    return value
+
+
+def _ticket(t: dict):
+    cfg = current().config
+    return ticket_json(t, cfg.response_sla, cfg.resolution_sla, current().store.clock())
+
+
+def _actor() -> str:
+    return g.token.actor
+
+
+@bp.errorhandler(NotFound)
+def _not_found(exc):
+    return jsonify(error=str(exc)), 404
+
+
+@bp.errorhandler(Conflict)
+def _conflict(exc):
+    return jsonify(error=str(exc)), 409
+
+
+# -- tickets ----------------------------------------------------------------------------------
+@bp.get("/tickets")
+@require_role("viewer")
+def list_tickets():
+    status = [s for s in request.args.get("status", "").split(",") if s]
+    for s in status:
+        if s not in STATUSES:
+            abort(_bad_request("status", f"unknown status {s!r}"))
+    kind = request.args.get("kind") or None
+    try:
+        since = _parse_time(request.args.get("since"))
+        until = _parse_time(request.args.get("until"))
+        limit = min(int(request.args.get("limit", 100)), 1000)
+        offset = int(request.args.get("offset", 0))
+    except ValueError as exc:
+        abort(_bad_request("query", str(exc)))
+    rows = current().store.list_tickets(status, kind, since, until, limit, offset)
+    return jsonify(tickets=[_ticket(t) for t in rows], limit=limit, offset=offset)
+
+
+def _parse_time(text: str | None) -> dt.datetime | None:
+    if not text:
+        return None
+    value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        raise ValueError("since/until need a time zone")
+    return value
+
+
+@bp.get("/tickets/<int:tid>")
+@require_role("viewer")
+def get_ticket(tid: int):
+    svc = current()
+    out = _ticket(svc.store.get_ticket(tid))
+    out["notices"] = [notice_json(n) for n in svc.store.outbox_rows(tid)]
+    return jsonify(out)
+
+
+@bp.post("/tickets/<int:tid>/ack")
+@require_role("operator")
+def ack(tid: int):
+    b = body(AckBody)
+    t = current().store.transition(
+        tid, "ack", _actor(), b.note, assignee=b.assignee or g.token.name
+    )
+    return jsonify(_ticket(t))
+
+
+@bp.post("/tickets/<int:tid>/resolve")
+@require_role("operator")
+def resolve(tid: int):
+    b = body(ResolveBody)
+    t = current().store.transition(tid, "resolve", _actor(), b.note)
+    return jsonify(_ticket(t))
+
+
+@bp.post("/tickets/<int:tid>/close")
+@require_role("operator")
+def close(tid: int):
+    b = body(CloseBody)
+    t = current().store.transition(tid, "close", _actor(), b.note)
+    return jsonify(_ticket(t))
+
+
+@bp.post("/tickets/<int:tid>/comments")
+@require_role("operator")
+def comment(tid: int):
+    b = body(CommentBody)
+    c = current().store.add_comment(tid, _actor(), b.body)
+    return jsonify(plain_json(c)), 201
+
+
+# -- vulnerabilities --------------------------------------------------------------------------
+@bp.post("/vulnerabilities")
+@require_role("operator")
+def file_vulnerability():
+    """File a finding, or update the one with the same ``external_key`` (scans repeat)."""
+    b = body(VulnerabilityBody)
+    fields = b.model_dump(exclude={"external_key"}, exclude_none=True)
+    if "found_at" in fields:
+        fields["found_at"] = _aware(fields["found_at"])
+    t, created = current().store.upsert_vulnerability(b.external_key, fields, _actor())
+    return jsonify(_ticket(t)), 201 if created else 200
+
+
+@bp.get("/vulnerabilities/<path:key>")
+@require_role("viewer")
+def get_vulnerability(key: str):
+    return jsonify(_ticket(current().store.find_by_external_key(key)))
+
+
+@bp.patch("/vulnerabilities/<path:key>")
+@require_role("operator")
+def patch_vulnerability(key: str):
+    b = body(VulnerabilityPatch)
+    store = current().store
+    t = store.find_by_external_key(key)
+    fields = b.model_dump(exclude={"status", "note"}, exclude_none=True)
+    if fields:
+        merged = {
+            "risk": t["risk"],
+            "title": t["summary"],
+            "target": t["target"],
+            "name": t["alertname"],
+            "description": t["description"],
+            **fields,
+        }
+        t, _ = store.upsert_vulnerability(key, merged, _actor())
+    if b.status == "resolved":
+        t = store.transition(t["id"], "resolve", _actor(), b.note or "已修复")
+    elif b.status == "closed":
+        if t["status"] in ("open", "acknowledged"):
+            store.transition(t["id"], "resolve", _actor(), b.note or "已修复")
+        t = store.transition(t["id"], "close", _actor(), b.note)
+    return jsonify(_ticket(store.get_ticket(t["id"])))
+
+
+# -- problems and changes ---------------------------------------------------------------------
+@bp.get("/problems")
+@require_role("viewer")
+def list_problems():
+    return jsonify(problems=[plain_json(p) for p in current().store.list_problems()])
+
+
+@bp.patch("/problems/<int:pid>")
+@require_role("admin")
+def patch_problem(pid: int):
+    b = body(ProblemPatch)
+    p = current().store.update_problem(pid, b.model_dump(exclude_none=True), _actor())
+    return jsonify(plain_json(p))
+
+
+@bp.get("/changes")
+@require_role("viewer")
+def list_changes():
+    return jsonify(changes=[plain_json(c) for c in current().store.list_changes()])
+
+
+@bp.post("/changes")
+@require_role("operator")
+def create_change():
+    b = body(ChangeBody)
+    fields = b.model_dump(exclude_none=True)
+    for k in ("planned_start", "planned_end"):
+        if k in fields:
+            _aware(fields[k])
+    return jsonify(plain_json(current().store.create_change(fields, _actor()))), 201
+
+
+@bp.patch("/changes/<int:cid>")
+@require_role("operator")
+def patch_change(cid: int):
+    b = body(ChangePatch)
+    fields = b.model_dump(exclude_none=True)
+    for k in ("planned_start", "planned_end"):
+        if k in fields:
+            _aware(fields[k])
+    return jsonify(plain_json(current().store.update_change(cid, fields, _actor())))
+
+
+# -- tokens -----------------------------------------------------------------------------------
+@bp.post("/tokens")
+@require_role("admin")
+def create_token():
+    b = body(TokenBody)
+    token = current().store.create_token(b.role, b.name)
+    return jsonify(token=token, role=b.role, name=b.name), 201
