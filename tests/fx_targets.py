@@ -12,17 +12,17 @@ import signal
 import socket
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pymysql
 import pytest
+from fx_servers import mariadb_server
 from helpers import free_port, missing, require_binary, running, sscp_ops_cmd, wait_http
 
 MYSQL_HOST, MYSQL_PORT = "127.0.0.1", 3306
-REDIS_ADDRESS = "127.0.0.1:6379"
 
 
 # ---------------------------------------------------------------------------- exposition
@@ -67,6 +67,7 @@ class MysqlUser:
 
 
 def mysql_root() -> pymysql.connections.Connection:
+    """root on the machine's MariaDB (127.0.0.1:3306, no password)."""
     try:
         return pymysql.connect(
             host=MYSQL_HOST, port=MYSQL_PORT, user="root", password="", connect_timeout=5
@@ -76,11 +77,41 @@ def mysql_root() -> pymysql.connections.Connection:
         raise
 
 
+@dataclass(frozen=True)
+class MysqlServer:
+    host: str
+    port: int
+    root: Callable[[], pymysql.connections.Connection]  # a new root connection
+
+
+SHARED_MYSQL = MysqlServer(MYSQL_HOST, MYSQL_PORT, mysql_root)
+
+
+def _shared_mysql_up() -> bool:
+    try:
+        pymysql.connect(
+            host=MYSQL_HOST, port=MYSQL_PORT, user="root", password="", connect_timeout=3
+        ).close()
+        return True
+    except pymysql.err.MySQLError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def mysql_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MysqlServer]:
+    """The machine's MariaDB on 127.0.0.1:3306 when it runs, else a private mariadbd."""
+    if _shared_mysql_up():
+        yield SHARED_MYSQL
+        return
+    with mariadb_server(tmp_path_factory.mktemp("mysqld")) as server:
+        yield MysqlServer(server.host, server.port, server.root)
+
+
 @contextmanager
-def mysql_exporter_user(directory: Path) -> Iterator[MysqlUser]:
+def mysql_exporter_user(directory: Path, server: MysqlServer = SHARED_MYSQL) -> Iterator[MysqlUser]:
     """A dedicated exporter user (random name and password, in ``directory``/exporter.pass)
-    with the grants the docs ask for; dropped afterwards."""
-    root = mysql_root()
+    with the grants the docs ask for, on ``server``; dropped afterwards."""
+    root = server.root()
     user = f"sscp_exp_{secrets.token_hex(4)}"
     password = secrets.token_urlsafe(18)
     path = directory / "exporter.pass"
@@ -94,18 +125,20 @@ def mysql_exporter_user(directory: Path) -> Iterator[MysqlUser]:
         if "MariaDB" in cur.fetchone()[0]:
             cur.execute(f"GRANT SLAVE MONITOR ON *.* TO {account}")
     try:
-        yield MysqlUser(user, password, path)
+        yield MysqlUser(user, password, path, host=server.host, port=server.port)
     finally:
         root.close()
-        root = mysql_root()  # a fresh one: the first may have timed out meanwhile
+        root = server.root()  # a fresh one: the first may have timed out meanwhile
         with root.cursor() as cur:
             cur.execute(f"DROP USER IF EXISTS {account}")
         root.close()
 
 
 @pytest.fixture(scope="session")
-def mysql_user(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MysqlUser]:
-    with mysql_exporter_user(tmp_path_factory.mktemp("mysql")) as user:
+def mysql_user(
+    mysql_server: MysqlServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[MysqlUser]:
+    with mysql_exporter_user(tmp_path_factory.mktemp("mysql"), mysql_server) as user:
         yield user
 
 

@@ -14,7 +14,7 @@ import time
 import pytest
 import requests
 from fx_servers import redis_server, silent_server
-from fx_targets import garbage_redis, mysql_root, parse_samples
+from fx_targets import garbage_redis, parse_samples
 from helpers import FIXTURES, free_port, running, sscp_ops_cmd, wait_http
 
 DEADLINE = 2.5
@@ -22,7 +22,7 @@ SECRETS = {name: f"S3cret-{name}-{secrets.token_hex(6)}" for name in ("tomcat", 
 
 
 @pytest.fixture(scope="module")
-def matrix(nginx, tomcat, mysql_user, tmp_path_factory):
+def matrix(nginx, tomcat, mysql_user, mysql_server, tmp_path_factory):
     """Scrape the fault matrix twice; returns (scrapes, durations, bodies, stderr)."""
     directory = tmp_path_factory.mktemp("faults")
     (nginx.root / "truncated-status.xml").write_text(
@@ -37,6 +37,7 @@ def matrix(nginx, tomcat, mysql_user, tmp_path_factory):
         silent_server() as silent,
         garbage_redis(truncated_info) as garbage,
         redis_server(directory / "locked", password="the-right-one") as locked,
+        redis_server(directory / "cache") as cache,
     ):
         config = f"""
 exporter: {{deadline: {DEADLINE}, collectors: {{host: false}}}}
@@ -55,7 +56,7 @@ targets:
     - {{name: silent, url: "http://127.0.0.1:{silent}/manager/status?XML=true", timeout: 1}}
     - {{name: xml, url: "{nginx.url("/truncated-status.xml")}"}}
   redis:
-    - {{name: cache1, address: "127.0.0.1:6379"}}
+    - {{name: cache1, address: "{cache.address}"}}
     - {{name: down, address: "127.0.0.1:{closed}"}}
     - {{name: badpass, address: "{locked.address}", password_file: {redis_pass}}}
     - {{name: silent, address: "127.0.0.1:{silent}", timeout: 1}}
@@ -195,7 +196,7 @@ def test_garbage_is_logged_as_parse_error(matrix) -> None:
 
 
 def test_servers_restarted_between_scrapes_are_reconnected(
-    exporter_process, redis_factory, nginx_factory, mysql_user
+    exporter_process, redis_factory, nginx_factory, mysql_user, mysql_server
 ) -> None:
     cache = redis_factory()
     web = nginx_factory()
@@ -232,7 +233,7 @@ targets:
         assert up()["nginx"] == 1
 
     # MariaDB dropped our connection (as a restart or wait_timeout would)
-    root = mysql_root()
+    root = mysql_server.root()
     with root.cursor() as cur:
         cur.execute(
             "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = %s", (mysql_user.user,)
@@ -246,14 +247,16 @@ targets:
     assert "Traceback" not in proc.stop()
 
 
-def test_mysql_connection_is_reused_across_scrapes(exporter_process, mysql_user) -> None:
+def test_mysql_connection_is_reused_across_scrapes(
+    exporter_process, mysql_user, mysql_server
+) -> None:
     proc = exporter_process(f"""
 exporter: {{collectors: {{host: false}}}}
 targets:
   mysql: [{{name: m, address: "{mysql_user.address}", user: {mysql_user.user},
            password_file: {mysql_user.password_file}}}]
 """)
-    root = mysql_root()
+    root = mysql_server.root()
 
     def connections() -> list:
         with root.cursor() as cur:

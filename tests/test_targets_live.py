@@ -21,7 +21,6 @@ import redis as redis_client
 import requests
 from fx_servers import redis_server
 from fx_targets import (
-    mysql_root,
     mysqld_reference,
     nginx_reference,
     parse_samples,
@@ -331,14 +330,14 @@ def test_mysql_up_with_real_values(live, mysql_user) -> None:
     assert not any(n.startswith(("mysql_slave_status_", "mysql_perf_schema_")) for n, _ in ours)
 
 
-def test_mysql_long_running_query_is_seen(live, mysql_user) -> None:
+def test_mysql_long_running_query_is_seen(live, mysql_server) -> None:
     """A running statement shows up in the process-list series: its age in the longest, and in
     the count once it is older than the server's long_query_time."""
     ours_url, _ = live
     threshold = untarget(scrape(ours_url), "mysql_global_variables_", "db1")[
         ("mysql_global_variables_long_query_time", frozenset())
     ]
-    worker = mysql_root()
+    worker = mysql_server.root()
     sleeper = threading.Thread(
         target=lambda: worker.cursor().execute("SELECT SLEEP(%s)", (min(threshold, 30) + 3,))
     )
