@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from exporters import host, patches, probe, tls
+from exporters import logs as logs_collector
 from exporters.core import Collector
 from sscp_ops.config import Config
 
@@ -56,6 +57,9 @@ CATALOG: dict[str, CollectorSpec] = {
     ),
     "tls": CollectorSpec(
         tls.build, help="TLS of the HTTPS endpoints: chain, expiry, protocols, HTTP redirect"
+    ),
+    "logs": CollectorSpec(
+        logs_collector.build, help="log files of the logs section: attacks, logins, slow queries"
     ),
 }
 

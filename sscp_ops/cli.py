@@ -22,6 +22,7 @@ COMMANDS = (
     "exporter",
     "webhook",
     "report",
+    "logs",
     "mask",
     "vulns",
     "review",

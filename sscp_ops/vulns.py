@@ -86,9 +86,9 @@ class VulnTicket:
     risk: str
     title: str
     site: str
-    found_at: dt.datetime
+    found_at: dt.datetime  # found, or found again (the ticket's last_starts_at)
     due_at: dt.datetime
-    fixed_at: dt.datetime | None = None
+    fixed_at: dt.datetime | None = None  # the ticket's resolved_at
 
 
 @dataclass(frozen=True)
@@ -264,7 +264,9 @@ def reconcile(scan: Scan, tickets: Iterable[VulnTicket]) -> list[Action]:
     """What to do with the tickets so that they match the scan (see the module docstring).
 
     Only tickets of the scan's source and sites take part: a scan of one site never closes
-    the findings of another.
+    the findings of another. A scan older than a ticket's fix does not reopen it, and one older
+    than its finding does not close it (an old report imported late changes nothing it cannot
+    know about).
     """
     prefix = f"{scan.source}:"
     mine = {t.key: t for t in tickets if t.key.startswith(prefix) and t.site in scan.sites}
@@ -282,7 +284,7 @@ def reconcile(scan: Scan, tickets: Iterable[VulnTicket]) -> list[Action]:
                 )
             )
         else:
-            if t.status in CLOSED:
+            if t.status in CLOSED and (t.fixed_at is None or scan.scanned_at > t.fixed_at):
                 again = {"found_at": scan.scanned_at, "due_at": due_at(f.risk, scan.scanned_at)}
                 actions.append(Action("reopen", finding=f, ticket=t, fields=again))
             wanted = {"risk": f.risk, "title": f.title}
@@ -290,7 +292,7 @@ def reconcile(scan: Scan, tickets: Iterable[VulnTicket]) -> list[Action]:
             if changes:  # the service recomputes the due time from the risk
                 actions.append(Action("update", finding=f, ticket=t, fields=changes))
     for key, t in sorted(mine.items()):
-        if key not in seen and t.status in OPEN:
+        if key not in seen and t.status in OPEN and scan.scanned_at >= t.found_at:
             actions.append(Action("close", ticket=t, fields={"fixed_at": scan.scanned_at}))
     return actions
 
@@ -365,7 +367,8 @@ class HttpVulnTicketClient:
                 key = item.get("external_key") or ""
                 if not key.startswith(f"{source}:"):
                     continue
-                closed = item.get("closed_at") or item.get("resolved_at")
+                fixed = item.get("resolved_at") or item.get("closed_at")
+                found = item.get("last_starts_at") or item["starts_at"]
                 out.append(
                     VulnTicket(
                         id=str(item["id"]),
@@ -374,9 +377,9 @@ class HttpVulnTicketClient:
                         risk=item["risk"],
                         title=item.get("summary") or "",
                         site=(item.get("labels") or {}).get("site", ""),
-                        found_at=parse_time(item["starts_at"]),
+                        found_at=parse_time(found),
                         due_at=parse_time(item["due_at"]),
-                        fixed_at=parse_time(closed) if closed else None,
+                        fixed_at=parse_time(fixed) if fixed else None,
                     )
                 )
             if len(page) < self.PAGE:

@@ -12,10 +12,10 @@ pytest_plugins = [
     "fx_prometheus",
     "fx_report",
     "fx_mask",
-    "fx_vulns",
     "fx_tls",
     "fx_accounts",
     "fx_webhook",
+    "fx_logs",
     "fx_servers",
     "fx_targets",
 ]

@@ -319,3 +319,44 @@ def gateway():
     gw = FakeGateway()
     yield gw
     gw.close()
+
+
+class LiveWebhook:
+    """The real webhook app served over HTTP on a free loopback port (werkzeug's server in a
+    thread), on the test's ``services`` (temp SQLite store, settable clock)."""
+
+    def __init__(self, services) -> None:
+        from werkzeug.serving import make_server
+
+        from webhook.app import create_app
+
+        self.services = services
+        self.server = make_server(
+            "127.0.0.1", free_port(), create_app(services.config, services), threaded=True
+        )
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def token(self, role: str = "operator", name: str = "vulns-import") -> str:
+        return self.services.store.create_token(role, name)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def live_webhook(services):
+    import logging
+
+    quiet = logging.getLogger("werkzeug")
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)  # no access log lines in the test output
+    hook = LiveWebhook(services)
+    try:
+        yield hook
+    finally:
+        hook.close()
+        quiet.setLevel(level)

@@ -1,5 +1,6 @@
-"""Vulnerability import: ZAP JSON / CSV parsing, reconciling, and the HTTP client against a
-stand-in of the webhook's vulnerability API (tests/fx_vulns.py, until the webhook lands)."""
+"""Vulnerability import: ZAP JSON / CSV parsing, reconciling, and the HTTP client and CLI
+against the real ticket webhook (``live_webhook``: the Flask app on a temp SQLite store, served
+on a loopback port, with a real operator token)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from fx_vulns import TicketStandIn
+import requests
+from fx_webhook import LiveWebhook
 from helpers import FIXTURES, sscp_ops_cmd
 
 from sscp_ops.vulns import (
@@ -115,6 +117,27 @@ def scan_without(doc: dict, plugin: str, created: str) -> str:
     return json.dumps(doc)
 
 
+NOW = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)  # the webhook's clock in these tests
+
+
+@pytest.fixture
+def api(live_webhook: LiveWebhook, clock) -> LiveWebhook:
+    clock.now = NOW
+    live_webhook.operator = live_webhook.token("operator")
+    return live_webhook
+
+
+def by_key(api: LiveWebhook) -> dict[str, dict]:
+    """The vulnerability tickets as the API shows them, by external key."""
+    r = requests.get(
+        f"{api.url}/api/v1/tickets?kind=vulnerability&limit=1000",
+        headers={"Authorization": f"Bearer {api.operator}"},
+        timeout=10,
+    )
+    r.raise_for_status()
+    return {t["external_key"]: t for t in r.json()["tickets"]}
+
+
 SQLI = finding_key("zap", "40018", "https://zhjg.example.gov.cn/api/case/list", "size")
 CSP = finding_key("zap", "10038", "https://zhjg.example.gov.cn/portal/", "")
 XCTO = finding_key(
@@ -122,12 +145,12 @@ XCTO = finding_key(
 )
 
 
-def test_import_cycle_against_the_ticket_api(ticket_standin: TicketStandIn) -> None:
-    client = HttpVulnTicketClient(ticket_standin.url, ticket_standin.token)
+def test_import_cycle_against_the_ticket_api(api: LiveWebhook) -> None:
+    client = HttpVulnTicketClient(api.url, api.operator)
     first = parse_zap_json(ZAP.read_text())
     done = apply_actions(client, reconcile(first, client.list("zap")))
     assert done == {"create": 7, "update": 0, "close": 0, "reopen": 0}
-    tickets = ticket_standin.by_key()
+    tickets = by_key(api)
     sqli = tickets[SQLI]
     assert sqli["starts_at"] == "2026-11-20T02:00:05.512Z"
     assert sqli["due_at"] == "2026-11-22T02:00:05.512Z"  # high: 48 h
@@ -143,8 +166,10 @@ def test_import_cycle_against_the_ticket_api(ticket_standin: TicketStandIn) -> N
     second = parse_zap_json(scan_without(zap_doc(), "40018", "2026-11-27T03:00:00Z"))
     done = apply_actions(client, reconcile(second, client.list("zap")))
     assert done == {"create": 0, "update": 0, "close": 1, "reopen": 0}
-    sqli = ticket_standin.by_key()[SQLI]
+    sqli = by_key(api)[SQLI]
     assert sqli["status"] == "closed" and sqli["closed_at"] == "2026-11-27T03:00:00.000Z"
+    assert sqli["resolved_at"] == "2026-11-27T03:00:00.000Z"
+    assert sqli["resolution_source"] == "scan"
 
     # Importing the same scan again changes nothing.
     assert reconcile(second, client.list("zap")) == []
@@ -154,14 +179,23 @@ def test_import_cycle_against_the_ticket_api(ticket_standin: TicketStandIn) -> N
     third["created"] = "2026-11-28T01:00:00Z"
     done = apply_actions(client, reconcile(parse_zap_json(json.dumps(third)), client.list("zap")))
     assert done == {"create": 0, "update": 0, "close": 0, "reopen": 1}
-    sqli = ticket_standin.by_key()[SQLI]
+    sqli = by_key(api)[SQLI]
     assert sqli["status"] == "open" and sqli["closed_at"] is None and sqli["reopen_count"] == 1
+    assert sqli["resolved_at"] is None and sqli["resolution_source"] is None
+    # first found stays on record; the new episode and its deadline start when found again
+    assert sqli["starts_at"] == "2026-11-20T02:00:05.512Z"
+    assert sqli["last_starts_at"] == "2026-11-28T01:00:00.000Z"
     assert sqli["due_at"] == "2026-11-30T01:00:00.000Z"
-    assert len(ticket_standin.tickets) == 7
+    assert sqli["labels"]["url"] == "https://zhjg.example.gov.cn/api/case/list"
+    assert len(by_key(api)) == 7
+    assert reconcile(parse_zap_json(json.dumps(third)), client.list("zap")) == []
+    actions = [a["action"] for a in api.services.store.audit_rows("ticket")]
+    assert actions.count("create") == 7 and actions.count("close") == 1
+    assert actions.count("reopen") == 1
 
 
-def test_scan_of_one_site_does_not_close_another(ticket_standin: TicketStandIn) -> None:
-    client = HttpVulnTicketClient(ticket_standin.url, ticket_standin.token)
+def test_scan_of_one_site_does_not_close_another(api: LiveWebhook) -> None:
+    client = HttpVulnTicketClient(api.url, api.operator)
     apply_actions(client, reconcile(parse_zap_json(ZAP.read_text()), client.list("zap")))
     doc = zap_doc()
     doc["site"] = doc["site"][1:]  # a scan of site B only, where nothing was found
@@ -169,12 +203,12 @@ def test_scan_of_one_site_does_not_close_another(ticket_standin: TicketStandIn) 
     doc["created"] = "2026-11-21T00:00:00Z"
     done = apply_actions(client, reconcile(parse_zap_json(json.dumps(doc)), client.list("zap")))
     assert done["close"] == 1
-    closed = [t for t in ticket_standin.by_key().values() if t["status"] == "closed"]
+    closed = [t for t in by_key(api).values() if t["status"] == "closed"]
     assert [t["labels"]["site"] for t in closed] == [SITE_B]
 
 
-def test_risk_change_updates_the_ticket(ticket_standin: TicketStandIn) -> None:
-    client = HttpVulnTicketClient(ticket_standin.url, ticket_standin.token)
+def test_risk_change_updates_the_ticket(api: LiveWebhook) -> None:
+    client = HttpVulnTicketClient(api.url, api.operator)
     apply_actions(client, reconcile(parse_zap_json(ZAP.read_text()), client.list("zap")))
     doc = zap_doc()
     doc["site"][0]["alerts"][3]["riskcode"] = "3"  # X-Content-Type-Options raised to high
@@ -184,23 +218,62 @@ def test_risk_change_updates_the_ticket(ticket_standin: TicketStandIn) -> None:
         ("update", XCTO, {"risk": "high"})
     ]
     apply_actions(client, actions)
-    xcto = ticket_standin.by_key()[XCTO]
+    xcto = by_key(api)[XCTO]
     assert xcto["risk"] == "high" and xcto["due_at"] == "2026-11-22T02:00:05.512Z"
+    assert xcto["severity"] == "critical"
+    assert xcto["labels"]["param"] == "x-content-type-options"  # PATCH keeps the labels
 
 
-def test_many_tickets_are_paged(ticket_standin: TicketStandIn) -> None:
-    client = HttpVulnTicketClient(ticket_standin.url, ticket_standin.token)
+def test_old_scan_does_not_undo_a_later_fix_or_finding(api: LiveWebhook) -> None:
+    client = HttpVulnTicketClient(api.url, api.operator)
+    apply_actions(client, reconcile(parse_zap_json(ZAP.read_text()), client.list("zap")))
+    # an operator marks the SQL injection fixed now (NOW), by hand
+    r = requests.patch(
+        f"{api.url}/api/v1/vulnerabilities/{SQLI}",
+        json={"status": "resolved", "note": "已修复并部署"},
+        headers={"Authorization": f"Bearer {api.operator}"},
+        timeout=10,
+    )
+    assert r.status_code == 200 and r.json()["resolution_source"] == "manual"
+    # a scan made before that fix (still finding it) is imported afterwards: no reopen
+    older = zap_doc()
+    older["created"] = "2026-11-28T09:00:00Z"
+    assert reconcile(parse_zap_json(json.dumps(older)), client.list("zap")) == []
+    # a scan from before the findings were found closes nothing
+    before = scan_without(zap_doc(), "40012", "2026-11-19T00:00:00Z")
+    assert reconcile(parse_zap_json(before), client.list("zap")) == []
+    # a scan after the fix that finds it again reopens it
+    api.services.store.clock.now = NOW + dt.timedelta(hours=2)
+    newer = zap_doc()
+    newer["created"] = iso_z(NOW + dt.timedelta(hours=1))
+    done = apply_actions(client, reconcile(parse_zap_json(json.dumps(newer)), client.list("zap")))
+    assert done["reopen"] == 1
+    sqli = by_key(api)[SQLI]
+    assert sqli["status"] == "open" and sqli["last_starts_at"] == "2026-11-28T13:00:00.000Z"
+
+
+def iso_z(t: dt.datetime) -> str:
+    return t.isoformat().replace("+00:00", "Z")
+
+
+def test_many_tickets_are_paged(api: LiveWebhook) -> None:
+    client = HttpVulnTicketClient(api.url, api.operator)
     client.PAGE = 3
     apply_actions(client, reconcile(parse_zap_json(ZAP.read_text()), client.list("zap")))
     assert len(client.list("zap")) == 7
     assert client.list("pentest") == []
 
 
-def test_client_errors_carry_no_token(ticket_standin: TicketStandIn) -> None:
-    client = HttpVulnTicketClient(ticket_standin.url, "wrong-token")
-    with pytest.raises(TicketServiceError, match="HTTP 401 missing or invalid token") as exc:
+def test_client_errors_carry_no_token(api: LiveWebhook) -> None:
+    client = HttpVulnTicketClient(api.url, "wrong-token")
+    with pytest.raises(TicketServiceError, match="HTTP 401 missing or invalid API token") as exc:
         client.list("zap")
     assert "wrong-token" not in str(exc.value)
+    viewer = HttpVulnTicketClient(api.url, api.token("viewer", "report"))
+    assert viewer.list("zap") == []
+    finding = parse_zap_json(ZAP.read_text()).findings[0]
+    with pytest.raises(TicketServiceError, match="HTTP 403 role viewer may not do this"):
+        viewer.create(finding, NOW)
 
 
 def run_cli(*args: str, token: str | None) -> subprocess.CompletedProcess:
@@ -212,36 +285,45 @@ def run_cli(*args: str, token: str | None) -> subprocess.CompletedProcess:
     )
 
 
-def test_cli_import_zap_and_csv(ticket_standin: TicketStandIn, tmp_path: Path) -> None:
-    proc = run_cli(str(ZAP), "--api-url", ticket_standin.url, token=ticket_standin.token)
+def test_cli_import_zap_and_csv(api: LiveWebhook, tmp_path: Path) -> None:
+    proc = run_cli(str(ZAP), "--api-url", api.url, token=api.operator)
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert summary["created"] == 7 and summary["findings"] == 7
     csv_file = tmp_path / "pentest-2026Q4.csv"
     csv_file.write_text(CSV, encoding="utf-8")
     token_file = tmp_path / "token"
-    token_file.write_text(ticket_standin.token + "\n")
-    proc = run_cli(
-        str(csv_file), "--api-url", ticket_standin.url, "--token-file", str(token_file), token=None
-    )
+    token_file.write_text(api.operator + "\n")
+    proc = run_cli(str(csv_file), "--api-url", api.url, "--token-file", str(token_file), token=None)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["created"] == 2
-    assert len(ticket_standin.tickets) == 9
+    tickets = by_key(api)
+    assert len(tickets) == 9
+    pt_url = "https://zhjg.example.gov.cn/api/case/detail"
+    pt = tickets[finding_key("pentest", "PT-01", pt_url, "id")]
+    assert pt["starts_at"] == "2026-11-19T02:00:00.000Z" and pt["risk"] == "high"
     # --dry-run lists what would change and changes nothing
-    before = len(ticket_standin.requests)
-    proc = run_cli(
-        str(ZAP), "--api-url", ticket_standin.url, "--dry-run", token=ticket_standin.token
-    )
+    audit_before = api.services.store.audit_rows()
+    doc = zap_doc()
+    doc["site"][0]["alerts"] = doc["site"][0]["alerts"][1:]  # the XSS findings are gone
+    doc["created"] = "2026-11-21T00:00:00Z"
+    later = tmp_path / "zap-later.json"
+    later.write_text(json.dumps(doc))
+    proc = run_cli(str(later), "--api-url", api.url, "--dry-run", token=api.operator)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(line.split()[0] for line in proc.stdout.splitlines()) == ["close", "close"]
+    proc = run_cli(str(ZAP), "--api-url", api.url, "--dry-run", token=api.operator)
     assert proc.returncode == 0 and proc.stdout == "no changes\n"
-    assert [r[0] for r in ticket_standin.requests[before:]] == ["GET"]
+    assert api.services.store.audit_rows() == audit_before
+    assert all(t["status"] == "open" for t in by_key(api).values())
 
 
-def test_cli_errors(ticket_standin: TicketStandIn, tmp_path: Path) -> None:
-    proc = run_cli(str(ZAP), "--api-url", ticket_standin.url, token=None)
+def test_cli_errors(api: LiveWebhook, tmp_path: Path) -> None:
+    proc = run_cli(str(ZAP), "--api-url", api.url, token=None)
     assert proc.returncode == 2 and "no API token" in proc.stderr
-    proc = run_cli(str(ZAP), "--api-url", ticket_standin.url, token="nope")
+    proc = run_cli(str(ZAP), "--api-url", api.url, token="nope")
     assert proc.returncode == 1 and "HTTP 401" in proc.stderr and "nope" not in proc.stderr
     bad = tmp_path / "bad.csv"
     bad.write_text("check,title\n")
-    proc = run_cli(str(bad), "--api-url", ticket_standin.url, token="x")
+    proc = run_cli(str(bad), "--api-url", api.url, token="x")
     assert proc.returncode == 2 and "lacks column" in proc.stderr

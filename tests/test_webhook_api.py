@@ -172,6 +172,69 @@ def test_vulnerability_file_update_close(client, tokens):
     assert len(vulns) == 1
 
 
+def test_vulnerability_fixed_at_and_reopen(client, tokens, clock):
+    """The importer's contract: close with the re-scan's time, reopen when found again."""
+    import datetime as dt
+
+    clock.now = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
+    op = auth(tokens["operator"])
+    key = "/api/v1/vulnerabilities/zap:40018:00aa11bb22cc33dd"
+    body = {
+        "external_key": "zap:40018:00aa11bb22cc33dd",
+        "risk": "high",
+        "title": "SQL 注入",
+        "found_at": "2026-11-20T02:00:00Z",
+        "labels": {"site": "https://zhjg.example.gov.cn:443", "param": "size"},
+    }
+    assert client.post("/api/v1/vulnerabilities", json=body, headers=op).status_code == 201
+    # a fix before it was found contradicts the ticket
+    r = client.patch(key, json={"status": "closed", "fixed_at": "2026-11-19T00:00:00Z"}, headers=op)
+    assert r.status_code == 409 and "before it was found" in r.json["error"]
+    r = client.patch(key, json={"status": "closed", "fixed_at": "2026-11-29T00:00:00Z"}, headers=op)
+    assert r.status_code == 400 and r.json["field"] == "fixed_at"
+    r = client.patch(key, json={"fixed_at": "2026-11-27T03:00:00Z"}, headers=op)
+    assert r.status_code == 400 and "fixed_at needs status" in r.json["error"]
+    r = client.patch(key, json={"status": "open"}, headers=op)
+    assert r.status_code == 409  # it is open
+    r = client.patch(
+        key,
+        json={"status": "closed", "fixed_at": "2026-11-27T03:00:00Z", "note": "复测未再发现"},
+        headers=op,
+    )
+    assert r.status_code == 200
+    t = r.json
+    assert t["status"] == "closed" and t["resolution_source"] == "scan"
+    assert t["resolved_at"] == t["closed_at"] == "2026-11-27T03:00:00.000Z"
+    # found again before the fix: refused; after it: reopened with a new deadline
+    r = client.patch(key, json={"status": "open", "found_at": "2026-11-26T00:00:00Z"}, headers=op)
+    assert r.status_code == 409 and "before it was fixed" in r.json["error"]
+    r = client.patch(key, json={"found_at": "2026-11-28T01:00:00Z"}, headers=op)
+    assert r.status_code == 400 and "found_at needs status open" in r.json["error"]
+    r = client.patch(
+        key,
+        json={"status": "open", "found_at": "2026-11-28T01:00:00Z", "risk": "medium"},
+        headers=op,
+    )
+    assert r.status_code == 200
+    t = r.json
+    assert t["status"] == "open" and t["reopen_count"] == 1
+    assert t["resolved_at"] is None and t["closed_at"] is None and t["resolution_source"] is None
+    assert t["starts_at"] == "2026-11-20T02:00:00.000Z"  # first found: kept
+    assert t["last_starts_at"] == "2026-11-28T01:00:00.000Z"
+    assert t["due_at"] == "2026-12-05T01:00:00.000Z"  # medium: 7 days after found again
+    assert t["labels"] == body["labels"]  # a PATCH changes only what it names
+    full = client.get(f"/api/v1/tickets/{t['id']}", headers=op).json
+    assert [a["action"] for a in full["audit"]] == ["create", "close", "update", "reopen"]
+    assert [c["body"] for c in full["comments"]] == ["复测未再发现"]
+    # closing without fixed_at: now, by hand
+    r = client.patch(key, json={"status": "resolved", "note": "已修复"}, headers=op)
+    assert r.json["resolved_at"] == "2026-11-28T12:00:00.000Z"
+    assert r.json["resolution_source"] == "manual"
+    r = client.patch(key, json={"status": "closed"}, headers=op)
+    assert r.json["closed_at"] == "2026-11-28T12:00:00.000Z"
+    assert r.json["resolved_at"] == "2026-11-28T12:00:00.000Z"
+
+
 def test_changes_and_problems(client, tokens):
     op, admin = auth(tokens["operator"]), auth(tokens["admin"])
     r = client.post(

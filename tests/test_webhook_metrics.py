@@ -73,7 +73,19 @@ def test_vulnerability_deadline_metric(client, services, clock):
         "scan:1", {"risk": "high", "title": "弱口令", "found_at": found}, "token:scanner"
     )
     m = parse_exposition(client.get("/metrics").get_data(as_text=True))
-    assert sample(m, "sscp_vulnerabilities_overdue", severity="critical") is None
+    assert sample(m, "sscp_vulnerabilities_open", risk="high") == 1
+    assert sample(m, "sscp_vulnerabilities_overdue", risk="high") == 0
+    assert sample(m, "sscp_vulnerabilities_oldest_open_timestamp_seconds", risk="high") == (
+        found.timestamp()
+    )
+    assert not any(name == "sscp_vulnerability_fix_ratio" for name, _ in m)  # nothing due yet
     clock.advance(2 * 3600)
     m = parse_exposition(client.get("/metrics").get_data(as_text=True))
-    assert sample(m, "sscp_vulnerabilities_overdue", severity="critical") == 1
+    assert sample(m, "sscp_vulnerabilities_overdue", risk="high") == 1
+    assert sample(m, "sscp_vulnerabilities_overdue", risk="medium") == 0
+    assert sample(m, "sscp_vulnerability_fix_ratio") == 0
+    # no second implementation: the old severity-labelled series is gone
+    assert not any(
+        name == "sscp_vulnerabilities_overdue" and dict(labels).keys() != {"risk"}
+        for name, labels in m
+    )

@@ -6,6 +6,10 @@ sscp_tickets_response_overdue 1
 sscp_notices{channel="sms",status="pending"} 3
 sscp_outbox_oldest_pending_age_seconds{channel="sms"} 12.5
 sscp_webhook_heartbeat_last_timestamp_seconds 1.7646e+09
+sscp_vulnerabilities_overdue{risk="high"} 1
+
+The vulnerability metrics (``sscp_vulnerabilities_*``, ``sscp_vulnerability_fix_ratio``) are
+computed by the shared ``sscp_ops.vulns.vulnerability_metric_families`` (docs/metrics-vulns.md).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from prometheus_client.core import (
     Metric,
 )
 
+from sscp_ops.vulns import VulnRecord, vulnerability_metric_families
 from webhook.services import Services, current
 from webhook.store import StoreUnavailable, outbox, problems, tickets
 
@@ -74,6 +79,9 @@ class TicketCollector:
                     tickets.c.resolution_source,
                     tickets.c.recurrence_of,
                     tickets.c.due_at,
+                    tickets.c.risk,
+                    tickets.c.starts_at,
+                    tickets.c.last_starts_at,
                 )
             ).all()
             notices = conn.execute(
@@ -112,16 +120,17 @@ class TicketCollector:
         response_breach = Counter()
         resolution_breach = Counter()
         overdue = 0
-        vulns_overdue = Counter()
+        vulns: list[VulnRecord] = []
         recurrences = 0
         for r in rows:
             created_c[r.kind] += 1
             if r.recurrence_of is not None:
                 recurrences += 1
+            if r.kind == "vulnerability" and r.risk and r.due_at is not None:
+                found = r.last_starts_at or r.starts_at or r.created_at
+                vulns.append(VulnRecord(r.risk, r.status, found, r.due_at))
             if r.status in ("open", "acknowledged"):
                 open_c[(r.kind, r.severity, r.status)] += 1
-                if r.due_at is not None and r.due_at < now:
-                    vulns_overdue[r.severity] += 1
             else:
                 resolved_c[(r.kind, r.resolution_source or "manual")] += 1
             if r.acknowledged_at is not None:
@@ -183,14 +192,7 @@ class TicketCollector:
             "Open incidents not acknowledged within the response SLA.",
             value=overdue,
         )
-        v = GaugeMetricFamily(
-            "sscp_vulnerabilities_overdue",
-            "Open vulnerability tickets past their fix deadline (high: 48 h).",
-            labels=["severity"],
-        )
-        for sev, count in sorted(vulns_overdue.items()):
-            v.add_metric([sev], count)
-        yield v
+        yield from vulnerability_metric_families(vulns, now)
         yield CounterMetricFamily(
             "sscp_ticket_recurrences",
             "Incidents that are a recurrence of an earlier one.",

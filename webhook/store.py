@@ -33,12 +33,12 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.types import TypeDecorator
 
+from sscp_ops.vulns import due_at as vuln_due_at
 from webhook.events import AlertEvent
 
 UTC = dt.UTC
 STATUSES = ("open", "acknowledged", "resolved", "closed")
 ROLES = ("viewer", "operator", "admin")
-RISK_DUE_HOURS = {"high": 48, "medium": 7 * 24, "low": 30 * 24}
 
 
 class StoreUnavailable(Exception):
@@ -100,7 +100,7 @@ tickets = sa.Table(
     sa.Column("closed_at", UTCDateTime, nullable=True),
     sa.Column("escalated_at", UTCDateTime, nullable=True),
     sa.Column("assignee", _str(64), nullable=True),
-    sa.Column("resolution_source", _str(16), nullable=True),  # alert | manual | reconcile
+    sa.Column("resolution_source", _str(16), nullable=True),  # alert|manual|reconcile|scan
     sa.Column("resolution_note", sa.Text, nullable=True),
     sa.Column("reopen_count", sa.Integer, nullable=False, server_default="0"),
     sa.Column("recurrence_of", sa.Integer, sa.ForeignKey("tickets.id"), nullable=True),
@@ -937,28 +937,50 @@ class Store:
             ).scalar()
 
     # -- vulnerabilities --------------------------------------------------------------------
+    # ``starts_at`` is when a finding was first found, ``last_starts_at`` when it was found
+    # (again, after a reopen) for the current episode; the fix deadline ``due_at`` runs from
+    # ``last_starts_at`` (sscp_ops.vulns.due_at: high 48 h, medium 7 d, low 30 d).
+    _SEVERITY = {"high": "critical", "medium": "warning", "low": "info"}
+
     def upsert_vulnerability(
         self, external_key: str, fields: dict, actor: str
     ) -> tuple[dict, bool]:
-        """File or update a vulnerability ticket keyed by the importer's ``external_key``."""
+        """File or update a vulnerability ticket keyed by the importer's ``external_key``.
+
+        A new ticket needs ``risk`` (and ``title``); ``found_at`` defaults to now. On an
+        existing ticket only the fields given change; a new ``risk`` moves the deadline, and
+        ``found_at`` corrects when it was found (the current episode's start as well, unless
+        the ticket has been reopened since)."""
         now = self.clock()
-        found = fields.get("found_at") or now
-        risk = fields["risk"]
-        values = {
-            "severity": {"high": "critical", "medium": "warning", "low": "info"}[risk],
-            "risk": risk,
-            "target": fields.get("target", "")[:255],
-            "summary": fields.get("title", "")[:500],
-            "alertname": fields.get("name", "vulnerability")[:200],
-            "description": fields.get("description", ""),
-            "labels": _json(fields.get("labels", {})),
-            "due_at": found + dt.timedelta(hours=RISK_DUE_HOURS[risk]),
-        }
+        values: dict[str, Any] = {}
+        if "risk" in fields:
+            values["risk"] = fields["risk"]
+            values["severity"] = self._SEVERITY[fields["risk"]]
+        for key, column, limit in (
+            ("target", "target", 255),
+            ("title", "summary", 500),
+            ("name", "alertname", 200),
+            ("description", "description", None),
+        ):
+            if key in fields:
+                values[column] = fields[key] if limit is None else fields[key][:limit]
+        if "labels" in fields:
+            values["labels"] = _json(fields["labels"])
         with self._begin() as conn:
             existing = conn.execute(
                 sa.select(tickets).where(tickets.c.external_key == external_key)
             ).first()
             if existing is None:
+                found = fields.get("found_at") or now
+                row = {
+                    "target": "",
+                    "summary": "",
+                    "alertname": "vulnerability",
+                    "description": "",
+                    "labels": "{}",
+                    **values,
+                    "due_at": vuln_due_at(values["risk"], found),
+                }
                 try:
                     with conn.begin_nested():
                         tid = conn.execute(
@@ -969,7 +991,7 @@ class Store:
                                 starts_at=found,
                                 last_starts_at=found,
                                 created_at=now,
-                                **values,
+                                **row,
                             )
                         ).inserted_primary_key[0]
                     self._audit(conn, actor, "create", "ticket", tid, external_key=external_key)
@@ -979,15 +1001,89 @@ class Store:
                         sa.select(tickets).where(tickets.c.external_key == external_key)
                     ).one()
             tid = existing.id
-            found = fields.get("found_at") or existing.starts_at
-            values["due_at"] = found + dt.timedelta(hours=RISK_DUE_HOURS[risk])
-            if "found_at" in fields:
-                values["starts_at"] = found
+            episode = existing.last_starts_at or existing.starts_at
+            if fields.get("found_at") is not None:
+                values["starts_at"] = fields["found_at"]
+                if existing.reopen_count == 0:
+                    episode = values["last_starts_at"] = fields["found_at"]
+            values["due_at"] = vuln_due_at(values.get("risk", existing.risk), episode)
             changed = {k: v for k, v in values.items() if existing._mapping[k] != v}
             if changed:
                 conn.execute(tickets.update().where(tickets.c.id == tid).values(**changed))
                 self._audit(conn, actor, "update", "ticket", tid, fields=sorted(changed))
             return self._ticket(conn, tid), False
+
+    def set_vulnerability_status(
+        self,
+        ticket_id: int,
+        status: str,
+        actor: str,
+        note: str = "",
+        at: dt.datetime | None = None,
+    ) -> dict:
+        """Resolve, close or reopen a vulnerability ticket in one transaction.
+
+        ``resolved`` / ``closed``: fixed at ``at`` (a re-scan's time: ``resolution_source``
+        ``scan``) or now (``manual``); closing an open ticket resolves it first, at the same
+        time. ``open``: reopen a resolved or closed ticket, found again at ``at`` (default now):
+        a new episode with its own deadline. A fix before the current episode began, or a
+        finding again before the fix, is a :class:`Conflict` that names the clash."""
+        when = at or self.clock()
+        with self._begin() as conn:
+            t = self._ticket(conn, ticket_id)
+            if t["kind"] != "vulnerability":
+                raise Conflict(f"ticket {ticket_id} is not a vulnerability")
+            was = t["status"]
+            values: dict[str, Any]
+            if status == "open":
+                if was not in ("resolved", "closed"):
+                    raise Conflict(f"cannot reopen a ticket that is {was}")
+                fixed = t["resolved_at"] or t["closed_at"]
+                if fixed is not None and when < fixed:
+                    raise Conflict(
+                        f"found_at {when.isoformat()} is before it was fixed ({fixed.isoformat()})"
+                    )
+                values = {
+                    "status": "open",
+                    "last_starts_at": when,
+                    "due_at": vuln_due_at(t["risk"], when),
+                    "resolved_at": None,
+                    "closed_at": None,
+                    "resolution_source": None,
+                    "resolution_note": None,
+                    "reopen_count": t["reopen_count"] + 1,
+                }
+                action = "reopen"
+            else:
+                allowed = ("open", "acknowledged") + (("resolved",) if status == "closed" else ())
+                if was not in allowed:
+                    raise Conflict(f"cannot set a {was} ticket to {status}")
+                episode = t["last_starts_at"] or t["starts_at"]
+                if at is not None and episode is not None and at < episode:
+                    raise Conflict(
+                        f"fixed_at {at.isoformat()} is before it was found ({episode.isoformat()})"
+                    )
+                values = {"status": status}
+                if was in ("open", "acknowledged"):
+                    values.update(
+                        resolved_at=when,
+                        resolution_source="scan" if at is not None else "manual",
+                        resolution_note=note or None,
+                    )
+                if status == "closed":
+                    values["closed_at"] = when
+                action = "close" if status == "closed" else "resolve"
+            conn.execute(
+                tickets.update()
+                .where(tickets.c.id == ticket_id, tickets.c.status == was)
+                .values(**values)
+            )
+            self._audit(
+                conn, actor, action, "ticket", ticket_id, status_from=was, at=when, note=note
+            )
+            if note:
+                self._comment(conn, ticket_id, actor, note)
+            return self._ticket(conn, ticket_id)
 
     def find_by_external_key(self, external_key: str) -> dict:
         with self._read() as conn:

@@ -11,7 +11,7 @@ import datetime as dt
 from typing import Annotated, Literal
 
 from flask import Blueprint, abort, g, jsonify, request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from webhook.auth import require_role
 from webhook.services import current
@@ -19,6 +19,7 @@ from webhook.store import STATUSES, Conflict, NotFound
 from webhook.views import notice_json, plain_json, ticket_json
 
 bp = Blueprint("tickets", __name__, url_prefix="/api/v1")
+CLOCK_SKEW = dt.timedelta(minutes=5)  # a scanner's clock may run a little ahead of ours
 
 
 class _Body(BaseModel):
@@ -58,8 +59,19 @@ class VulnerabilityPatch(_Body):
     title: Annotated[str, Field(min_length=1, max_length=500)] | None = None
     target: Annotated[str, Field(max_length=255)] | None = None
     description: str | None = None
-    status: Literal["resolved", "closed"] | None = None
+    labels: dict[str, str] | None = None
+    status: Literal["resolved", "closed", "open"] | None = None
+    fixed_at: dt.datetime | None = None  # with status resolved/closed: when it was gone
+    found_at: dt.datetime | None = None  # with status open: when it was found again
     note: Annotated[str, Field(max_length=4000)] = ""
+
+    @model_validator(mode="after")
+    def _times_go_with_status(self) -> VulnerabilityPatch:
+        if self.fixed_at is not None and self.status not in ("resolved", "closed"):
+            raise ValueError("fixed_at needs status resolved or closed")
+        if self.found_at is not None and self.status != "open":
+            raise ValueError("found_at needs status open (POST corrects when it was found)")
+        return self
 
 
 class ChangeBody(_Body):
@@ -229,26 +241,23 @@ def get_vulnerability(key: str):
 @bp.patch("/vulnerabilities/<path:key>")
 @require_role("operator")
 def patch_vulnerability(key: str):
+    """Change fields and/or the status: ``resolved`` / ``closed`` (fixed at ``fixed_at``, a
+    re-scan's time, default now) or ``open`` (reopen, found again at ``found_at``)."""
     b = body(VulnerabilityPatch)
     store = current().store
     t = store.find_by_external_key(key)
-    fields = b.model_dump(exclude={"status", "note"}, exclude_none=True)
+    at = b.fixed_at if b.fixed_at is not None else b.found_at
+    if at is not None:
+        field = "fixed_at" if b.fixed_at is not None else "found_at"
+        if at.tzinfo is None:
+            abort(_bad_request(field, "timestamps need a time zone (use ISO 8601 with Z)"))
+        if at > store.clock() + CLOCK_SKEW:
+            abort(_bad_request(field, "lies in the future"))
+    fields = b.model_dump(exclude={"status", "note", "fixed_at", "found_at"}, exclude_none=True)
     if fields:
-        merged = {
-            "risk": t["risk"],
-            "title": t["summary"],
-            "target": t["target"],
-            "name": t["alertname"],
-            "description": t["description"],
-            **fields,
-        }
-        t, _ = store.upsert_vulnerability(key, merged, _actor())
-    if b.status == "resolved":
-        t = store.transition(t["id"], "resolve", _actor(), b.note or "已修复")
-    elif b.status == "closed":
-        if t["status"] in ("open", "acknowledged"):
-            store.transition(t["id"], "resolve", _actor(), b.note or "已修复")
-        t = store.transition(t["id"], "close", _actor(), b.note)
+        t, _ = store.upsert_vulnerability(key, fields, _actor())
+    if b.status is not None:
+        t = store.set_vulnerability_status(t["id"], b.status, _actor(), b.note, at)
     return jsonify(_ticket(store.get_ticket(t["id"])))
 
 

@@ -16,6 +16,7 @@ from sscp_ops.config.account_review import AccountReviewConfig
 from sscp_ops.config.base import Model
 from sscp_ops.config.calendar import CalendarConfig
 from sscp_ops.config.exporter import ExporterConfig
+from sscp_ops.config.logs import LogsConfig
 from sscp_ops.config.report import ReportConfig
 from sscp_ops.config.targets import TargetsConfig
 from sscp_ops.config.tls_checks import TlsChecksConfig
@@ -36,6 +37,7 @@ class Config(Model):
     tls_checks: TlsChecksConfig = TlsChecksConfig()
     account_review: AccountReviewConfig = AccountReviewConfig()
     webhook: WebhookConfig = WebhookConfig()
+    logs: LogsConfig | None = None
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
