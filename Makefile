@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run run-webhook test lint venv docs clean rules dashboards
+.PHONY: run run-exporter run-webhook test lint venv docs clean rules dashboards
 
 $(STAMP): setup.cfg pyproject.toml
 	@command -v $(PYTHON) >/dev/null && $(PYTHON) -c 'import ensurepip, venv' 2>/dev/null \
@@ -16,8 +16,13 @@ $(STAMP): setup.cfg pyproject.toml
 
 venv: $(STAMP)
 
-## run: the exporter with the host collector on 127.0.0.1:9810 (embedded defaults)
+## run: the whole kit on loopback (exporter, webhook, Prometheus, Alertmanager); data in var/
 run: $(STAMP)
+	scripts/install-debian-packages -f scripts/run-packages.txt
+	$(BIN)/sscp-ops stack --data-dir var
+
+## run-exporter: only the exporter with the host collector on 127.0.0.1:9810 (embedded defaults)
+run-exporter: $(STAMP)
 	$(BIN)/sscp-ops exporter
 
 ## run-webhook: the ticket webhook on 127.0.0.1:9811 (SQLite in var/, SMS to the log)

@@ -11,6 +11,7 @@ own ``{{ $value }}`` templates in annotations pass through untouched.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -31,6 +32,28 @@ def pct(value: float) -> str:
     return f"{value * 100:.10g}%"
 
 
+_UNITS = {"s": (1, "秒"), "m": (60, "分钟"), "h": (3600, "小时"), "d": (86400, "天")}
+
+
+def _duration(value: str) -> tuple[int, str]:
+    match = re.fullmatch(r"(\d+)([smhd])", str(value))
+    if not match:
+        raise ValueError(f"not a simple Prometheus duration (like 15m): {value!r}")
+    return int(match[1]), match[2]
+
+
+def seconds(value: str) -> int:
+    """'10m' -> 600 (for comparisons with timestamps)."""
+    number, unit = _duration(value)
+    return number * _UNITS[unit][0]
+
+
+def zh(value: str) -> str:
+    """'15m' -> '15 分钟', '1h' -> '1 小时' (for annotation text)."""
+    number, unit = _duration(value)
+    return f"{number} {_UNITS[unit][1]}"
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
@@ -47,6 +70,8 @@ def _environment() -> jinja2.Environment:
         autoescape=False,  # noqa: S701 - YAML, not HTML
     )
     env.filters["pct"] = pct
+    env.filters["seconds"] = seconds
+    env.filters["zh"] = zh
     return env
 
 

@@ -77,30 +77,41 @@ def kit_config(plan: StackPlan, detect: Callable[[str, int], bool] = tcp_answers
     webhook = dict(cfg.get("webhook") or {})
     webhook.setdefault("database", f"sqlite:///{plan.data / 'webhook' / 'tickets.db'}")
     webhook["alertmanager_token_file"] = str(plan.data / "alertmanager.token")
+    webhook["listen_address"] = f"{plan.host}:{plan.ports.webhook}"
+    webhook["public_url"] = f"http://{plan.host}:{plan.ports.webhook}"
     webhook.setdefault("sms", {"backend": "log"})
     cfg["webhook"] = webhook
     return cfg
 
 
-def prometheus_config(plan: StackPlan) -> dict:
-    rules = sorted(str(p) for p in (plan.root / "rules").glob("*.rules.yml"))
-    h, p = plan.host, plan.ports
-    return {
-        "global": {
-            "scrape_interval": plan.scrape_interval,
-            "evaluation_interval": plan.evaluation_interval,
-            "scrape_timeout": "10s" if plan.scrape_interval.endswith("m") else plan.scrape_interval,
-        },
-        "rule_files": rules,
-        "alerting": {
-            "alertmanagers": [{"static_configs": [{"targets": [f"{h}:{p.alertmanager}"]}]}]
-        },
-        "scrape_configs": [
-            {"job_name": "sscp-exporter", "static_configs": [{"targets": [f"{h}:{p.exporter}"]}]},
-            {"job_name": "sscp-webhook", "static_configs": [{"targets": [f"{h}:{p.webhook}"]}]},
-            {"job_name": "prometheus", "static_configs": [{"targets": [f"{h}:{p.prometheus}"]}]},
-        ],
-    }
+def _default_ports(plan: StackPlan) -> dict[str, str]:
+    """Shipped loopback addresses -> this stack's addresses."""
+    h, p, d = plan.host, plan.ports, Ports()
+    return {f"127.0.0.1:{getattr(d, name)}": f"{h}:{getattr(p, name)}" for name in vars(d)}
+
+
+def prometheus_config(plan: StackPlan, shipped: dict) -> dict:
+    """The shipped Prometheus config with this stack's addresses, rules and intervals."""
+    cfg = shipped
+    for old, new in _default_ports(plan).items():
+        cfg = _rewrite_urls(cfg, old, new)
+    cfg["rule_files"] = [str(plan.root / "rules" / "*.rules.yml")]
+    glob = dict(cfg.get("global") or {})
+    glob["scrape_interval"] = plan.scrape_interval
+    glob["evaluation_interval"] = plan.evaluation_interval
+    glob["scrape_timeout"] = min(plan.scrape_interval, "10s", key=_seconds)
+    cfg["global"] = glob
+    for job in cfg.get("scrape_configs", []):
+        job.pop("scrape_timeout", None)  # the global one, never above the interval
+    return cfg
+
+
+def _seconds(duration: str) -> float:
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    for unit in ("ms", "s", "m", "h"):
+        if duration.endswith(unit):
+            return float(duration[: -len(unit)]) * units[unit]
+    raise ValueError(f"unsupported duration {duration!r}")
 
 
 def _rewrite_urls(node: object, old: str, new: str) -> object:
@@ -115,7 +126,9 @@ def _rewrite_urls(node: object, old: str, new: str) -> object:
 
 def alertmanager_config(plan: StackPlan, shipped: dict) -> dict:
     """The shipped Alertmanager config with this stack's webhook address and token file."""
-    cfg = _rewrite_urls(shipped, "127.0.0.1:9811", f"{plan.host}:{plan.ports.webhook}")
+    cfg = shipped
+    for old, new in _default_ports(plan).items():
+        cfg = _rewrite_urls(cfg, old, new)
     token = str(plan.data / "alertmanager.token")
 
     def fix(node: object) -> object:
@@ -177,7 +190,10 @@ class Stack:
         kit = plan.data / "config.yml"
         kit.write_text(yaml.safe_dump(kit_config(plan), allow_unicode=True, sort_keys=False))
         prom = plan.data / "prometheus" / "prometheus.yml"
-        prom.write_text(yaml.safe_dump(prometheus_config(plan), sort_keys=False))
+        shipped_prom = yaml.safe_load(
+            (plan.root / "deploy" / "prometheus" / "prometheus.yml").read_text()
+        )
+        prom.write_text(yaml.safe_dump(prometheus_config(plan, shipped_prom), sort_keys=False))
         shipped = yaml.safe_load((plan.root / "alertmanager" / "alertmanager.yml").read_text())
         am = plan.data / "alertmanager" / "alertmanager.yml"
         am.write_text(yaml.safe_dump(alertmanager_config(plan, shipped), sort_keys=False))
@@ -231,7 +247,19 @@ class Stack:
             ),
         ]
 
+    def check_ports(self) -> None:
+        """Refuse to start when a port is taken (another stack would answer our readiness)."""
+        for name, port in vars(self.plan.ports).items():
+            with socket.socket() as s:
+                try:
+                    s.bind((self.plan.host, port))
+                except OSError as exc:
+                    raise RuntimeError(
+                        f"cannot use {self.plan.host}:{port} for {name}: {exc.strerror}"
+                    ) from None
+
     def start(self, timeout: float = 60.0) -> None:
+        self.check_ports()
         for child in self.prepare():
             logfile = open(self.plan.data / "logs" / f"{child.name}.log", "ab")  # noqa: SIM115
             child.proc = subprocess.Popen(

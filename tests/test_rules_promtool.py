@@ -92,25 +92,37 @@ def test_contract_alert_names_and_severities() -> None:
     assert {name: found.get(name) for name in CONTRACT} == CONTRACT
 
 
-@pytest.mark.parametrize(("file", "rule"), _alerts(), ids=lambda v: v if isinstance(v, str) else "")
+ALERTS = _alerts()
+
+
+@pytest.mark.parametrize(
+    ("file", "rule"), ALERTS, ids=[f"{file}:{rule['alert']}" for file, rule in ALERTS]
+)
 def test_alert_shape(file: str, rule: dict) -> None:
     name = rule["alert"]
-    assert "for" in rule, name
-    assert set(rule["labels"]) == {"severity"}, "no $value or extra labels"
-    notes = rule["annotations"]
-    assert set(notes) == {"summary", "description", "runbook_url"}, name
-    assert CJK.search(notes["summary"]) and CJK.search(notes["description"]), name
+    where = f"{file}: {name}"
+    assert "for" in rule, f"{where}: no for:"
+    assert set(rule.get("labels", {})) == {"severity"}, (
+        f"{where}: labels {sorted(rule.get('labels', {}))}: only severity (no $value or extra "
+        "labels)"
+    )
+    notes = rule.get("annotations", {})
+    assert set(notes) == {"summary", "description", "runbook_url"}, (
+        f"{where}: annotations {sorted(notes)}"
+    )
+    assert CJK.search(notes["summary"]), f"{where}: summary not in Chinese"
+    assert CJK.search(notes["description"]), f"{where}: description not in Chinese"
     if name != "Watchdog":
         # The description names the target and shows the value (or a label naming the target).
-        assert "$labels." in notes["description"], name
+        assert "$labels." in notes["description"], f"{where}: description names no target"
     if name not in ("TargetDown", "ExporterCollectorFailing", "Watchdog"):  # 0/1 states
-        assert "$value" in notes["description"], name
-    assert notes["runbook_url"] == f"docs/runbooks/{name}.md"
+        assert "$value" in notes["description"], f"{where}: description shows no $value"
+    assert notes["runbook_url"] == f"docs/runbooks/{name}.md", f"{where}: runbook_url"
     runbook = ROOT / notes["runbook_url"]
-    assert runbook.is_file(), runbook
+    assert runbook.is_file(), f"{where}: no runbook {runbook}"
     text = runbook.read_text()
     for heading in ("## 含义", "## 首先检查", "## 处置", "## 升级"):
-        assert heading in text, f"{runbook.name}: missing {heading}"
+        assert heading in text, f"{where}: {runbook.name}: missing {heading}"
 
 
 def test_every_alert_fires_and_stays_quiet_in_the_promtool_tests() -> None:
@@ -134,5 +146,8 @@ def test_ratios_guard_their_denominators() -> None:
                 expr = " ".join(rule["expr"].split())
                 for m in divisor.finditer(expr):
                     checked += 1
-                    assert "> 0)" in expr[m.start() :], rule.get("record") or rule["alert"]
+                    assert "> 0)" in expr[m.start() :], (
+                        f"{path.name}: {rule.get('record') or rule['alert']}: denominator not "
+                        f"guarded with (... > 0): {expr}"
+                    )
     assert checked >= 6

@@ -160,7 +160,9 @@ def assert_rules_fire_on(exposition: str, tmp_path: Path) -> None:
         if name.startswith(("sscp_vulnerabilities_", "sscp_vulnerability_")):
             lab = ",".join(f'{k}="{v}"' for k, v in sorted({*labels, ("job", "itss")}))
             series.append({"series": f"{name}{{{lab}}}", "values": f"{value!r}x100"})
-    overdue = "2 个高危漏洞已超过 48 小时修复时限仍未关闭，违反合同要求，请立即修复并复测。"
+    overdue = (
+        "itss 统计有 2 个高危漏洞已超过 48 小时修复时限仍未关闭，违反合同要求，请立即修复并复测。"
+    )
     test = {
         "rule_files": [str(ROOT / "rules" / "vulns.rules.yml")],
         "evaluation_interval": "1m",
@@ -195,7 +197,7 @@ def assert_rules_fire_on(exposition: str, tmp_path: Path) -> None:
                                 "exp_labels": {"job": "itss", "severity": "warning"},
                                 "exp_annotations": {
                                     "summary": "漏洞修复率低于 90%",
-                                    "description": "近 90 天已到期漏洞的修复率为 33.33%，"
+                                    "description": "itss 统计近 90 天已到期漏洞的修复率为 33.33%，"
                                     "低于合同要求的 90%。",
                                     "runbook_url": "docs/runbooks/VulnerabilityFixRateLow.md",
                                 },
