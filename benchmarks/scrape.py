@@ -1,163 +1,241 @@
 #!/usr/bin/env python3
-"""Scrape benchmark: our exporter (host collector) against Debian's node_exporter, same run.
+"""Scrape cost of ``sscp-ops exporter`` against the reference exporters, in one run.
 
-Both are started on free loopback ports and scraped alternately (as Prometheus would, with
-``Accept-Encoding: gzip``). Printed for each: median and p95 latency, server CPU per scrape
-(utime + stime from /proc/<pid>/stat over the run, divided by the scrapes), RSS, series
-count; then the ratio ours / theirs.
+Ours runs the host collector plus one target of each remote system (Nginx, Tomcat, Redis,
+MySQL); the references are node_exporter + nginx-prometheus-exporter + redis_exporter +
+mysqld_exporter (Tomcat has none), all from Debian, all watching the same servers. Scrapes
+alternate (ours, then each reference) for ``--scrapes`` rounds, with Prometheus' request headers
+(OpenMetrics preferred, gzip). Printed per exporter: median and p95 latency, server CPU per
+scrape (utime + stime from /proc/<pid>/stat over the measured rounds, divided by the rounds),
+RSS at the end and the number of series; then ours / sum of the references.
 
-    .venv/bin/python benchmarks/scrape.py [--scrapes 200]
+Targets (issue 3): CPU per scrape <= 0.5 x the references' sum, p95 <= 50 ms.
+
+    .venv/bin/python benchmarks/scrape.py [--scrapes 200] [--host-only]
+
+``--host-only`` compares the host collector alone with node_exporter (no servers needed).
+
+Needs what the tests need: nginx, tomcat10 + tomcat10-admin, redis-server, MariaDB on
+127.0.0.1:3306 (root without password, to create a throw-away exporter user) and the Debian
+exporters. Servers run in a temp dir on free loopback ports and are stopped at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import os
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from contextlib import ExitStack
+from pathlib import Path
 
 import requests
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
 
+from fx_servers import nginx_server, redis_server, tomcat_server  # noqa: E402
+from fx_targets import (  # noqa: E402
+    mysql_exporter_user,
+    mysqld_reference,
+    nginx_reference,
+    redis_reference,
+    start_exporter,
+)
+from helpers import free_port, require_binary, running  # noqa: E402
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+HEADERS = {
+    "Accept": "application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
+    "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+    "Accept-Encoding": "gzip",
+    "X-Prometheus-Scrape-Timeout-Seconds": "10",
+}
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
+    """utime + stime of the process ``pid`` (its threads included), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def rss_bytes(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
     return 0
 
 
-@dataclass
-class Target:
-    name: str
-    url: str
-    proc: subprocess.Popen
-    latencies: list[float]
-    cpu_start: float = 0.0
-    cpu_end: float = 0.0
-    series: int = 0
-
-
-def wait(url: str, proc: subprocess.Popen) -> None:
-    for _ in range(200):
-        if proc.poll() is not None:
-            sys.exit(f"{url}: process exited with {proc.returncode}")
+def listener_pid(port: int) -> int:
+    """The pid owning the listening socket on ``port`` (the exporter, not a wrapper shell)."""
+    inode = None
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            parts = line.split()
+            if parts[3] == "0A" and int(parts[1].rsplit(":", 1)[1], 16) == port:
+                inode = parts[9]
+    if inode is None:
+        raise RuntimeError(f"nothing listens on {port}")
+    target = f"socket:[{inode}]"
+    for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            requests.get(url, timeout=1)
-            return
-        except requests.RequestException:
-            time.sleep(0.05)
-    sys.exit(f"{url} did not come up")
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == target:
+                    return int(pid)
+        except OSError:
+            continue
+    raise RuntimeError(f"no process holds {target}")
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+def series_count(body: bytes, encoding: str) -> int:
+    text = gzip.decompress(body).decode() if encoding == "gzip" else body.decode()
+    return sum(1 for line in text.splitlines() if line and not line.startswith("#"))
+
+
+class Subject:
+    def __init__(self, name: str, url: str, durations: bool = False) -> None:
+        self.name = name
+        self.url = url
+        self.pid = listener_pid(int(url.split(":")[2].split("/")[0]))
+        self.session = requests.Session()
+        self.latencies: list[float] = []
+        self.cpu_start = 0.0
+        self.cpu_end = 0.0
+        self.series = 0
+        self.rss = 0
+        self.durations: dict[str, list[float]] | None = {} if durations else None
+
+    def scrape(self, record: bool) -> None:
+        start = time.perf_counter()
+        response = self.session.get(self.url, headers=HEADERS, timeout=30, stream=True)
+        body = response.raw.read()
+        took = time.perf_counter() - start
+        if response.status_code != 200:
+            raise RuntimeError(f"{self.name}: HTTP {response.status_code}")
+        if record:
+            self.latencies.append(took)
+            if self.durations is not None:
+                text = gzip.decompress(body) if response.headers.get("Content-Encoding") else body
+                for line in text.decode().splitlines():
+                    if line.startswith("sscp_exporter_collector_duration_seconds{"):
+                        labels, value = line.rsplit(" ", 1)
+                        self.durations.setdefault(labels[41:-1], []).append(float(value))
+        else:
+            self.series = series_count(body, response.headers.get("Content-Encoding", ""))
+
+    def cpu_per_scrape(self) -> float:
+        return (self.cpu_end - self.cpu_start) / max(1, len(self.latencies))
+
+    def p(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def run(rounds: int, warmup: int, host_only: bool) -> list[Subject]:
+    with ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sscp-bench-")))
+        node_port = free_port()
+        node_url = f"http://127.0.0.1:{node_port}/metrics"
+        stack.enter_context(
+            running(
+                [
+                    require_binary("prometheus-node-exporter", "node_exporter"),
+                    f"--web.listen-address=127.0.0.1:{node_port}",
+                ],
+                ready_url=node_url,
+            )
+        )
+        if host_only:
+            config = "exporter: {collectors: {host: true}}\n"
+            ours = stack.enter_context(start_exporter(tmp, config)) + "/metrics"
+            subjects = [
+                Subject("sscp-ops (host)", ours, durations=True),
+                Subject("node_exporter", node_url),
+            ]
+            return measure(subjects, rounds, warmup)
+        nginx = stack.enter_context(nginx_server(tmp / "nginx"))
+        tomcat = stack.enter_context(tomcat_server(tmp / "tomcat"))
+        cache = stack.enter_context(redis_server(tmp / "redis"))
+        (tmp / "mysql").mkdir()
+        db = stack.enter_context(mysql_exporter_user(tmp / "mysql"))
+        config = f"""
+exporter: {{collectors: {{host: true}}}}
+targets:
+  nginx: [{{name: web1, url: "{nginx.stub_status_url}"}}]
+  tomcat: [{{name: app1, url: "{tomcat.status_url}", user: {tomcat.user},
+            password_file: {tomcat.password_file}}}]
+  redis: [{{name: cache1, address: "{cache.address}"}}]
+  mysql: [{{name: db1, address: "{db.address}", user: {db.user},
+           password_file: {db.password_file}}}]
+"""
+        ours = stack.enter_context(start_exporter(tmp, config)) + "/metrics"
+        subjects = [
+            Subject("sscp-ops (host+4 targets)", ours, durations=True),
+            Subject("node_exporter", node_url),
+            Subject("nginx-exporter", stack.enter_context(nginx_reference(nginx.stub_status_url))),
+            Subject("redis_exporter", stack.enter_context(redis_reference(cache.address))),
+            Subject("mysqld_exporter", stack.enter_context(mysqld_reference(db, tmp / "mysql"))),
+        ]
+        return measure(subjects, rounds, warmup)
+
+
+def measure(subjects: list[Subject], rounds: int, warmup: int) -> list[Subject]:
+    for _ in range(warmup):
+        for s in subjects:
+            s.scrape(record=False)
+    for s in subjects:
+        s.cpu_start = cpu_seconds(s.pid)
+    for _ in range(rounds):
+        for s in subjects:
+            s.scrape(record=True)
+    for s in subjects:
+        s.cpu_end = cpu_seconds(s.pid)
+        s.rss = rss_bytes(s.pid)
+    return subjects
+
+
+def report(subjects: list[Subject]) -> None:
+    print(
+        f"{'exporter':28} {'p50 ms':>8} {'p95 ms':>8} {'CPU ms/scrape':>14} "
+        f"{'RSS MiB':>8} {'series':>7}"
+    )
+    for s in subjects:
+        print(
+            f"{s.name:28} {statistics.median(s.latencies) * 1e3:8.2f} {s.p(0.95) * 1e3:8.2f} "
+            f"{s.cpu_per_scrape() * 1e3:14.2f} {s.rss / 2**20:8.1f} {s.series:7d}"
+        )
+    ours, refs = subjects[0], subjects[1:]
+    ref_cpu = sum(s.cpu_per_scrape() for s in refs)
+    ref_rss = sum(s.rss for s in refs)
+    ref_series = sum(s.series for s in refs)
+    print(
+        f"{'references (sum)':28} {'':8} {'':8} {ref_cpu * 1e3:14.2f} "
+        f"{ref_rss / 2**20:8.1f} {ref_series:7d}"
+    )
+    ratio = ours.cpu_per_scrape() / ref_cpu if ref_cpu else float("inf")
+    print(f"\nCPU per scrape, ours / sum of references: {ratio:.2f} (target <= 0.50)")
+    print(f"p95 latency ours: {ours.p(0.95) * 1e3:.1f} ms (target <= 50 ms)")
+    print(f"RSS ours / sum of references: {ours.rss / ref_rss:.2f}")
+    print("\nour collectors' own durations (sscp_exporter_collector_duration_seconds):")
+    for labels, values in sorted((ours.durations or {}).items()):
+        ordered = sorted(values)
+        p95 = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
+        print(
+            f"  {labels:40} p50 {statistics.median(values) * 1e3:7.2f} ms  p95 {p95 * 1e3:7.2f} ms"
+        )
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--scrapes", type=int, default=200)
-    args = ap.parse_args()
-    node = shutil.which("prometheus-node-exporter") or shutil.which("node_exporter")
-    if not node:
-        sys.exit("node_exporter not installed (apt-get install prometheus-node-exporter)")
-
-    tmp = tempfile.mkdtemp()
-    cfg = os.path.join(tmp, "bench.yml")
-    with open(cfg, "w") as f:
-        f.write("exporter: {collectors: {host: true}}\n")
-    ours_port, node_port = free_port(), free_port()
-    procs = {
-        "sscp-ops": subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "sscp_ops",
-                "exporter",
-                "--config.file",
-                cfg,
-                "--web.listen-address",
-                f"127.0.0.1:{ours_port}",
-                "--log.level",
-                "warning",
-            ]
-        ),
-        "node_exporter": subprocess.Popen(
-            [node, f"--web.listen-address=127.0.0.1:{node_port}"], stderr=subprocess.DEVNULL
-        ),
-    }
-    targets = [
-        Target("sscp-ops", f"http://127.0.0.1:{ours_port}/metrics", procs["sscp-ops"], []),
-        Target(
-            "node_exporter", f"http://127.0.0.1:{node_port}/metrics", procs["node_exporter"], []
-        ),
-    ]
-    try:
-        session = requests.Session()
-        session.headers["Accept-Encoding"] = "gzip"
-        for t in targets:
-            wait(t.url, t.proc)
-            for _ in range(5):  # warm up
-                session.get(t.url, timeout=10)
-            t.cpu_start = cpu_seconds(t.proc.pid)
-        for _ in range(args.scrapes):
-            for t in targets:
-                start = time.perf_counter()
-                resp = session.get(t.url, timeout=10)
-                t.latencies.append(time.perf_counter() - start)
-                resp.raise_for_status()
-        for t in targets:
-            t.cpu_end = cpu_seconds(t.proc.pid)
-            text = session.get(t.url, timeout=10).text
-            t.series = sum(1 for line in text.splitlines() if line and not line.startswith("#"))
-        rss = {t.name: rss_bytes(t.proc.pid) for t in targets}
-    finally:
-        for p in procs.values():
-            p.terminate()
-            p.wait(10)
-
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scrapes", type=int, default=200, help="rounds of scrapes")
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--host-only", action="store_true", help="host vs node_exporter only")
+    args = parser.parse_args()
     print(f"{args.scrapes} scrapes each, alternating\n")
-    print(f"{'':15}{'median ms':>11}{'p95 ms':>9}{'CPU ms/scrape':>15}{'RSS MiB':>9}{'series':>8}")
-    rows = {}
-    for t in targets:
-        cpu = (t.cpu_end - t.cpu_start) / args.scrapes * 1000
-        rows[t.name] = (
-            statistics.median(t.latencies) * 1000,
-            pct(t.latencies, 0.95) * 1000,
-            cpu,
-            rss[t.name] / 2**20,
-            t.series,
-        )
-        m, p95, c, r, s = rows[t.name]
-        print(f"{t.name:15}{m:11.2f}{p95:9.2f}{c:15.2f}{r:9.1f}{s:8d}")
-    ours, theirs = rows["sscp-ops"], rows["node_exporter"]
-    print(
-        "\nratio ours/theirs: "
-        f"median latency {ours[0] / theirs[0]:.2f}, p95 {ours[1] / theirs[1]:.2f}, "
-        f"CPU per scrape {ours[2] / theirs[2]:.2f} (target <= 0.5), "
-        f"RSS {ours[3] / theirs[3]:.2f} (ours {ours[3]:.1f} MiB, target <= 60)"
-    )
+    report(run(args.scrapes, args.warmup, args.host_only))
     return 0
 
 

@@ -6,6 +6,7 @@ configured target for a remote system (none when no target is configured).
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -14,6 +15,18 @@ from exporters import host, patches, probe, tls
 from exporters import logs as logs_collector
 from exporters.core import Collector
 from sscp_ops.config import Config
+
+
+def _per_target(system: str) -> Callable[[Config], list[Collector]]:
+    """The builder of ``exporters.<system>``, imported only when ``targets.<system>`` has
+    entries: the client libraries (redis, PyMySQL) cost ~18 MiB of RSS when unused."""
+
+    def build(config: Config) -> list[Collector]:
+        if not getattr(config.targets, system):
+            return []
+        return importlib.import_module(f"exporters.{system}").build(config)
+
+    return build
 
 
 @dataclass(frozen=True)
@@ -26,6 +39,16 @@ class CollectorSpec:
 CATALOG: dict[str, CollectorSpec] = {
     "host": CollectorSpec(
         host.build, help="host CPU, memory, disks, network (node_exporter names)"
+    ),
+    "nginx": CollectorSpec(
+        _per_target("nginx"), help="Nginx stub_status of each targets.nginx entry"
+    ),
+    "tomcat": CollectorSpec(
+        _per_target("tomcat"), help="Tomcat manager status of each targets.tomcat entry"
+    ),
+    "redis": CollectorSpec(_per_target("redis"), help="Redis INFO of each targets.redis entry"),
+    "mysql": CollectorSpec(
+        _per_target("mysql"), help="MySQL/MariaDB status of each targets.mysql entry"
     ),
     "probe": CollectorSpec(probe.build, help="SLA probes of the platform's key URLs"),
     "patches": CollectorSpec(

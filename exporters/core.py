@@ -71,6 +71,13 @@ class TargetCollector(Collector):
     def scrape(self, timeout: float) -> Iterable[Metric]:
         """Read the target; raise :class:`TargetUnavailable` when it cannot be reached."""
 
+    @staticmethod
+    def io_timeout(deadline: float, configured: float) -> float:
+        """The time a target's I/O may take: its configured timeout, cut to 90 % of the scrape
+        deadline so that a hung target is reported down (``up 0``) before the runner gives up
+        on the collector."""
+        return min(configured, 0.9 * deadline)
+
     def up_metric(self, value: int) -> Metric:
         fam = GaugeMetricFamily(
             f"{self.name}_up",

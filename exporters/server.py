@@ -1,8 +1,8 @@
 """HTTP front of the exporter: ``/metrics``, a landing page at ``/`` and ``/healthz``.
 
-A small threaded WSGI server from the standard library; every request builds its own
-:class:`~prometheus_client.CollectorRegistry`, so nothing is shared between scrapes but the
-collectors themselves.
+A small threaded WSGI server from the standard library; every request encodes the metric
+families of its own scrape (:mod:`exporters.exposition`), so nothing is shared between scrapes
+but the collectors themselves.
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ import html
 import logging
 import socket
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, ProcessCollector
-from prometheus_client.exposition import choose_encoder
+from prometheus_client import ProcessCollector
 
 from exporters.core import ScrapeRunner
+from exporters.exposition import encode
 
 log = logging.getLogger("exporter")
 
@@ -29,19 +29,6 @@ _LANDING = """<!doctype html>
 <p>Version {version}. <a href="/metrics">Metrics</a> · <a href="/healthz">Health</a></p>
 <h2>Enabled collectors</h2><ul>{items}</ul></body></html>
 """
-
-
-class _Snapshot:
-    """A one-shot collector handing a finished scrape to a per-request registry."""
-
-    def __init__(self, metrics: list) -> None:
-        self._metrics = metrics
-
-    def describe(self) -> list:  # keeps register() from calling collect()
-        return []
-
-    def collect(self) -> Iterable:
-        return self._metrics
 
 
 def _scrape_timeout(environ: dict) -> float | None:
@@ -60,12 +47,10 @@ def make_app(runner: ScrapeRunner, version: str, process_metrics: bool = True) -
     def app(environ: dict, start_response: Callable) -> list[bytes]:
         path = environ.get("PATH_INFO", "/")
         if path == "/metrics":
-            registry = CollectorRegistry(auto_describe=False)
-            registry.register(_Snapshot(runner.scrape(_scrape_timeout(environ))))
+            metrics = runner.scrape(_scrape_timeout(environ))
             if process_metrics:
-                ProcessCollector(registry=registry)
-            encoder, content_type = choose_encoder(environ.get("HTTP_ACCEPT", ""))
-            body = encoder(registry)
+                metrics += ProcessCollector(registry=None).collect()
+            body, content_type = encode(metrics, environ.get("HTTP_ACCEPT", ""))
             headers = [("Content-Type", content_type)]
             if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
                 body = gzip.compress(body, compresslevel=1)

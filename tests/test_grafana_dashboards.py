@@ -174,7 +174,8 @@ def _substitute(expr: str, values: dict[str, str]) -> str:
 def _needs(expr: str, live: set[str]) -> list[str]:
     """What this query needs that this run lacks (empty: it must return data)."""
     missing = sorted({f"{s} collector" for s in SYSTEM.findall(expr) if s not in live})
-    missing += [cond for key, cond in CONDITIONS.items() if key in expr]
+    bare = re.sub(r"\{[^}]*\}", "", expr)  # conditions are written without label matchers
+    missing += [cond for key, cond in CONDITIONS.items() if key in bare]
     return missing
 
 
