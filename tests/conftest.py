@@ -16,11 +16,9 @@ pytest_plugins = [
     "fx_accounts",
     "fx_webhook",
     "fx_logs",
-pytest_plugins = [
     "fx_backup",
     "fx_servers",
     "fx_targets",
-]
 ]
 
 
