@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import exporters.backup
 from exporters import host, patches, probe, tls
 from exporters import logs as logs_collector
 from exporters.core import Collector
@@ -38,6 +39,7 @@ CATALOG: dict[str, CollectorSpec] = {
     "logs": CollectorSpec(
         logs_collector.build, help="log files of the logs section: attacks, logins, slow queries"
     ),
+    "backup": CollectorSpec(exporters.backup.build, help="backup runs, copies, drills"),
 }
 
 

@@ -27,6 +27,7 @@ COMMANDS = (
     "vulns",
     "review",
     "stack",
+    "backup",
 )
 
 

@@ -16,6 +16,7 @@ pytest_plugins = [
     "fx_accounts",
     "fx_webhook",
     "fx_logs",
+    "fx_backup",
 ]
 
 

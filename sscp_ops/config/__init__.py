@@ -13,6 +13,7 @@ import yaml
 from pydantic import ValidationError
 
 from sscp_ops.config.account_review import AccountReviewConfig
+from sscp_ops.config.backup import BackupConfig
 from sscp_ops.config.base import Model
 from sscp_ops.config.calendar import CalendarConfig
 from sscp_ops.config.exporter import ExporterConfig
@@ -38,6 +39,7 @@ class Config(Model):
     account_review: AccountReviewConfig = AccountReviewConfig()
     webhook: WebhookConfig = WebhookConfig()
     logs: LogsConfig | None = None
+    backup: BackupConfig | None = None
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

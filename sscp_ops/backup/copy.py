@@ -1,0 +1,162 @@
+"""Copies of a staged run to a location, written then renamed, and hashing of files."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from sscp_ops.backup.manifest import MANIFEST
+
+CHUNK = 1 << 20
+
+#: Copies one file; the default is :func:`copy_file`. Tests inject failures through it.
+Copier = Callable[[Path, Path, Callable[[int], None] | None], None]
+
+
+class CopyError(Exception):
+    """A copy to a location failed; the message is the reason recorded in the catalogue."""
+
+
+def hash_file(path: Path) -> tuple[int, str]:
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+            size += len(chunk)
+    return size, h.hexdigest()
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def copy_file(src: Path, dst: Path, progress: Callable[[int], None] | None = None) -> None:
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        while chunk := fin.read(CHUNK):
+            fout.write(chunk)
+            if progress is not None:
+                progress(len(chunk))
+        fout.flush()
+        os.fsync(fout.fileno())
+
+
+def partial_dir(set_dir: Path, run_id: str) -> Path:
+    return set_dir / f".{run_id}.partial"
+
+
+def publish(partial: Path, final: Path) -> None:
+    """fsync the files of ``partial`` and rename it to ``final`` (the commit point)."""
+    for entry in partial.iterdir():
+        fd = os.open(entry, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    fsync_dir(partial)
+    os.rename(partial, final)
+    fsync_dir(final.parent)
+
+
+def copy_run(
+    staged: Path,
+    names: Sequence[str],
+    expected: dict[str, str],
+    root: Path,
+    set_name: str,
+    run_id: str,
+    copier: Copier = copy_file,
+    progress: Callable[[int], None] | None = None,
+) -> Path:
+    """Copy ``names`` (data files, then the manifest) from ``staged`` to ``root/set/run_id``.
+
+    Every written file is read back and compared with ``expected`` sha256. On any failure the
+    partial directory is removed and :class:`CopyError` raised with the reason.
+    """
+    if not root.is_dir():
+        raise CopyError(f"location root {root} does not exist or is not a directory")
+    set_dir = root / set_name
+    final = set_dir / run_id
+    partial = partial_dir(set_dir, run_id)
+    try:
+        set_dir.mkdir(exist_ok=True)
+        if partial.exists():
+            shutil.rmtree(partial)
+        partial.mkdir()
+        for name in [n for n in names if n != MANIFEST] + [MANIFEST]:
+            copier(staged / name, partial / name, progress)
+            _, digest = hash_file(partial / name)
+            if digest != expected[name]:
+                raise CopyError(f"{name}: read-back sha256 differs from the staged file")
+        publish(partial, final)
+    except OSError as exc:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise CopyError(_reason(exc)) from exc
+    except CopyError:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return final
+
+
+def _reason(exc: OSError) -> str:
+    text = exc.strerror or str(exc)
+    where = f" ({exc.filename})" if exc.filename else ""
+    return f"{text}{where}"
+
+
+def rsync_run(
+    staged: Path,
+    names: Sequence[str],
+    target: str,
+    set_name: str,
+    run_id: str,
+    timeout: float = 4 * 3600,
+) -> str:
+    """rsync the run to ``target/set/run_id/``: data files first, the manifest last.
+
+    rsync writes each file under a temporary name and renames it, so the manifest appears
+    only after every data file is complete. Returns the destination.
+    """
+    dest = f"{target.rstrip('/')}/{set_name}/{run_id}/"
+    data = [str(staged / n) for n in names if n != MANIFEST]
+    for batch in (data, [str(staged / MANIFEST)]):
+        proc = subprocess.run(
+            ["rsync", "--mkpath", "--checksum", "--times", *batch, dest],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+        if proc.returncode != 0:
+            raise CopyError(f"rsync exited {proc.returncode}: {proc.stderr.strip()[-500:]}")
+    return dest
+
+
+def rsync_differences(staged: Path, dest: str, timeout: float = 4 * 3600) -> list[str]:
+    """Files of ``staged`` that differ from or are missing at ``dest`` (by checksum)."""
+    proc = subprocess.run(
+        [
+            "rsync",
+            "--dry-run",
+            "--checksum",
+            "--recursive",
+            "--itemize-changes",
+            f"{staged}/",
+            dest,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+    if proc.returncode != 0:
+        raise CopyError(f"rsync exited {proc.returncode}: {proc.stderr.strip()[-500:]}")
+    return [line.split(None, 1)[1] for line in proc.stdout.splitlines() if line[:1] in "<>c"]

@@ -1,0 +1,118 @@
+"""The ``backup:`` section: backup sets, where their copies go, and where drills restore.
+
+Shape (kept stable: the backup command, the exporter and the operations manual rely on it)::
+
+    backup:
+      catalog: /var/lib/sscp-ops/backup.db
+      sets:
+        - name: platform
+          mysql: {address: "127.0.0.1:3306", user: backup,
+                  password_file: /etc/sscp-ops/backup.pass, databases: [platform]}
+          config_paths: [/etc/nginx, /etc/redis]
+          locations:
+            - {kind: local, path: /backup/a}
+            - {kind: local, path: /backup/b}
+            - {kind: offsite, path: /mnt/offsite}      # or rsync: "user@host:/path"
+            - {kind: offline, path: /media/offline}
+          retention: {daily: 7, weekly: 5, monthly: 12}
+          drill: {address: "127.0.0.1:3306", user: drill, password_file: /etc/sscp-ops/drill.pass}
+
+A location's root directory must already exist (a mounted disk, share or medium); the backup
+writes under ``<root>/<set>/``. A missing offline medium is skipped, any other missing root is
+a failed copy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, model_validator
+
+from sscp_ops.config.base import Model, Name, SecretRef, unique_names
+from sscp_ops.config.targets import HostPort
+
+DatabaseName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_$]+$")]
+#: rsync/SSH destination ``[user@]host:/path`` or a local path given to rsync.
+RsyncTarget = Annotated[str, Field(min_length=1, pattern=r"^\S+$")]
+
+
+class MysqlSource(SecretRef):
+    address: HostPort = "127.0.0.1:3306"
+    user: str = "backup"
+    databases: Annotated[list[DatabaseName], Field(min_length=1)]
+    #: Dump and compression run with this timeout (seconds) per database.
+    timeout: Annotated[float, Field(gt=0)] = 4 * 3600.0
+
+
+class DrillTarget(SecretRef):
+    address: HostPort = "127.0.0.1:3306"
+    user: str = "drill"
+
+
+class Location(Model):
+    kind: Literal["local", "offsite", "offline"]
+    path: Path | None = None
+    rsync: RsyncTarget | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self):
+        if (self.path is None) == (self.rsync is None):
+            raise ValueError("give exactly one of path or rsync")
+        if self.rsync is not None and self.kind != "offsite":
+            raise ValueError("rsync is only for an offsite location")
+        return self
+
+    @property
+    def name(self) -> str:
+        """The location's label in the catalogue and the metrics: its path or rsync target."""
+        return str(self.path) if self.path is not None else f"rsync:{self.rsync}"
+
+
+class Retention(Model):
+    """How many runs each location keeps: the newest of each of the last N days/weeks/months."""
+
+    daily: Annotated[int, Field(ge=1)] = 7
+    weekly: Annotated[int, Field(ge=0)] = 5
+    monthly: Annotated[int, Field(ge=0)] = 12
+
+
+def _distinct_locations(items: list[Location]) -> list[Location]:
+    seen: set[str] = set()
+    for item in items:
+        if item.name in seen:
+            raise ValueError(f"duplicate location {item.name!r}")
+        seen.add(item.name)
+    return items
+
+
+class BackupSet(Model):
+    name: Name
+    mysql: MysqlSource | None = None
+    config_paths: list[Path] = []
+    locations: Annotated[list[Location], Field(min_length=1), AfterValidator(_distinct_locations)]
+    retention: Retention = Retention()
+    drill: DrillTarget | None = None
+    #: zstd level of the dump and the config tarball (3: fast, see docs/performance.md).
+    compression_level: Annotated[int, Field(ge=1, le=19)] = 3
+
+    @model_validator(mode="after")
+    def _something_to_back_up(self):
+        if self.mysql is None and not self.config_paths:
+            raise ValueError("a backup set needs mysql or config_paths")
+        if not any(loc.kind == "local" and loc.path is not None for loc in self.locations):
+            raise ValueError("a backup set needs at least one local location")
+        return self
+
+
+class BackupConfig(Model):
+    catalog: Path
+    sets: Annotated[
+        list[BackupSet], Field(min_length=1), AfterValidator(lambda s: unique_names(s, "set"))
+    ]
+
+    def get(self, name: str) -> BackupSet:
+        for s in self.sets:
+            if s.name == name:
+                return s
+        raise KeyError(name)

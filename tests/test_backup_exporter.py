@@ -1,0 +1,102 @@
+"""The backup collector: metrics from a catalogue, through the real exporter, promtool-clean."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import requests
+from helpers import parse_exposition, require_binary
+
+from exporters.backup import metrics_for
+from sscp_ops.backup.catalogue import Catalogue, SetSummary, connect_readonly, summarise
+
+
+def fill_catalogue(path: Path) -> None:
+    """Two runs of "platform" (one failed), one offline copy confirmed, a corrupt copy, a drill."""
+    cat = Catalogue(path)
+    now = time.time()
+    r1 = cat.start_run("platform", "20261127T020000Z", now - 86400)
+    for loc, kind in (("/a", "local"), ("/b", "local"), ("/off", "offsite"), ("/usb", "offline")):
+        cat.record_copy(r1, loc, kind, f"{loc}/platform/20261127T020000Z", "ok", None, 100)
+    cat.finish_run(r1, True, None, 100, "x" * 64)
+    cat.confirm_offline("platform")
+    r2 = cat.start_run("platform", "20261128T020000Z", now - 600)
+    cat.record_copy(r2, "/a", "local", "/a/platform/20261128T020000Z", "ok", None, 120)
+    cat.record_copy(r2, "/b", "local", "/b/platform/20261128T020000Z", "ok", None, 120)
+    cat.record_copy(r2, "/off", "offsite", "/off", "failed", "No space left on device")
+    cat.finish_run(r2, False, "/off: No space left on device", 120, "y" * 64)
+    bad = next(c for c in cat.copies("platform") if c.location == "/b" and c.run == r1)
+    cat.record_verify(bad.id, False, "corrupt")
+    cat.record_drill(
+        "platform", "20261127T020000Z", "/a", now - 5000, now - 4000, True, None, 5, 10
+    )
+    cat.close()
+
+
+def test_summary_follows_the_catalogue(tmp_path: Path) -> None:
+    path = tmp_path / "backup.db"
+    fill_catalogue(path)
+    db = connect_readonly(path)
+    (s, never) = summarise(db, ["platform", "never"])
+    db.close()
+    assert (s.runs_total, s.failures_total, s.last_run_success) == (2, 1, False)
+    assert s.size == 100  # the last successful run's size
+    # Newest run with copies: two local, off-site failed; offline: the confirmed older copy.
+    assert s.copies == {"local": 2, "offsite": 0, "offline": 1}
+    assert not s.compliant_321
+    assert s.copy_verified == {"/a": 1, "/b": 0, "/off": 1, "/usb": 1}
+    assert s.drill_success and s.drill_duration == 1000
+    assert never == SetSummary("never")
+
+
+def test_never_run_set_reports_zero_times_so_alerts_fire() -> None:
+    text = "\n".join(f"{s.name} {s.samples}" for s in metrics_for([SetSummary("p")]) if s.samples)
+    assert "backup_last_success_timestamp_seconds" in text
+    assert "restore_drill_last_timestamp_seconds" in text
+    assert "restore_drill_last_success" not in text  # never drilled is overdue, not failed
+
+
+def test_exporter_serves_backup_metrics_that_pass_promtool(
+    tmp_path: Path, exporter, write_config
+) -> None:
+    path = tmp_path / "backup.db"
+    fill_catalogue(path)
+    (tmp_path / "a").mkdir()
+    base = exporter(
+        f"""\
+        exporter: {{collectors: {{host: false}}}}
+        backup:
+          catalog: {path}
+          sets:
+            - name: platform
+              config_paths: [/etc/hostname]
+              locations: [{{kind: local, path: {tmp_path / "a"}}}]
+        """
+    )
+    text = requests.get(f"{base}/metrics", timeout=10).text
+    m = parse_exposition(text)
+    assert m[("backup_runs_total", frozenset({("set", "platform")}))] == 2
+    assert m[("backup_failures_total", frozenset({("set", "platform")}))] == 1
+    assert m[("backup_321_compliant", frozenset({("set", "platform")}))] == 0
+    assert m[("backup_copy_verified", frozenset({("set", "platform"), ("location", "/b")}))] == 0
+    assert m[("sscp_exporter_collector_success", frozenset({("collector", "backup")}))] == 1
+    for name in (
+        "backup_last_success_timestamp_seconds",
+        "backup_last_duration_seconds",
+        "backup_size_bytes",
+        "backup_copies",
+        "restore_drill_last_timestamp_seconds",
+        "restore_drill_last_success",
+        "restore_drill_duration_seconds",
+    ):
+        assert any(k[0] == name for k in m), name
+    promtool = require_binary("promtool")
+    backup_only = "".join(
+        line + "\n" for line in text.splitlines() if "backup_" in line or "restore_drill" in line
+    )
+    r = subprocess.run(
+        [promtool, "check", "metrics"], input=backup_only, capture_output=True, text=True
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
