@@ -61,15 +61,19 @@ RESOURCE_NAMES = {
 }
 SERVICE_QUERY = "avg by (job) (up)"
 
+#: Chinese names of sscp_ops.events.EVENT_TYPES.
 EVENT_NAMES = {
-    "login_failure": "异常登录",
-    "abnormal_login": "异常登录",
-    "brute_force": "暴力破解",
     "sql_injection": "SQL 注入",
-    "sqli": "SQL 注入",
     "xss": "跨站脚本",
-    "scan": "扫描探测",
     "path_traversal": "目录遍历",
+    "command_injection": "命令注入",
+    "scanner": "扫描探测",
+    "brute_force": "暴力破解",
+    "login_after_failures": "多次失败后登录成功",
+    "unusual_hour_login": "非工作时间登录",
+    "new_ip_login": "新地址登录",
+    "disabled_account_login": "停用账号登录",
+    "abnormal_export": "异常数据导出",
 }
 
 
@@ -262,7 +266,7 @@ def backup_indicators(
             "restore_success",
             "恢复成功率",
             runs,
-            "restore",
+            "drill",
             period.start,
             period.end,
             frac(cfg.restore_success.target),
@@ -399,7 +403,7 @@ def backups_section(period: Period, runs: list[BackupRun]) -> dict:
             for r in chosen
             if r.kind == "drill"
         ],
-        "restores": len([r for r in chosen if r.kind == "restore"]),
+        "restores": len([r for r in chosen if r.kind == "drill"]),
     }
 
 
