@@ -23,8 +23,8 @@ def incident(n: int, start: datetime, ack: timedelta | None, fix: timedelta | No
     return Ticket(
         id=f"INC-{n}",
         kind="incident",
-        created=start + M,
-        fired=start,
+        created=start,  # the SLA clocks start here
+        fired=start - 2 * M,  # Alertmanager's startsAt: not used for the SLA
         acknowledged=start + ack if ack is not None else None,
         resolved=start + fix if fix is not None else None,
         **kw,
