@@ -122,6 +122,22 @@ class Seeder:
         )
         assert resp.status_code == 200, resp.text
 
+    def change(self, title: str, planned: datetime) -> None:
+        self.at(planned - timedelta(days=1))
+        resp = requests.post(
+            f"{self.url}/api/v1/changes",
+            json={
+                "title": title,
+                "reason": "问题整改",
+                "planned_start": utc(planned),
+                "planned_end": utc(planned + timedelta(hours=1)),
+                "result": "success",
+            },
+            headers=self.op,
+            timeout=10,
+        )
+        assert resp.status_code == 201, resp.text
+
 
 def sshd_burst(moment: datetime, ip: str = "203.0.113.7", failures: int = 4) -> str:
     """auth.log lines: ``failures`` failed passwords then a success, all at ``moment`` (local)."""

@@ -219,6 +219,8 @@ def test_monthly_report_from_the_real_sources(backup_setup, live_webhook, clock,
     seed.fix("zap:2", day + timedelta(days=12, hours=8))
     seed.vuln("zap:3", "medium", day + timedelta(days=13))
     seed.vuln("zap:4", "low", day + timedelta(days=19))
+    seed.change("ApiDown 连接池扩容", day + timedelta(days=8, hours=22))
+    seed.change("上月变更", day - timedelta(days=3))  # before the period: not listed
 
     # security events: one burst through the logs pipeline, two stored by hand, one outside
     auth = tmp_path / "auth.log"
@@ -292,6 +294,18 @@ def test_monthly_report_from_the_real_sources(backup_setup, live_webhook, clock,
 
     assert report["deductions"]["total_percent"] == 5
     assert report["deductions"]["amount"] == 5000
+    tickets = report["tickets"]
+    assert len(tickets["incidents"]) == 8
+    assert [len(p["incidents"]) for p in tickets["problems"]] == [5]
+    assert tickets["vulnerabilities"] | {"overdue_list": None} == {
+        "found": 4,
+        "fixed": 2,
+        "overdue": 1,
+        "overdue_list": None,
+    }
+    assert [(c["title"], c["status"]) for c in tickets["changes"]] == [
+        ("ApiDown 连接池扩容", "success")
+    ]
     assert report["backups"]["runs"] == 1 and len(report["backups"]["drills"]) == 1
     sec = report["security"]
     assert sec["total"] == len(stored) >= 3

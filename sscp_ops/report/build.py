@@ -327,7 +327,11 @@ def _ticket_row(t: Ticket, period: Period) -> dict:
         "recurrence_of": t.recurrence_of,
         "risk": t.risk,
         "due_at": _iso(t.due_at, period),
-        "response_seconds": (t.acknowledged - t.start).total_seconds() if t.acknowledged else None,
+        "response_seconds": (
+            ((t.acknowledged or t.done) - t.start).total_seconds()  # type: ignore[operator]
+            if t.acknowledged or t.done
+            else None
+        ),
         "resolution_seconds": (t.done - t.start).total_seconds() if t.done else None,
     }
 
@@ -335,7 +339,7 @@ def _ticket_row(t: Ticket, period: Period) -> dict:
 def tickets_section(period: Period, tickets: list[Ticket]) -> dict:
     incidents = ind.incidents_in(tickets, period.start, period.end)
     vulns = [t for t in tickets if t.kind == "vulnerability"]
-    found = [t for t in vulns if period.start <= t.created < period.end]
+    found = [t for t in vulns if period.start <= t.found_at < period.end]
     fixed = [t for t in vulns if t.done and period.start <= t.done < period.end]
     overdue = [
         t
@@ -343,7 +347,7 @@ def tickets_section(period: Period, tickets: list[Ticket]) -> dict:
         if (t.done is None or t.done >= period.end)
         and t.due_at is not None
         and t.due_at < period.end
-        and t.created < period.end
+        and t.found_at < period.end
     ]
     problems = sorted({t.problem_id for t in incidents if t.problem_id})
     changes = [t for t in tickets if t.kind == "change" and period.start <= t.created < period.end]

@@ -171,28 +171,50 @@ class HttpTicketSource:
             for item in self._pages(query):
                 ticket = ticket_from_json(item)
                 seen[ticket.id] = ticket  # a ticket created while paging may repeat
-        return sorted(seen.values(), key=lambda t: (t.created, int(t.id)))
+        out = sorted(seen.values(), key=lambda t: (t.created, int(t.id)))
+        return out + self._changes(until)
+
+    def _changes(self, until: datetime) -> list[Ticket]:
+        """``GET /api/v1/changes`` (one list, no paging) as records of kind ``change``, placed at
+        ``planned_start`` (else ``created_at``); ``status`` is the change's ``result``."""
+        body = self._get("/api/v1/changes", {})
+        out = []
+        for item in body["changes"]:
+            when = parse_time(item.get("planned_start")) or parse_time(item["created_at"])
+            if when is None or when >= until:
+                continue
+            out.append(
+                Ticket(
+                    id=f"C{item['id']}",
+                    kind="change",
+                    created=when,
+                    status=str(item.get("result") or ""),
+                    problem_id=_id(item.get("problem_id")),
+                    title=str(item.get("title") or ""),
+                )
+            )
+        return out
+
+    def _get(self, path: str, params: dict) -> Any:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        try:
+            resp = self.session.get(
+                f"{self.url}{path}", params=params, headers=headers, timeout=self.timeout
+            )
+            body = resp.json()
+        except (requests.RequestException, ValueError) as exc:
+            raise SourceError(f"tickets {self.url}: {exc}") from None
+        if resp.status_code != 200:
+            error = body.get("error") if isinstance(body, dict) else None
+            raise SourceError(f"tickets {self.url}: HTTP {resp.status_code}: {error}")
+        return body
 
     def _pages(self, query: dict) -> list[dict]:
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         out: list[dict] = []
         offset = 0
         while True:
             params = {**query, "limit": self.PAGE, "offset": offset}
-            try:
-                resp = self.session.get(
-                    f"{self.url}/api/v1/tickets",
-                    params=params,
-                    headers=headers,
-                    timeout=self.timeout,
-                )
-                body = resp.json()
-            except (requests.RequestException, ValueError) as exc:
-                raise SourceError(f"tickets {self.url}: {exc}") from None
-            if resp.status_code != 200:
-                error = body.get("error") if isinstance(body, dict) else None
-                raise SourceError(f"tickets {self.url}: HTTP {resp.status_code}: {error}")
-            page = body["tickets"]
+            page = self._get("/api/v1/tickets", params)["tickets"]
             out.extend(page)
             if len(page) < self.PAGE:
                 return out
