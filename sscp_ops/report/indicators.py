@@ -350,7 +350,8 @@ def success_rate(
     penalty: Fraction | None,
     evidence: str,
 ) -> Indicator:
-    """Successful / all runs of ``kind`` (backup or restore) started in the period."""
+    """Successful / all runs of ``kind`` (backup, or drill: every drill is a restore) started in
+    the period."""
     chosen = _runs(runs, kind, start, end)
     if not chosen:
         return Indicator(key, name, f"≥ {pct(target)}", None, "本期无记录", None, evidence)

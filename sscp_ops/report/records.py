@@ -47,7 +47,7 @@ class Ticket:
 
 @dataclass(frozen=True)
 class BackupRun:
-    """One catalogue entry: a backup, a verification restore, or a recovery drill."""
+    """One catalogue entry: a backup run or a restore drill."""
 
     job: str
     kind: str  # backup | drill (a drill is a restore: restore success and recovery time)
