@@ -291,6 +291,7 @@ def test_monthly_report_from_the_real_sources(backup_setup, live_webhook, clock,
     assert ind["restore_success"]["measured"] == 1 and ind["restore_success"]["passed"]
     assert ind["recovery_time"]["measured"] == pytest.approx(drill_seconds)
     assert ind["recovery_time"]["passed"] is True
+    assert ind["resolution_time"]["measured_text"] == "58.6 分钟（7 起已解决）"
     assert ind["availability"]["passed"] is None  # no data: no verdict, no deduction
 
     assert report["deductions"]["total_percent"] == 5

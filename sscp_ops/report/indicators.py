@@ -58,6 +58,11 @@ class Indicator:
 
 
 def _hours(seconds: float) -> str:
+    """Hours, or minutes / seconds when shorter (a drill of a small database takes seconds)."""
+    if seconds < 60:
+        return f"{seconds:.1f} 秒"
+    if seconds < 3600:
+        return _minutes(seconds)
     return f"{seconds / 3600:.2f} 小时"
 
 
