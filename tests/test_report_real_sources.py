@@ -89,6 +89,8 @@ def test_ticket_source_errors(live_webhook) -> None:
     since = datetime(2026, 10, 1, tzinfo=CHINA_TZ)
     with pytest.raises(SourceError, match="HTTP 401"):
         HttpTicketSource(live_webhook.url, "wrong").tickets(since, since + H)
+    with pytest.raises(SourceError, match="HTTP 404"):  # a wrong base URL
+        HttpTicketSource(f"{live_webhook.url}/api/v1/tickets/1", "x").tickets(since, since + H)
     with pytest.raises(SourceError, match="tickets http://127.0.0.1"):
         HttpTicketSource(f"http://127.0.0.1:{free_port()}", "x", timeout=2).tickets(since, since)
 

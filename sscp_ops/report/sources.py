@@ -162,6 +162,12 @@ class HttpTicketSource:
         self.session = session or requests.Session()
 
     def tickets(self, since: datetime, until: datetime) -> list[Ticket]:
+        try:
+            return self._tickets(since, until)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SourceError(f"tickets {self.url}: unexpected answer: {exc!r}") from None
+
+    def _tickets(self, since: datetime, until: datetime) -> list[Ticket]:
         seen: dict[str, Ticket] = {}
         queries = (
             {"kind": "incident", "since": since.isoformat(), "until": until.isoformat()},
