@@ -88,31 +88,47 @@ def test_chart_steps() -> None:
     assert steps_for(365 * 86400) % 3600 == 0
 
 
-def test_ticket_json_fields_and_suffixes() -> None:
+def test_ticket_json_in_the_api_format() -> None:
+    """The API's field names (docs/api.md); the live API is read in test_report_real_sources."""
     t = ticket_from_json(
         {
             "id": 7,
             "kind": "incident",
-            "created_at": "2026-10-03T01:00:00Z",
-            "fired_at": "2026-10-03T00:58:00Z",
-            "acknowledged": "2026-10-03T01:10:00+00:00",
-            "resolved": None,
+            "starts_at": "2026-10-03T00:58:00.000Z",
+            "created_at": "2026-10-03T01:00:00.000Z",
+            "acknowledged_at": "2026-10-03T01:10:00.000Z",
+            "resolved_at": None,
             "recurrence_of": 3,
-            "unknown_field": "ignored",
+            "problem_id": None,
+            "sla": {"response_seconds": 600.0},
         }
     )
-    assert t.id == "7" and t.recurrence_of == "3"
-    assert t.start == datetime(2026, 10, 3, 0, 58, tzinfo=UTC)
+    assert t.id == "7" and t.recurrence_of == "3" and t.problem_id is None
+    assert t.start == datetime(2026, 10, 3, 1, 0, tzinfo=UTC)  # created_at, as the webhook
+    assert t.fired == datetime(2026, 10, 3, 0, 58, tzinfo=UTC)
     assert t.done is None
-    with pytest.raises(SourceError, match="no created time"):
-        ticket_from_json({"id": 1})
+    with pytest.raises(SourceError, match="no created_at"):
+        ticket_from_json({"id": 1, "kind": "incident"})
 
 
-def test_event_json() -> None:
-    e = event_from_json({"ts": 1790000000, "type": "sqli", "src_ip": "203.0.113.9"})
-    assert (e.kind, e.source) == ("sqli", "203.0.113.9")
-    with pytest.raises(SourceError):
-        event_from_json({"kind": "x"})
+def test_event_json_of_logs_events() -> None:
+    e = event_from_json(
+        {
+            "key": "sshd:1:0",
+            "time": 1790000000.0,
+            "source": "sshd",
+            "type": "brute_force",
+            "rule": "sshd-failures",
+            "client_ip": "203.0.113.9",
+            "account": "admin",
+            "detail": "",
+            "time_iso": "2026-09-21T22:13:20+08:00",
+        }
+    )
+    assert (e.kind, e.source, e.log) == ("brute_force", "203.0.113.9", "sshd")
+    assert e.time == datetime.fromtimestamp(1790000000, UTC)
+    with pytest.raises(KeyError):
+        event_from_json({"type": "xss"})
 
 
 def test_event_command_failures(tmp_path: Path) -> None:
@@ -122,36 +138,24 @@ def test_event_command_failures(tmp_path: Path) -> None:
     bad.write_text("import sys; print('boom', file=sys.stderr); sys.exit(3)")
     with pytest.raises(SourceError, match="exit 3: boom"):
         CommandEventSource([sys.executable, str(bad)]).events(since, until)
-    arr = tmp_path / "arr.py"
-    arr.write_text('print(\'[{"time": "2026-10-01T00:00:00Z", "kind": "xss"}]\')')
-    assert CommandEventSource([sys.executable, str(arr)]).events(since, until)[0].kind == "xss"
+    lines = tmp_path / "lines.py"
+    lines.write_text("print('{\"time\": 1}'); print('{\"time\": 2}')")
+    with pytest.raises(SourceError, match="not JSON"):
+        CommandEventSource([sys.executable, str(lines)]).events(since, until)
     with pytest.raises(SourceError):
         CommandEventSource([str(tmp_path / "missing")]).events(since, until)
+    cmd = CommandEventSource(["sscp-ops", "logs", "events"], config_file="/etc/x.yml").command
+    assert cmd[-2:] == ["--config.file", "/etc/x.yml"]
+    assert "--config.file" not in CommandEventSource(["x", "--db", "e"], config_file="c").command
 
 
-def test_sqlite_catalogue(tmp_path: Path) -> None:
+def test_sqlite_catalogue_failures(tmp_path: Path) -> None:
     since = datetime(2026, 10, 1, tzinfo=CHINA_TZ)
     until = datetime(2026, 11, 1, tzinfo=CHINA_TZ)
     with pytest.raises(SourceError, match="not found"):
         SqliteBackupCatalogue(tmp_path / "none.sqlite").runs(since, until)
     path = tmp_path / "c.sqlite"
-    con = sqlite3.connect(path)
-    con.execute("CREATE TABLE runs (job, kind, started_at, finished_at, status, detail)")
-    con.execute(
-        "INSERT INTO runs VALUES ('db', 'backup', '2026-09-30T17:00:00+00:00', "
-        "'2026-09-30T17:20:00+00:00', 'success', NULL)"
-    )  # 1 Oct 01:00 local: inside October
-    con.execute(
-        "INSERT INTO runs VALUES ('db', 'backup', '2026-09-30T15:00:00+00:00', NULL, 'failed', 'x')"
-    )  # 30 Sep 23:00 local: outside
-    con.commit()
-    con.close()
-    runs = SqliteBackupCatalogue(path).runs(since, until)
-    assert [(r.job, r.success, r.duration_seconds) for r in runs] == [("db", True, 1200.0)]
-    con = sqlite3.connect(path)
-    con.execute("DROP TABLE runs")
-    con.commit()
-    con.close()
+    sqlite3.connect(path).close()
     with pytest.raises(SourceError, match="no such table"):
         SqliteBackupCatalogue(path).runs(since, until)
 

@@ -96,13 +96,16 @@ def _run_report(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"sscp-ops report: cannot read the ticket token: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    catalogue = rc.backups.catalogue or (config.backup.catalog if config.backup else None)
     sources = Sources(
         prometheus=HttpPrometheus(args.prometheus_url or rc.prometheus_url),
         tickets=HttpTicketSource(rc.tickets.url, token, rc.tickets.timeout)
         if rc.tickets.url
         else None,
-        backups=SqliteBackupCatalogue(rc.backups.catalogue) if rc.backups.catalogue else None,
-        events=CommandEventSource(rc.events.command) if rc.events.enabled else None,
+        backups=SqliteBackupCatalogue(catalogue) if catalogue else None,
+        events=CommandEventSource(rc.events.command, config_file=args.config_file)
+        if rc.events.enabled
+        else None,
     )
     began = time.monotonic()
     report = build_report(period, rc, calendar, sources, datetime.now(UTC).astimezone(tz))

@@ -7,8 +7,8 @@ Every number defaults to the contract's reading (see docs/sla.md)::
       availability: {target: 0.999, step: 0.001, percent_per_step: 1, rounding: ceil}
       holiday_availability: {target: 0.999, step: 0.01, percent_per_step: 1, rounding: ceil}
       monthly_fee: 100000          # yuan; deductions are also shown as money when given
-      tickets: {url: http://127.0.0.1:9820, token_file: /etc/sscp-ops/report-ticket.token}
-      backups: {catalogue: /var/lib/sscp-ops/backups.sqlite}
+      tickets: {url: http://127.0.0.1:9811, token_file: /etc/sscp-ops/report-ticket.token}
+      backups: {catalogue: /var/lib/sscp-ops/backup.db}
 """
 
 from __future__ import annotations
@@ -77,11 +77,14 @@ class TicketSource(Model):
 
 
 class BackupSource(Model):
+    """The catalogue of ``sscp-ops backup``; unset: the config's ``backup.catalog``."""
+
     catalogue: Path | None = None
 
 
 class EventSource(Model):
-    """The command that prints security events as JSON (``sscp-ops logs events``)."""
+    """The command that prints security events as JSON (``sscp-ops logs events``); the report's
+    ``--config.file`` is added unless the command names ``--config.file`` or ``--db``."""
 
     command: list[str] = ["sscp-ops", "logs", "events"]
     enabled: bool = True

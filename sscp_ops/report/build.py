@@ -61,15 +61,19 @@ RESOURCE_NAMES = {
 }
 SERVICE_QUERY = "avg by (job) (up)"
 
+#: Chinese names of sscp_ops.events.EVENT_TYPES.
 EVENT_NAMES = {
-    "login_failure": "异常登录",
-    "abnormal_login": "异常登录",
-    "brute_force": "暴力破解",
     "sql_injection": "SQL 注入",
-    "sqli": "SQL 注入",
     "xss": "跨站脚本",
-    "scan": "扫描探测",
     "path_traversal": "目录遍历",
+    "command_injection": "命令注入",
+    "scanner": "扫描探测",
+    "brute_force": "暴力破解",
+    "login_after_failures": "多次失败后登录成功",
+    "unusual_hour_login": "非工作时间登录",
+    "new_ip_login": "新地址登录",
+    "disabled_account_login": "停用账号登录",
+    "abnormal_export": "异常数据导出",
 }
 
 
@@ -262,7 +266,7 @@ def backup_indicators(
             "restore_success",
             "恢复成功率",
             runs,
-            "restore",
+            "drill",
             period.start,
             period.end,
             frac(cfg.restore_success.target),
@@ -323,7 +327,11 @@ def _ticket_row(t: Ticket, period: Period) -> dict:
         "recurrence_of": t.recurrence_of,
         "risk": t.risk,
         "due_at": _iso(t.due_at, period),
-        "response_seconds": (t.acknowledged - t.start).total_seconds() if t.acknowledged else None,
+        "response_seconds": (
+            ((t.acknowledged or t.done) - t.start).total_seconds()  # type: ignore[operator]
+            if t.acknowledged or t.done
+            else None
+        ),
         "resolution_seconds": (t.done - t.start).total_seconds() if t.done else None,
     }
 
@@ -331,7 +339,7 @@ def _ticket_row(t: Ticket, period: Period) -> dict:
 def tickets_section(period: Period, tickets: list[Ticket]) -> dict:
     incidents = ind.incidents_in(tickets, period.start, period.end)
     vulns = [t for t in tickets if t.kind == "vulnerability"]
-    found = [t for t in vulns if period.start <= t.created < period.end]
+    found = [t for t in vulns if period.start <= t.found_at < period.end]
     fixed = [t for t in vulns if t.done and period.start <= t.done < period.end]
     overdue = [
         t
@@ -339,7 +347,7 @@ def tickets_section(period: Period, tickets: list[Ticket]) -> dict:
         if (t.done is None or t.done >= period.end)
         and t.due_at is not None
         and t.due_at < period.end
-        and t.created < period.end
+        and t.found_at < period.end
     ]
     problems = sorted({t.problem_id for t in incidents if t.problem_id})
     changes = [t for t in tickets if t.kind == "change" and period.start <= t.created < period.end]
@@ -399,7 +407,7 @@ def backups_section(period: Period, runs: list[BackupRun]) -> dict:
             for r in chosen
             if r.kind == "drill"
         ],
-        "restores": len([r for r in chosen if r.kind == "restore"]),
+        "restores": len([r for r in chosen if r.kind == "drill"]),
     }
 
 

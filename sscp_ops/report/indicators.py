@@ -58,6 +58,11 @@ class Indicator:
 
 
 def _hours(seconds: float) -> str:
+    """Hours, or minutes / seconds when shorter (a drill of a small database takes seconds)."""
+    if seconds < 60:
+        return f"{seconds:.1f} 秒"
+    if seconds < 3600:
+        return _minutes(seconds)
     return f"{seconds / 3600:.2f} 小时"
 
 
@@ -105,10 +110,13 @@ def response(
     percent_each: Fraction,
     evidence: str,
 ) -> Indicator:
-    """Faults acknowledged later than ``limit`` after they began (unacknowledged: counted late)."""
+    """Faults responded to later than ``limit`` after their ticket was created. The response is
+    the acknowledgement, or for one never acknowledged its resolution (as the webhook's
+    ``sla.response_breached`` counts it); neither: late."""
     late, details = 0, []
     for t in incidents:
-        took = (t.acknowledged - t.start) if t.acknowledged else None
+        answered = t.acknowledged or t.done
+        took = (answered - t.start) if answered else None
         if took is None or took > limit:
             late += 1
             details.append(
@@ -194,14 +202,22 @@ def recurrence(
     penalty: Fraction | None,
     evidence: str,
 ) -> Indicator:
-    """Most recurrences of one problem in the window (a ticket with ``recurrence_of`` set)."""
-    roots: Counter[str] = Counter()
+    """Most recurrences of one fault in the window: incidents with ``recurrence_of`` set, counted
+    per alertname + target, the grouping the webhook opens its problem records by."""
+    roots: Counter[tuple[str, str]] = Counter()
+    problems: dict[tuple[str, str], str] = {}
     for t in tickets:
         if t.kind == "incident" and t.recurrence_of and _in(t.start, window_start, end):
-            roots[t.problem_id or t.recurrence_of] += 1
+            key = (t.alertname, t.target)
+            roots[key] += 1
+            if t.problem_id:
+                problems[key] = t.problem_id
     worst = max(roots.values(), default=0)
     passed = worst <= limit
-    details = [{"problem": k, "recurrences": v} for k, v in roots.most_common()]
+    details = [
+        {"problem": f"{a} @ {g}", "problem_id": problems.get((a, g)), "recurrences": v}
+        for (a, g), v in roots.most_common()
+    ]
     return Indicator(
         "recurrence",
         "问题重复发生次数",
@@ -240,13 +256,14 @@ def vuln_fix_time(
         fixed = t.done
         if fixed is not None and fixed < start:
             continue
-        if t.created >= end:
+        found = t.found_at
+        if found >= end:
             continue
         until = fixed if fixed is not None and fixed < end else end
-        deadline = t.created + limit
+        deadline = found + limit
         charged_from = max(deadline, start)
         late = (until - charged_from).total_seconds()
-        took = (until - t.created).total_seconds()
+        took = (until - found).total_seconds()
         details.append(
             {
                 "ticket": t.id,
@@ -289,7 +306,7 @@ def vuln_fix_rate(
     open at its end whose due date (``due_at``, else found + 0) has passed."""
     due = fixed = 0
     for t in tickets:
-        if t.kind != "vulnerability" or t.created >= end:
+        if t.kind != "vulnerability" or t.found_at >= end:
             continue
         done = t.done
         if done is not None and done < start:
@@ -297,7 +314,7 @@ def vuln_fix_rate(
         if done is not None and done < end:
             due += 1
             fixed += 1
-        elif (t.due_at or t.created) < end:
+        elif (t.due_at or t.found_at) < end:
             due += 1
     if not due:
         return Indicator(
@@ -338,7 +355,8 @@ def success_rate(
     penalty: Fraction | None,
     evidence: str,
 ) -> Indicator:
-    """Successful / all runs of ``kind`` (backup or restore) started in the period."""
+    """Successful / all runs of ``kind`` (backup, or drill: every drill is a restore) started in
+    the period."""
     chosen = _runs(runs, kind, start, end)
     if not chosen:
         return Indicator(key, name, f"≥ {pct(target)}", None, "本期无记录", None, evidence)

@@ -26,11 +26,18 @@ class Ticket:
     risk: str | None = None
     due_at: datetime | None = None
     title: str = ""
+    found: datetime | None = None
 
     @property
     def start(self) -> datetime:
-        """When the fault began: the alert's firing time, else the ticket's creation."""
-        return self.fired or self.created
+        """Start of the SLA clocks: the ticket's creation (the alert reached the webhook), as
+        the webhook's own ``sla`` fields count it (docs/api.md)."""
+        return self.created
+
+    @property
+    def found_at(self) -> datetime:
+        """Vulnerabilities: when the current episode was found (``last_starts_at``)."""
+        return self.found or self.fired or self.created
 
     @property
     def done(self) -> datetime | None:
@@ -40,17 +47,20 @@ class Ticket:
 
 @dataclass(frozen=True)
 class BackupRun:
-    """One catalogue entry: a backup, a verification restore, or a recovery drill."""
+    """One catalogue entry: a backup run or a restore drill."""
 
     job: str
-    kind: str  # backup | restore | drill
+    kind: str  # backup | drill (a drill is a restore: restore success and recovery time)
     started: datetime
     finished: datetime | None
     success: bool
     detail: str = ""
+    seconds: float | None = None  # the catalogue's measured duration, when it has one
 
     @property
     def duration_seconds(self) -> float | None:
+        if self.seconds is not None:
+            return self.seconds
         if self.finished is None:
             return None
         return (self.finished - self.started).total_seconds()
@@ -59,9 +69,11 @@ class BackupRun:
 @dataclass(frozen=True)
 class SecurityEvent:
     time: datetime
-    kind: str  # e.g. login_failure, sql_injection, xss, scan
-    source: str = ""
+    kind: str  # sscp_ops.events.EVENT_TYPES: sql_injection, brute_force, new_ip_login, ...
+    source: str = ""  # the client address
     detail: str = ""
+    rule: str = ""
+    log: str = ""  # the log source the event was read from
 
 
 @dataclass(frozen=True)

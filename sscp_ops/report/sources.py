@@ -15,8 +15,8 @@ import logging
 import math
 import sqlite3
 import subprocess
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -108,33 +108,46 @@ def parse_time(value: Any) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def _id(value: Any) -> str | None:
+    return None if value in (None, "") else str(value)
+
+
 def ticket_from_json(item: dict) -> Ticket:
-    """One ticket of the webhook's API; unknown fields are ignored."""
-    created = parse_time(item.get("created") or item.get("created_at"))
+    """One ticket of ``GET /api/v1/tickets`` (docs/api.md: ``*_at`` fields in UTC ISO 8601,
+    ids as integers); fields the report does not use are ignored."""
+    created = parse_time(item.get("created_at"))
     if created is None:
-        raise SourceError(f"ticket {item.get('id')!r} has no created time")
+        raise SourceError(f"ticket {item.get('id')!r} has no created_at")
     return Ticket(
         id=str(item["id"]),
-        kind=str(item.get("kind", "incident")),
+        kind=str(item["kind"]),
         created=created,
         alertname=str(item.get("alertname") or ""),
         severity=str(item.get("severity") or ""),
         target=str(item.get("target") or ""),
         status=str(item.get("status") or ""),
-        fired=parse_time(item.get("fired") or item.get("fired_at")),
-        acknowledged=parse_time(item.get("acknowledged") or item.get("acknowledged_at")),
-        resolved=parse_time(item.get("resolved") or item.get("resolved_at")),
-        closed=parse_time(item.get("closed") or item.get("closed_at")),
-        recurrence_of=(str(item["recurrence_of"]) if item.get("recurrence_of") else None),
-        problem_id=(str(item["problem_id"]) if item.get("problem_id") else None),
+        fired=parse_time(item.get("starts_at")),
+        acknowledged=parse_time(item.get("acknowledged_at")),
+        resolved=parse_time(item.get("resolved_at")),
+        closed=parse_time(item.get("closed_at")),
+        recurrence_of=_id(item.get("recurrence_of")),
+        problem_id=_id(item.get("problem_id")),
         risk=item.get("risk"),
         due_at=parse_time(item.get("due_at")),
-        title=str(item.get("title") or item.get("summary") or ""),
+        title=str(item.get("summary") or ""),
+        found=parse_time(item.get("last_starts_at")),
     )
 
 
 class HttpTicketSource:
-    """The webhook's ticket API. Accepts a JSON list or ``{"tickets": [...], "next": url}``."""
+    """The webhook's ``GET /api/v1/tickets`` (``{"tickets": [...], "limit", "offset"}``),
+    paged with ``limit``/``offset`` until a short page.
+
+    Incidents are asked for by ``created_at`` in [since, until). Vulnerabilities are asked for
+    with ``until`` only: one found long ago may still be open, or be fixed, in the period.
+    """
+
+    PAGE = 1000  # the API's maximum ``limit``
 
     def __init__(
         self,
@@ -149,84 +162,174 @@ class HttpTicketSource:
         self.session = session or requests.Session()
 
     def tickets(self, since: datetime, until: datetime) -> list[Ticket]:
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        url: str | None = f"{self.url}/api/v1/tickets"
-        params: dict | None = {"since": since.isoformat(), "until": until.isoformat()}
-        out: list[Ticket] = []
-        while url:
-            try:
-                resp = self.session.get(url, params=params, headers=headers, timeout=self.timeout)
-                resp.raise_for_status()
-                body = resp.json()
-            except (requests.RequestException, ValueError) as exc:
-                raise SourceError(f"tickets {self.url}: {exc}") from None
-            items = body if isinstance(body, list) else body.get("tickets", body.get("items", []))
-            out.extend(ticket_from_json(item) for item in items)
-            url = body.get("next") if isinstance(body, dict) else None
-            params = None
+        try:
+            return self._tickets(since, until)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SourceError(f"tickets {self.url}: unexpected answer: {exc!r}") from None
+
+    def _tickets(self, since: datetime, until: datetime) -> list[Ticket]:
+        seen: dict[str, Ticket] = {}
+        queries = (
+            {"kind": "incident", "since": since.isoformat(), "until": until.isoformat()},
+            {"kind": "vulnerability", "until": until.isoformat()},
+        )
+        for query in queries:
+            for item in self._pages(query):
+                ticket = ticket_from_json(item)
+                seen[ticket.id] = ticket  # a ticket created while paging may repeat
+        out = sorted(seen.values(), key=lambda t: (t.created, int(t.id)))
+        return out + self._changes(until)
+
+    def _changes(self, until: datetime) -> list[Ticket]:
+        """``GET /api/v1/changes`` (one list, no paging) as records of kind ``change``, placed at
+        ``planned_start`` (else ``created_at``); ``status`` is the change's ``result``."""
+        body = self._get("/api/v1/changes", {})
+        out = []
+        for item in body["changes"]:
+            when = parse_time(item.get("planned_start")) or parse_time(item["created_at"])
+            if when is None or when >= until:
+                continue
+            out.append(
+                Ticket(
+                    id=f"C{item['id']}",
+                    kind="change",
+                    created=when,
+                    status=str(item.get("result") or ""),
+                    problem_id=_id(item.get("problem_id")),
+                    title=str(item.get("title") or ""),
+                )
+            )
         return out
+
+    def _get(self, path: str, params: dict) -> Any:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        try:
+            resp = self.session.get(
+                f"{self.url}{path}", params=params, headers=headers, timeout=self.timeout
+            )
+            body = resp.json()
+        except (requests.RequestException, ValueError) as exc:
+            raise SourceError(f"tickets {self.url}: {exc}") from None
+        if resp.status_code != 200:
+            error = body.get("error") if isinstance(body, dict) else None
+            raise SourceError(f"tickets {self.url}: HTTP {resp.status_code}: {error}")
+        return body
+
+    def _pages(self, query: dict) -> list[dict]:
+        out: list[dict] = []
+        offset = 0
+        while True:
+            params = {**query, "limit": self.PAGE, "offset": offset}
+            page = self._get("/api/v1/tickets", params)["tickets"]
+            out.extend(page)
+            if len(page) < self.PAGE:
+                return out
+            offset += len(page)
+
+
+def _unix(value: Any) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(float(value), UTC)
 
 
 class SqliteBackupCatalogue:
-    """The backup catalogue: one row per run. The query's columns, in order, are job, kind,
-    started, finished, status (``success``/``ok``/1 is success), detail."""
+    """The catalogue ``sscp-ops backup`` writes (sscp_ops/backup/catalogue.py; times are unix
+    seconds): each row of ``runs`` is a backup (``result`` success / failed, or ``running``:
+    not counted while younger than :attr:`STALE`, failed after that since the run died), each
+    row of ``drills`` a restore drill with its measured ``duration``.
+    The detail of a backup names its copies that failed."""
 
-    QUERY = (
-        "SELECT job, kind, started_at, finished_at, status, COALESCE(detail, '') FROM runs "
-        "WHERE started_at >= ? AND started_at < ? ORDER BY started_at"
+    RUNS = (
+        "SELECT r.id, r.set_name, r.run_id, r.started, r.finished, r.duration, r.result, "
+        "COALESCE(r.error, ''), "
+        "(SELECT group_concat(c.location || ': ' || COALESCE(c.error, c.result), '; ') "
+        " FROM copies c WHERE c.run = r.id AND c.result = 'failed') "
+        "FROM runs r WHERE r.started >= ? AND r.started < ? ORDER BY r.started"
+    )
+    DRILLS = (
+        "SELECT set_name, COALESCE(run_id, ''), started, finished, duration, result, "
+        "COALESCE(error, '') FROM drills WHERE started >= ? AND started < ? ORDER BY started"
     )
 
-    def __init__(self, path: Path, query: str = QUERY):
+    STALE = timedelta(hours=24)
+
+    def __init__(self, path: Path, now: Callable[[], datetime] = lambda: datetime.now(UTC)):
         self.path = path
-        self.query = query
+        self.now = now
 
     def runs(self, since: datetime, until: datetime) -> list[BackupRun]:
         if not self.path.exists():
             raise SourceError(f"backup catalogue {self.path} not found")
+        window = (since.timestamp(), until.timestamp())
         try:
             con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
             try:
-                rows = con.execute(
-                    self.query,
-                    (since.astimezone(UTC).isoformat(), until.astimezone(UTC).isoformat()),
-                ).fetchall()
+                runs = con.execute(self.RUNS, window).fetchall()
+                drills = con.execute(self.DRILLS, window).fetchall()
             finally:
                 con.close()
         except sqlite3.Error as exc:
             raise SourceError(f"backup catalogue {self.path}: {exc}") from None
         out = []
-        for job, kind, started, finished, status, detail in rows:
+        stale = (self.now() - self.STALE).timestamp()
+        for _id, set_name, run_id, started, finished, duration, result, error, copies in runs:
+            if result == "running":
+                if started > stale:
+                    continue
+                error = error or "never finished (still running after 24 h)"
+            detail = "; ".join(x for x in (f"run {run_id}", error, copies) if x)
             out.append(
                 BackupRun(
-                    job=str(job),
-                    kind=str(kind),
-                    started=parse_time(started),  # type: ignore[arg-type]
-                    finished=parse_time(finished),
-                    success=str(status).lower() in ("success", "ok", "1", "true"),
-                    detail=str(detail),
+                    job=str(set_name),
+                    kind="backup",
+                    started=_unix(started),  # type: ignore[arg-type]
+                    finished=_unix(finished),
+                    success=result == "success",
+                    detail=detail,
+                    seconds=duration,
                 )
             )
+        for set_name, run_id, started, finished, duration, result, error in drills:
+            out.append(
+                BackupRun(
+                    job=str(set_name),
+                    kind="drill",
+                    started=_unix(started),  # type: ignore[arg-type]
+                    finished=_unix(finished),
+                    success=result == "success",
+                    detail="; ".join(x for x in (f"run {run_id}" if run_id else "", error) if x),
+                    seconds=float(duration),
+                )
+            )
+        out.sort(key=lambda r: r.started)
         return out
 
 
 def event_from_json(item: dict) -> SecurityEvent:
-    moment = parse_time(item.get("time") or item.get("ts") or item.get("timestamp"))
-    if moment is None:
-        raise SourceError(f"security event without a time: {sorted(item)}")
+    """One event of ``sscp-ops logs events --format json`` (sscp_ops.events.Event plus
+    ``time_iso``): ``time`` unix seconds, ``type``, ``rule``, ``client_ip``, ``source`` (the log),
+    ``detail`` (already masked)."""
     return SecurityEvent(
-        time=moment,
-        kind=str(item.get("kind") or item.get("type") or item.get("category") or "other"),
-        source=str(item.get("source") or item.get("src_ip") or item.get("ip") or ""),
-        detail=str(item.get("detail") or item.get("message") or ""),
+        time=_unix(item["time"]),  # type: ignore[arg-type]
+        kind=str(item["type"]),
+        source=str(item.get("client_ip") or ""),
+        detail=str(item.get("detail") or ""),
+        rule=str(item.get("rule") or ""),
+        log=str(item.get("source") or ""),
     )
 
 
 class CommandEventSource:
-    """Runs ``COMMAND --since S --until U --format json``: a JSON array or one object a line."""
+    """Runs ``COMMAND --since S --until U --format json`` (``sscp-ops logs events``), which
+    prints one JSON array. ``config_file`` is passed as ``--config.file`` (the command reads the
+    events database path from the config's ``logs`` section) unless the command names one."""
 
-    def __init__(self, command: Sequence[str], timeout: float = 300):
+    def __init__(
+        self, command: Sequence[str], timeout: float = 300, config_file: str | None = None
+    ):
         self.command = list(command)
         self.timeout = timeout
+        if config_file and not {"--config.file", "--db"} & set(self.command):
+            self.command += ["--config.file", str(config_file)]
 
     def events(self, since: datetime, until: datetime) -> list[SecurityEvent]:
         cmd = [
@@ -246,18 +349,16 @@ class CommandEventSource:
             raise SourceError(f"security events: {exc}") from None
         if done.returncode != 0:
             raise SourceError(f"security events: exit {done.returncode}: {done.stderr[-300:]}")
-        text = done.stdout.strip()
-        if not text:
-            return []
         try:
-            items = (
-                json.loads(text)
-                if text.startswith("[")
-                else [json.loads(line) for line in text.splitlines() if line.strip()]
-            )
+            items = json.loads(done.stdout)
         except ValueError as exc:
             raise SourceError(f"security events: not JSON: {exc}") from None
-        return [event_from_json(item) for item in items]
+        if not isinstance(items, list):
+            raise SourceError("security events: expected a JSON array")
+        try:
+            return [event_from_json(item) for item in items]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SourceError(f"security events: bad event: {exc!r}") from None
 
 
 def steps_for(seconds: float, max_points: int = 2000, minimum: int = 300) -> int:
