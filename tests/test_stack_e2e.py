@@ -196,7 +196,7 @@ def test_fault_travels_to_a_ticket_and_an_sms_and_back(tmp_path: Path, gateway) 
             # A hung Alertmanager: heartbeats stop, the webhook raises the pipeline-down notice.
             am_pid = int(
                 subprocess.run(
-                    ["pgrep", "-f", "--", f"--web.listen-address=127.0.0.1:{ports['alertmanager']}"],
+                    ["pgrep", "-f", "--", f"web.listen-address=127.0.0.1:{ports['alertmanager']}"],
                     capture_output=True,
                     text=True,
                     check=True,
