@@ -28,7 +28,6 @@ COMMANDS = (
     "review",
     "backup",
     "stack",
-    "backup",
 )
 
 
