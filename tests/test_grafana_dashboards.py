@@ -358,9 +358,11 @@ def _check_every_panel(prom) -> tuple[list[str], int, set]:
             if var["type"] != "query":
                 continue
             query = var["query"]["query"]
-            if not _label_values(prom, query):
+            found = _label_values(prom, query)
+            if not found:
                 failures.append(f"{path.name} variable ${var['name']}: {query} has no values")
-            values[var["name"]] = var["allValue"] or _label_values(prom, query)[:1][0]
+            # A multi-value variable shows "All" by default; a single one its first value.
+            values[var["name"]] = var["allValue"] or (found[:1] or [".*"])[0]
         for panel in _panels(board):
             key = (path.name, panel["title"])
             for target in panel.get("targets", []):
