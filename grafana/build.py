@@ -114,6 +114,7 @@ class Board:
         table: bool = False,
         decimals: int | None = None,
         minmax: tuple[float, float] | None = None,
+        value_name: str | None = None,
     ) -> Board:
         if self._x + w > 24:
             self._newline()
@@ -173,18 +174,23 @@ class Board:
             "options": options,
         }
         if table:
+            # A table shows the labels; the value only when it means something (value_name).
+            hidden = {"Time": True, "__name__": True, **({} if value_name else {"Value": True})}
             panel["transformations"] = [
                 {
                     "id": "organize",
                     "options": {
-                        "excludeByName": {"Time": True, "Value": True, "__name__": True},
+                        "excludeByName": hidden,
                         "renameByName": {
+                            **({"Value": value_name} if value_name else {}),
                             "alertname": "告警名称",
                             "alertstate": "状态",
                             "severity": "级别",
                             "instance": "实例",
                             "target": "对象",
                             "job": "作业",
+                            "set": "备份集",
+                            "location": "位置",
                         },
                     },
                 }
@@ -821,12 +827,461 @@ def availability() -> dict:
     return b.build()
 
 
+def _ok_mappings(bad: str, good: str) -> list:
+    return [
+        {
+            "type": "value",
+            "options": {"0": {"text": bad, "color": RED}, "1": {"text": good, "color": GREEN}},
+        }
+    ]
+
+
+def backup() -> dict:
+    b = Board("sscp-backup", "备份与灾难恢复", ["backup"], time_from="now-30d")
+    b.variable("set", "备份集", "label_values(backup_runs_total, set)")
+    s = 'set=~"$set"'
+    ok = _steps((None, RED), (1, GREEN))
+    b.row("备份")
+    b.panel(
+        "stat",
+        "距最近一次成功备份",
+        [(f"time() - backup_last_success_timestamp_seconds{{{s}}}", "{{set}}")],
+        w=6,
+        h=5,
+        unit="s",
+        thresholds=_steps((None, GREEN), (24 * 3600, YELLOW), (26 * 3600, RED)),
+        description="超过 26 小时触发 BackupMissing 告警。",
+        instant=True,
+    )
+    b.panel(
+        "stat",
+        "30 天备份成功率",
+        [(f"set:backup_success_ratio:30d{{{s}}}", "{{set}}")],
+        w=6,
+        h=5,
+        unit="percentunit",
+        decimals=2,
+        thresholds=AVAIL_STEPS,
+        description="合同要求 ≥ 99.9%。",
+        instant=True,
+    )
+    b.panel(
+        "stat",
+        "3-2-1 + 离线副本",
+        [(f"backup_321_compliant{{{s}}}", "{{set}}")],
+        w=6,
+        h=5,
+        mappings=_ok_mappings("不合规", "合规"),
+        thresholds=ok,
+        description="2 份本地 + 1 份异地 + 1 份已确认脱机的离线副本。",
+        instant=True,
+    )
+    b.panel(
+        "stat",
+        "最近一次备份结果",
+        [(f"backup_last_run_success{{{s}}}", "{{set}}")],
+        w=6,
+        h=5,
+        mappings=_ok_mappings("失败", "成功"),
+        thresholds=ok,
+        instant=True,
+    )
+    b.panel(
+        "bargauge",
+        "最新备份的有效副本数",
+        [(f"backup_copies{{{s}}}", "{{set}} {{location_kind}}")],
+        minmax=(0, 3),
+        thresholds=ok,
+        instant=True,
+    )
+    b.panel(
+        "table",
+        "各位置副本校验",
+        [(f"backup_copy_verified{{{s}}}", "{{set}}")],
+        mappings=_ok_mappings("损坏/缺失", "校验通过"),
+        table=True,
+        value_name="状态",
+    )
+    b.panel(
+        "timeseries",
+        "每日备份失败次数",
+        [(f"increase(backup_failures_total{{{s}}}[1d])", "{{set}}")],
+    )
+    b.panel(
+        "timeseries",
+        "备份大小（压缩后）",
+        [(f"backup_size_bytes{{{s}}}", "{{set}}")],
+        w=12,
+        unit="bytes",
+    )
+    b.panel(
+        "timeseries",
+        "备份耗时",
+        [(f"backup_last_duration_seconds{{{s}}}", "{{set}}")],
+        w=12,
+        unit="s",
+    )
+    b.row("恢复演练")
+    b.panel(
+        "stat",
+        "最近一次恢复演练",
+        [(f"restore_drill_last_success{{{s}}}", "{{set}}")],
+        h=5,
+        mappings=_ok_mappings("失败", "成功"),
+        thresholds=ok,
+        instant=True,
+    )
+    b.panel(
+        "stat",
+        "恢复耗时（目标 ≤ 4 小时）",
+        [(f"restore_drill_duration_seconds{{{s}}}", "{{set}}")],
+        h=5,
+        unit="s",
+        thresholds=_steps((None, GREEN), (3 * 3600, YELLOW), (4 * 3600, RED)),
+        instant=True,
+    )
+    b.panel(
+        "stat",
+        "距上次恢复演练",
+        [(f"(time() - restore_drill_last_timestamp_seconds{{{s}}}) / 86400", "{{set}}")],
+        h=5,
+        unit="d",
+        thresholds=_steps((None, GREEN), (80, YELLOW), (92, RED)),
+        description="每季度至少一次，超过 92 天触发 RestoreDrillOverdue。",
+        instant=True,
+    )
+    return b.build()
+
+
+def tickets() -> dict:
+    b = Board("sscp-tickets", "工单与 SLA 计时", ["tickets", "sla"], time_from="now-7d")
+    b.variable("kind", "工单类型", "label_values(sscp_tickets_created_total, kind)")
+    k = 'kind=~"$kind"'
+    b.row("工单概况")
+    b.panel(
+        "stat",
+        "未关闭工单（按级别）",
+        [(f"sum by (severity) (sscp_tickets_open{{{k}}})", "{{severity}}")],
+        w=6,
+        h=5,
+        thresholds=_steps((None, GREEN), (1, YELLOW)),
+        instant=True,
+    )
+    b.panel(
+        "stat",
+        "超时未响应",
+        [("sscp_tickets_response_overdue", "超时未响应")],
+        w=6,
+        h=5,
+        thresholds=_steps((None, GREEN), (1, RED)),
+        description="已超过响应时限（15 分钟）仍未确认的工单数，触发 TicketResponseOverdue。",
+        instant=True,
+    )
+    b.panel(
+        "stat",
+        "工单解决率",
+        [(f"kind:sscp_tickets_resolved:ratio{{{k}}}", "{{kind}}")],
+        w=6,
+        h=5,
+        unit="percentunit",
+        decimals=1,
+        thresholds=_steps((None, RED), (0.95, GREEN)),
+        description="已解决 / 已创建；合同要求 ≥ 95%。",
+        instant=True,
+    )
+    b.panel(
+        "stat",
+        "平均解决时间",
+        [(f"kind:sscp_ticket_resolution_seconds:mean{{{k}}}", "{{kind}}")],
+        w=6,
+        h=5,
+        unit="s",
+        thresholds=_steps((None, GREEN), (7200, RED)),
+        description="合同要求 ≤ 2 小时。",
+        instant=True,
+    )
+    b.row("SLA 计时")
+    b.panel(
+        "bargauge",
+        "响应时间分布",
+        [(f"sum by (le) (sscp_ticket_response_seconds_bucket{{{k}}})", "≤ {{le}} 秒")],
+        w=12,
+        description="从创建到确认的时间，每档为累计工单数。",
+        instant=True,
+    )
+    b.panel(
+        "bargauge",
+        "解决时间分布",
+        [(f"sum by (le) (sscp_ticket_resolution_seconds_bucket{{{k}}})", "≤ {{le}} 秒")],
+        w=12,
+        description="从创建到解决的时间，每档为累计工单数。",
+        instant=True,
+    )
+    b.panel(
+        "timeseries",
+        "响应时间（P50 / P90）",
+        [
+            (
+                f"histogram_quantile(0.5, sum by (le, kind) "
+                f"(sscp_ticket_response_seconds_bucket{{{k}}}))",
+                "P50 {{kind}}",
+            ),
+            (
+                f"histogram_quantile(0.9, sum by (le, kind) "
+                f"(sscp_ticket_response_seconds_bucket{{{k}}}))",
+                "P90 {{kind}}",
+            ),
+        ],
+        w=12,
+        unit="s",
+        thresholds=_steps((None, GREEN), (900, RED)),
+    )
+    b.panel(
+        "timeseries",
+        "解决时间（P50 / P90）",
+        [
+            (
+                f"histogram_quantile(0.5, sum by (le, kind) "
+                f"(sscp_ticket_resolution_seconds_bucket{{{k}}}))",
+                "P50 {{kind}}",
+            ),
+            (
+                f"histogram_quantile(0.9, sum by (le, kind) "
+                f"(sscp_ticket_resolution_seconds_bucket{{{k}}}))",
+                "P90 {{kind}}",
+            ),
+        ],
+        w=12,
+        unit="s",
+        thresholds=_steps((None, GREEN), (7200, RED)),
+    )
+    b.panel(
+        "stat",
+        "SLA 超时（响应 / 解决）",
+        [
+            (f"sum by (kind) (sscp_ticket_response_breaches_total{{{k}}})", "响应 {{kind}}"),
+            (f"sum by (kind) (sscp_ticket_resolution_breaches_total{{{k}}})", "解决 {{kind}}"),
+        ],
+        thresholds=_steps((None, GREEN), (1, RED)),
+        instant=True,
+    )
+    b.panel(
+        "stat",
+        "重复发生 / 未关闭问题",
+        [
+            ("sscp_ticket_recurrences_total", "重复发生的事件"),
+            ("sscp_problems_open", "未关闭问题"),
+        ],
+        thresholds=_steps((None, GREEN), (1, YELLOW)),
+        instant=True,
+    )
+    b.panel(
+        "stat",
+        "工单系统状态",
+        [("sscp_webhook_store_up", "工单库")],
+        mappings=UP_MAPPINGS,
+        thresholds=_steps((None, RED), (1, GREEN)),
+        instant=True,
+    )
+    b.row("通知")
+    b.panel(
+        "bargauge",
+        "通知（按渠道与状态）",
+        [("sum by (channel, status) (sscp_notices)", "{{channel}} {{status}}")],
+        w=12,
+        instant=True,
+    )
+    b.panel(
+        "stat",
+        "发送失败 / 待发送",
+        [
+            ('sum by (channel) (sscp_notices{status="failed"})', "失败 {{channel}}"),
+            ('sum by (channel) (sscp_notices{status=~"pending|sending"})', "待发 {{channel}}"),
+        ],
+        w=6,
+        thresholds=_steps((None, GREEN), (1, RED)),
+        instant=True,
+    )
+    b.panel(
+        "stat",
+        "发件箱最久积压",
+        [("sscp_outbox_oldest_pending_age_seconds", "{{channel}}")],
+        w=6,
+        unit="s",
+        thresholds=_steps((None, GREEN), (300, YELLOW), (600, RED)),
+        description="最早一条未发出通知的等待时间；超过 10 分钟触发 NotificationDeliveryFailing。",
+        instant=True,
+    )
+    b.panel(
+        "timeseries",
+        "已发送通知",
+        [('sum by (channel) (sscp_notices{status="sent"})', "{{channel}}")],
+        w=24,
+    )
+    return b.build()
+
+
+def security() -> dict:
+    b = Board("sscp-security", "安全监控", ["security"], time_from="now-24h")
+    b.variable("target", "站点", "label_values(nginx_http_responses_total, target)")
+    n = 'target=~"$target"'
+    b.row("攻击与异常")
+    b.panel(
+        "bargauge",
+        "安全事件（所选时间范围）",
+        [("sum by (type) (increase(sscp_security_events_total[$__range]))", "{{type}}")],
+        w=12,
+        thresholds=_steps((None, GREEN), (1, RED)),
+        description="日志分析发现的 SQL 注入、XSS、路径遍历、扫描器、暴力破解、异常导出等。",
+        instant=True,
+    )
+    b.panel(
+        "timeseries",
+        "安全事件（每小时）",
+        [("type:sscp_security_events:increase1h", "{{type}}")],
+        w=12,
+    )
+    b.panel(
+        "stat",
+        "异常数据导出（所选时间范围）",
+        [
+            (
+                'sum(increase(sscp_security_events_total{type="abnormal_export"}[$__range]))',
+                "异常导出",
+            )
+        ],
+        w=6,
+        h=5,
+        thresholds=_steps((None, GREEN), (1, RED)),
+        instant=True,
+    )
+    b.row("访问与响应")
+    b.panel(
+        "timeseries",
+        "HTTP 响应（按状态类别）",
+        [
+            (
+                f"sum by (status_class) "
+                f"(rate(nginx_http_responses_total{{{n}}}[$__rate_interval]))",
+                "{{status_class}}",
+            )
+        ],
+        w=12,
+        unit="reqps",
+    )
+    b.panel(
+        "stat",
+        "2 秒内响应的请求占比",
+        [
+            (
+                f'sum(increase(nginx_http_request_duration_seconds_bucket{{{n}, le="2.0"}}'
+                f"[$__range])) / (sum(increase(nginx_http_request_duration_seconds_count"
+                f"{{{n}}}[$__range])) > 0)",
+                "< 2 秒",
+            )
+        ],
+        w=6,
+        unit="percentunit",
+        decimals=2,
+        thresholds=_steps((None, RED), (0.95, YELLOW), (0.99, GREEN)),
+        description="合同指标：页面查询响应 < 2 秒（Nginx 访问日志的 request_time）。",
+        instant=True,
+    )
+    b.panel(
+        "stat",
+        "5xx 比例",
+        [
+            (
+                f'sum(increase(nginx_http_responses_total{{{n}, status_class="5xx"}}[$__range]))'
+                f" / (sum(increase(nginx_http_responses_total{{{n}}}[$__range])) > 0)",
+                "5xx",
+            )
+        ],
+        w=6,
+        unit="percentunit",
+        decimals=2,
+        thresholds=_steps((None, GREEN), (0.01, YELLOW), (0.05, RED)),
+        instant=True,
+    )
+    b.row("漏洞、证书与补丁")
+    b.panel(
+        "stat",
+        "未修复漏洞 / 已超期",
+        [
+            ("sum by (risk) (sscp_vulnerabilities_open)", "未修复 {{risk}}"),
+            ("sum by (risk) (sscp_vulnerabilities_overdue)", "超期 {{risk}}"),
+        ],
+        w=8,
+        thresholds=_steps((None, GREEN), (1, RED)),
+        description="高危 48 小时、中危 7 天、低危 30 天内修复。",
+        instant=True,
+    )
+    b.panel(
+        "gauge",
+        "漏洞修复率（90 天）",
+        [("sscp_vulnerability_fix_ratio", "修复率")],
+        w=4,
+        unit="percentunit",
+        minmax=(0, 1),
+        thresholds=_steps((None, RED), (0.9, GREEN)),
+        instant=True,
+    )
+    b.panel(
+        "bargauge",
+        "证书剩余天数",
+        [("(sscp_tls_cert_expiry_timestamp_seconds - time()) / 86400", "{{target}}")],
+        w=6,
+        unit="d",
+        thresholds=_steps((None, RED), (14, YELLOW), (30, GREEN)),
+        instant=True,
+    )
+    b.panel(
+        "stat",
+        "证书链 / HTTPS 跳转",
+        [
+            ("sscp_tls_chain_valid", "证书链 {{target}}"),
+            ("sscp_tls_http_redirect", "跳转 {{target}}"),
+        ],
+        w=6,
+        mappings=_ok_mappings("异常", "正常"),
+        thresholds=_steps((None, RED), (1, GREEN)),
+        instant=True,
+    )
+    b.panel(
+        "stat",
+        "待安装安全更新",
+        [
+            ("sscp_os_security_updates_pending", "安全更新 {{instance}}"),
+            ("sscp_os_updates_pending", "全部更新 {{instance}}"),
+        ],
+        w=12,
+        h=5,
+        thresholds=_steps((None, GREEN), (1, YELLOW)),
+        instant=True,
+    )
+    b.panel(
+        "stat",
+        "距上次安装更新",
+        [("(time() - sscp_os_last_update_timestamp_seconds) / 86400", "{{instance}}")],
+        w=12,
+        h=5,
+        unit="d",
+        thresholds=_steps((None, GREEN), (25, YELLOW), (31, RED)),
+        description="每月安装安全更新；超过 31 天且有待装安全更新触发 OsPatchOverdue。",
+        instant=True,
+    )
+    return b.build()
+
+
 DASHBOARDS = {
     "overview": overview,
     "host": host,
     "middleware": middleware,
     "mysql": mysql,
     "availability": availability,
+    "backup": backup,
+    "tickets": tickets,
+    "security": security,
 }
 
 

@@ -1,7 +1,10 @@
-"""The backup dashboard: stable uid, Chinese title, datasource variable, valid queries."""
+"""The backup dashboard: built by grafana/build.py like the others, stable uid, Chinese title,
+datasource variable, only backup metrics, valid queries. (tests/test_grafana_dashboards.py runs
+every panel against a Prometheus scraping a real backup catalogue and requires data.)"""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 
@@ -28,6 +31,23 @@ KNOWN = {
 
 def targets(dashboard: dict) -> list[dict]:
     return [t for p in dashboard["panels"] for t in p.get("targets", [])]
+
+
+def test_built_by_the_one_generator() -> None:
+    spec = importlib.util.spec_from_file_location("grafana_build", ROOT / "grafana" / "build.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    assert build.DASHBOARDS["backup"] is build.backup
+    assert json.loads(DASHBOARD.read_text()) == build.backup()
+
+
+def test_copy_table_shows_location_and_state() -> None:
+    d = json.loads(DASHBOARD.read_text())
+    (table,) = [p for p in d["panels"] if p["type"] == "table"]
+    organize = table["transformations"][0]["options"]
+    assert "Value" not in organize["excludeByName"]
+    assert organize["renameByName"]["Value"] == "状态"
+    assert organize["renameByName"]["location"] == "位置"
 
 
 def test_dashboard_shape() -> None:
