@@ -56,7 +56,7 @@ def test_fault_travels_to_a_ticket_and_an_sms_and_back(tmp_path: Path, gateway) 
             "exporter": {"collectors": {"host": True}},
             "targets": {"redis": [{"name": "cache-e2e", "address": redis.address}]},
             "webhook": {
-                "heartbeat_timeout": 20,
+                "heartbeat_timeout": 90,  # above the Watchdog repeat (1m) + group interval
                 "sms": {
                     "backend": "http",
                     "http": {
@@ -202,13 +202,15 @@ def test_fault_travels_to_a_ticket_and_an_sms_and_back(tmp_path: Path, gateway) 
                     check=True,
                 ).stdout.split()[0]
             )
+            pipeline_sms = [m for m in gateway.sms() if "监控链路中断" in m["text"]]
+            assert pipeline_sms == [], "heartbeats arrived in time: no pipeline-down notice yet"
             os.kill(am_pid, signal.SIGSTOP)
             try:
                 t2 = time.monotonic()
                 wait_for(
                     "the pipeline-down SMS",
                     lambda: [m for m in gateway.sms() if "监控链路中断" in m["text"]],
-                    120,
+                    240,
                 )
                 to_pipeline = time.monotonic() - t2
             finally:
@@ -226,6 +228,8 @@ def test_fault_travels_to_a_ticket_and_an_sms_and_back(tmp_path: Path, gateway) 
             )
             # RedisDown has `for: 1m`; Alertmanager waits 10 s for critical groups.
             assert 60 <= to_ticket <= 180
+            # The last heartbeat came at most ~70 s before the freeze; the timeout is 90 s.
+            assert 20 <= to_pipeline <= 180
         finally:
             os.killpg(stack.pid, signal.SIGINT)
             try:
