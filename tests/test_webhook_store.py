@@ -166,3 +166,38 @@ def test_migrations_match_table_models(store):
     assert diff == []
     with store.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+
+
+def test_partly_repeated_notification_files_only_the_new_alerts(store):
+    base = firing()
+    a, b, c = (dataclasses.replace(base, fingerprint=f"fp{i}") for i in "abc")
+    first = store.ingest_many([a, b], one_notice)
+    assert [r.outcome for r in first] == ["created", "created"]
+    second = store.ingest_many([a, b, c], one_notice)
+    assert [r.outcome for r in second] == ["duplicate", "duplicate", "created"]
+    assert [r.ticket_id for r in second[:2]] == [r.ticket_id for r in first]
+    assert len({r.ticket_id for r in [*first, second[2]]}) == 3
+    assert store.count_tickets() == 3
+    assert len(store.outbox_rows()) == 3
+    assert [x["action"] for x in store.audit_rows("ticket")] == ["create"] * 3
+    # Fully repeated: answered from what is filed, nothing written.
+    third = store.ingest_many([c, a], one_notice)
+    assert [(r.outcome, r.ticket_id) for r in third] == [
+        ("duplicate", second[2].ticket_id),
+        ("duplicate", first[0].ticket_id),
+    ]
+    assert store.count_tickets() == 3 and len(store.outbox_rows()) == 3
+
+
+def test_repeated_notification_does_not_wait_for_the_write_lock(store):
+    if not store.url.startswith("sqlite"):
+        pytest.skip("the write lock is SQLite's (MySQL has row locks)")
+    ev = firing()
+    created = store.ingest(ev, one_notice)
+    results = []
+    with store._write_lock():  # a writer holds the lock for as long as this block runs
+        t = threading.Thread(target=lambda: results.append(store.ingest(ev, one_notice)))
+        t.start()
+        t.join(5)
+        assert results == [type(created)("duplicate", created.ticket_id)]
+    assert len(store.outbox_rows()) == 1

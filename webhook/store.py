@@ -245,6 +245,17 @@ _SEL_OCCURRENCE = sa.select(occurrences.c.ticket_id).where(
     occurrences.c.fingerprint == sa.bindparam("fp"),
     occurrences.c.starts_at == sa.bindparam("sa_"),
 )
+_SEL_OCCURRENCES = sa.select(
+    occurrences.c.id, occurrences.c.fingerprint, occurrences.c.starts_at, occurrences.c.ticket_id
+).where(occurrences.c.fingerprint.in_(sa.bindparam("fps", expanding=True)))
+_SEL_INCIDENT_FPS = (
+    sa.select(tickets.c.fingerprint)
+    .where(
+        tickets.c.fingerprint.in_(sa.bindparam("fps", expanding=True)),
+        tickets.c.kind == "incident",
+    )
+    .distinct()
+)
 _LINK_OCCURRENCE = (
     occurrences.update()
     .where(occurrences.c.id == sa.bindparam("oid"))
@@ -366,6 +377,14 @@ class Store:
             self._ins_occurrence = sqlite_insert(occurrences).on_conflict_do_nothing()
         else:
             self._ins_occurrence = occurrences.insert().prefix_with("IGNORE")
+        # Multi-row INSERT … RETURNING where the dialect has it (one statement per notification
+        # instead of one per alert); otherwise the statements above, row by row.
+        self._claim_returning = self._ins_ticket_returning = None
+        if self.engine.dialect.insert_returning and self.engine.dialect.use_insertmanyvalues:
+            self._claim_returning = self._ins_occurrence.returning(
+                occurrences.c.id, occurrences.c.fingerprint, occurrences.c.starts_at
+            )
+            self._ins_ticket_returning = _INS_TICKET.returning(tickets.c.id, tickets.c.fingerprint)
 
     @contextmanager
     def _write_lock(self) -> Iterator[None]:
@@ -512,11 +531,32 @@ class Store:
         recurrences, reopenings and resolutions go one by one.
         """
         results: list[IngestResult | None] = [None] * len(events)
+        if events and all(ev.status == "firing" for ev in events):
+            # A repeated notification (Alertmanager's retries, HA twins) whose occurrences are
+            # all filed already changes nothing: answer it from a read-only transaction, without
+            # queueing for the write lock. Anything not yet filed goes the write path below,
+            # where the unique key decides.
+            taken = self._taken_occurrences_readonly(events)
+            if len(taken) == len({(ev.fingerprint, ev.starts_at) for ev in events}):
+                return [
+                    IngestResult("duplicate", taken[(e.fingerprint, e.starts_at)]) for e in events
+                ]
+        # Built before taking the write lock: it only depends on the event.
+        prepared = {
+            i: self._incident_row(ev, None, None)
+            for i, ev in enumerate(events)
+            if ev.status == "firing"
+        }
         with self._begin() as conn:
             firing = [i for i, ev in enumerate(events) if ev.status == "firing"]
             claimed, taken = self._claim_occurrences(conn, [events[i] for i in firing])
             fresh = self._fingerprints_without_incident(
-                conn, {events[i].fingerprint for i in firing}
+                conn,
+                {
+                    events[i].fingerprint
+                    for i in firing
+                    if (events[i].fingerprint, events[i].starts_at) in claimed
+                },
             )
             counts: dict[str, int] = {}
             for i in firing:
@@ -532,12 +572,13 @@ class Store:
             now = self.clock()
             tickets_new = []
             for i in batch:
-                ev = events[i]
-                row = self._incident_row(ev, now, None)
-                row["id"] = conn.execute(_INS_TICKET, row).inserted_primary_key[0]
+                row = prepared[i]
+                row["created_at"] = now
                 tickets_new.append(row)
-                results[i] = IngestResult("created", row["id"])
             if tickets_new:
+                self._insert_tickets(conn, tickets_new)
+                for i, row in zip(batch, tickets_new, strict=True):
+                    results[i] = IngestResult("created", row["id"])
                 conn.execute(
                     _LINK_OCCURRENCE,
                     [
@@ -581,28 +622,35 @@ class Store:
     def _claim_occurrences(
         self, conn: Connection, events: Sequence[AlertEvent]
     ) -> tuple[dict[tuple, int], dict[tuple, int | None]]:
-        """({key: occurrence id} claimed now, {key: ticket id} taken before), key = (fp, start)."""
+        """({key: occurrence id} claimed now, {key: ticket id} taken before), key = (fp, start).
+
+        Where the database has ``INSERT … RETURNING`` (SQLite, MariaDB >= 10.5), the insert that
+        does nothing on conflict returns exactly the rows it inserted: one statement, and the
+        occurrences are read back only when some key was taken before."""
         if not events:
             return {}, {}
         now = self.clock()
-        conn.execute(
-            self._ins_occurrence,
-            [
-                {"fingerprint": ev.fingerprint, "starts_at": ev.starts_at, "received_at": now}
-                for ev in events
-            ],
-        )
+        rows = [
+            {"fingerprint": ev.fingerprint, "starts_at": ev.starts_at, "received_at": now}
+            for ev in events
+        ]
         wanted = {(ev.fingerprint, ev.starts_at) for ev in events}
-        rows = conn.execute(
-            sa.select(
-                occurrences.c.id,
-                occurrences.c.fingerprint,
-                occurrences.c.starts_at,
-                occurrences.c.ticket_id,
-            ).where(occurrences.c.fingerprint.in_({fp for fp, _ in wanted}))
-        ).all()
-        claimed, taken = {}, {}
-        for oid, fp, start, tid in rows:
+        claimed: dict[tuple, int] = {}
+        taken: dict[tuple, int | None] = {}
+        if self._claim_returning is not None:
+            for oid, fp, start in conn.execute(self._claim_returning, rows):
+                claimed[(fp, start)] = oid
+            if len(claimed) == len(wanted):
+                return claimed, taken
+            fps = {fp for fp, start in wanted if (fp, start) not in claimed}
+            for _oid, fp, start, tid in conn.execute(_SEL_OCCURRENCES, {"fps": fps}):
+                if (fp, start) in wanted and (fp, start) not in claimed:
+                    taken[(fp, start)] = tid
+            return claimed, taken
+        conn.execute(self._ins_occurrence, rows)
+        for oid, fp, start, tid in conn.execute(
+            _SEL_OCCURRENCES, {"fps": {fp for fp, _ in wanted}}
+        ):
             if (fp, start) in wanted:
                 if tid is None:
                     claimed[(fp, start)] = oid
@@ -610,15 +658,31 @@ class Store:
                     taken[(fp, start)] = tid
         return claimed, taken
 
+    def _taken_occurrences_readonly(self, events: Sequence[AlertEvent]) -> dict[tuple, int]:
+        """{key: ticket id} of the events' occurrences already filed with a ticket (committed)."""
+        wanted = {(ev.fingerprint, ev.starts_at) for ev in events}
+        with self._read() as conn:
+            rows = conn.execute(_SEL_OCCURRENCES, {"fps": {fp for fp, _ in wanted}}).all()
+        return {
+            (fp, start): tid
+            for _oid, fp, start, tid in rows
+            if tid is not None and (fp, start) in wanted
+        }
+
+    def _insert_tickets(self, conn: Connection, rows: list[dict]) -> None:
+        """Insert new incident tickets (distinct fingerprints) and set each row's ``id``."""
+        if self._ins_ticket_returning is not None and len(rows) > 1:
+            ids = dict((fp, tid) for tid, fp in conn.execute(self._ins_ticket_returning, rows))
+            for row in rows:
+                row["id"] = ids[row["fingerprint"]]
+            return
+        for row in rows:
+            row["id"] = conn.execute(_INS_TICKET, row).inserted_primary_key[0]
+
     def _fingerprints_without_incident(self, conn: Connection, fps: set[str]) -> set[str]:
         if not fps:
             return set()
-        seen = conn.execute(
-            sa.select(tickets.c.fingerprint)
-            .where(tickets.c.fingerprint.in_(fps), tickets.c.kind == "incident")
-            .distinct()
-        ).scalars()
-        return fps - set(seen)
+        return fps - set(conn.execute(_SEL_INCIDENT_FPS, {"fps": fps}).scalars())
 
     @staticmethod
     def _incident_row(ev: AlertEvent, now: dt.datetime, recurrence_of: int | None) -> dict:
