@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import threading
+import uuid
 
 import pytest
 from fx_webhook import AM_TOKEN, payload
@@ -59,12 +60,22 @@ def live_app(app):
 
 def navigating(browser, action) -> None:
     """Run ``action`` (a click, back) and wait until a new page replaced the current one."""
-    from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
-    old = browser.find_element("tag name", "html")
+    # Mark the current document; the new one does not carry the mark. (Waiting for the old
+    # <html> to go stale is flaky here: chromedriver sometimes answers "Node ... does not
+    # belong to the document" instead of a stale-element error while the page is replaced.)
+    # A fresh mark per navigation, so a page restored from the back-forward cache (which
+    # still carries the mark of an earlier navigation) also counts as a new page.
+    mark = uuid.uuid4().hex
+    browser.execute_script("window.__sscpPage = arguments[0];", mark)
     action()
-    WebDriverWait(browser, 10).until(ec.staleness_of(old))
+    WebDriverWait(browser, 10).until(
+        lambda b: b.execute_script(
+            "return window.__sscpPage !== arguments[0] && document.readyState === 'complete';",
+            mark,
+        )
+    )
 
 
 def submit(browser, element_id: str) -> None:
@@ -87,8 +98,13 @@ def test_operator_acknowledges_comments_and_resolves(browser, live_app, client, 
     row = browser.find_element("css selector", "#active tr.ticket")
     assert row.get_attribute("data-id") == "1"
     assert row.find_element("class name", "status").text == "待响应"
-    countdown = row.find_element("css selector", ".countdown.response").text
-    assert countdown.startswith("剩余 ") and "分" in countdown  # the JS countdown ran
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    cell = row.find_element("css selector", ".countdown.response")
+    # the JS countdown ran (it may take a moment on a loaded machine)
+    WebDriverWait(browser, 10).until(lambda _: cell.text.startswith("剩余 "))
+    countdown = cell.text
+    assert countdown.startswith("剩余 ") and "分" in countdown
     assert "13812345678" not in browser.page_source
     navigating(browser, row.find_element("link text", "#1").click)
     assert browser.find_element("tag name", "h2").text.startswith("工单 #1")
