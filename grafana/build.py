@@ -63,6 +63,7 @@ class Board:
             }
         ]
         self._x = self._y = self._row_h = 0
+        self._w = self._h = 8
 
     def variable(self, name: str, label: str, query: str, multi: bool = True) -> Board:
         self.variables.append(
@@ -86,8 +87,10 @@ class Board:
         )
         return self
 
-    def row(self, title: str) -> Board:
+    def row(self, title: str, w: int = 8, h: int = 8) -> Board:
+        """Start a row; its panels are w x h unless they say otherwise."""
         self._newline()
+        self._w, self._h = w, h
         self.panels.append(
             {
                 "type": "row",
@@ -110,8 +113,8 @@ class Board:
         kind: str,
         title: str,
         targets: list[tuple[str, str]],
-        w: int = 8,
-        h: int = 8,
+        w: int | None = None,
+        h: int | None = None,
         unit: str = "short",
         description: str = "",
         thresholds: dict | None = None,
@@ -122,6 +125,7 @@ class Board:
         minmax: tuple[float, float] | None = None,
         value_name: str | None = None,
     ) -> Board:
+        w, h = w or self._w, h or self._h
         if self._x + w > 24:
             self._newline()
         defaults: dict = {"unit": unit, "mappings": mappings or []}
@@ -282,11 +286,10 @@ PROBE = 'target=~"$target"'
 def overview() -> dict:
     b = Board("sscp-overview", "指挥大屏 · 平台运行总览", ["overview"], time_from="now/M")
     b.variable("target", "拨测对象", "label_values(sla_probe_success, target)")
-    b.row("服务指标（本月）")
+    b.row("服务指标（本月）", w=6)
     b.stat(
         "本月可用性",
         [(f"avg(avg_over_time(sla_probe_success{{{PROBE}}}[$__range]))", "可用性")],
-        w=6,
         unit="percentunit",
         decimals=3,
         thresholds=AVAIL_STEPS,
@@ -300,7 +303,6 @@ def overview() -> dict:
                 "不可用时长",
             )
         ],
-        w=6,
         unit="s",
         thresholds=_steps((None, GREEN), (30 * 60, YELLOW), (43.8 * 60, RED)),
         description="按拨测失败比例折算的不可用时间；合同上限每月 43.8 分钟。",
@@ -308,7 +310,6 @@ def overview() -> dict:
     b.stat(
         "30 天错误预算剩余",
         [(f"min(target:sla_error_budget_remaining:ratio30d{{{PROBE}}})", "剩余")],
-        w=6,
         unit="percentunit",
         thresholds=_steps((None, RED), (0.25, YELLOW), (0.5, GREEN)),
         description="99.9% 目标允许的 30 天失败时间中尚未用掉的部分（最差的拨测对象）。",
@@ -321,31 +322,18 @@ def overview() -> dict:
                 "告警",
             )
         ],
-        w=6,
         thresholds=ANY_BAD_STEPS,
     )
-    b.row("实时状态")
-    b.status(
-        "拨测状态",
-        [(f"sla_probe_success{{{PROBE}}}", "{{target}}")],
-        w=8,
-        h=6,
-    )
+    b.row("实时状态", h=6)
+    b.status("拨测状态", [(f"sla_probe_success{{{PROBE}}}", "{{target}}")])
     b.stat(
         "页面响应时间",
         [(f"sla_probe_duration_seconds{{{PROBE}}}", "{{target}}")],
-        w=8,
-        h=6,
         unit="s",
         thresholds=_steps((None, GREEN), (1, YELLOW), (2, RED)),
         description="合同指标：页面查询响应 < 2 秒。",
     )
-    b.status(
-        "采集目标状态",
-        [('up{job=~"sscp-ops.*"}', "{{job}} {{instance}}")],
-        w=8,
-        h=6,
-    )
+    b.status("采集目标状态", [('up{job=~"sscp-ops.*"}', "{{job}} {{instance}}")])
     b.status(
         "中间件状态",
         [
@@ -384,6 +372,7 @@ def overview() -> dict:
         "可用性趋势（1 小时滑动）",
         [(f"target:sla_probe_success:avg1h{{{PROBE}}}", "{{target}}")],
         w=24,
+        h=8,
         unit="percentunit",
         thresholds=AVAIL_STEPS,
     )
@@ -394,41 +383,25 @@ def host() -> dict:
     b = Board("sscp-host", "主机监控", ["host"])
     b.variable("instance", "主机", "label_values(node_uname_info, instance)", multi=False)
     i = 'instance="$instance"'
-    b.row("概览")
-    b.stat(
-        "运行时长",
-        [(f"time() - node_boot_time_seconds{{{i}}}", "")],
-        w=6,
-        h=4,
-        unit="s",
-    )
+    b.row("概览", w=6, h=4)
+    b.stat("运行时长", [(f"time() - node_boot_time_seconds{{{i}}}", "")], unit="s")
     b.gauge(
         "CPU 使用率",
         [(f"instance:node_cpu_utilisation:rate5m{{{i}}}", "")],
-        w=6,
-        h=4,
         **RATIO,
         thresholds=CPU_STEPS,
     )
     b.gauge(
         "内存使用率",
         [(f"instance:node_memory_utilisation:ratio{{{i}}}", "")],
-        w=6,
-        h=4,
         **RATIO,
         thresholds=MEM_STEPS,
     )
-    b.stat(
-        "CPU 核数",
-        [(f'count(node_cpu_seconds_total{{{i}, mode="idle"}})', "")],
-        w=6,
-        h=4,
-    )
-    b.row("CPU 与内存")
+    b.stat("CPU 核数", [(f'count(node_cpu_seconds_total{{{i}, mode="idle"}})', "")])
+    b.row("CPU 与内存", w=12)
     b.timeseries(
         "CPU 使用率",
         [(f"instance:node_cpu_utilisation:rate5m{{{i}}}", "CPU")],
-        w=12,
         **RATIO,
         thresholds=_steps((None, GREEN), (0.9, RED)),
     )
@@ -439,7 +412,6 @@ def host() -> dict:
             (f"node_load5{{{i}}}", "5 分钟"),
             (f"node_load15{{{i}}}", "15 分钟"),
         ],
-        w=12,
     )
     b.timeseries(
         "内存",
@@ -448,27 +420,23 @@ def host() -> dict:
             (f"node_memory_MemTotal_bytes{{{i}}} - node_memory_MemAvailable_bytes{{{i}}}", "已用"),
             (f"node_memory_Cached_bytes{{{i}}}", "缓存"),
         ],
-        w=12,
         unit="bytes",
     )
     b.timeseries(
         "交换分区使用",
         [(f"node_memory_SwapTotal_bytes{{{i}}} - node_memory_SwapFree_bytes{{{i}}}", "已用")],
-        w=12,
         unit="bytes",
     )
-    b.row("磁盘")
+    b.row("磁盘", w=12)
     b.bargauge(
         "文件系统已用",
         [(f"1 - instance:node_filesystem_avail:ratio{{{i}}}", "{{mountpoint}}")],
-        w=12,
         **RATIO,
         thresholds=_steps((None, GREEN), (0.85, YELLOW), (0.95, RED)),
     )
     b.timeseries(
         "文件系统可用空间",
         [(f'node_filesystem_avail_bytes{{{i}, fstype!~"tmpfs|ramfs"}}', "{{mountpoint}}")],
-        w=12,
         unit="bytes",
     )
     b.timeseries(
@@ -477,23 +445,20 @@ def host() -> dict:
             (f"rate(node_disk_read_bytes_total{{{i}}}[$__rate_interval])", "读 {{device}}"),
             (f"rate(node_disk_written_bytes_total{{{i}}}[$__rate_interval])", "写 {{device}}"),
         ],
-        w=12,
         unit="Bps",
     )
     b.timeseries(
         "磁盘繁忙度",
         [(f"rate(node_disk_io_time_seconds_total{{{i}}}[$__rate_interval])", "{{device}}")],
-        w=12,
         unit="percentunit",
     )
-    b.row("网络")
+    b.row("网络", w=12)
     b.timeseries(
         "网络流量",
         [
             (f"rate(node_network_receive_bytes_total{{{i}}}[$__rate_interval])", "收 {{device}}"),
             (f"rate(node_network_transmit_bytes_total{{{i}}}[$__rate_interval])", "发 {{device}}"),
         ],
-        w=12,
         unit="Bps",
     )
     b.timeseries(
@@ -502,7 +467,6 @@ def host() -> dict:
             (f"rate(node_network_receive_errs_total{{{i}}}[$__rate_interval])", "收 {{device}}"),
             (f"rate(node_network_transmit_errs_total{{{i}}}[$__rate_interval])", "发 {{device}}"),
         ],
-        w=12,
         unit="pps",
     )
     return b.build()
@@ -514,18 +478,11 @@ def middleware() -> dict:
     b.variable("tomcat", "Tomcat", "label_values(tomcat_up, target)")
     b.variable("redis", "Redis", "label_values(redis_up, target)")
     n, t, r = 'target=~"$nginx"', 'target=~"$tomcat"', 'target=~"$redis"'
-    b.row("Nginx")
-    b.status(
-        "Nginx 状态",
-        [(f"nginx_up{{{n}}}", "{{target}}")],
-        w=6,
-        h=6,
-    )
+    b.row("Nginx", w=9, h=6)
+    b.status("Nginx 状态", [(f"nginx_up{{{n}}}", "{{target}}")], w=6)
     b.timeseries(
         "请求速率",
         [(f"rate(nginx_http_requests_total{{{n}}}[$__rate_interval])", "{{target}}")],
-        w=9,
-        h=6,
         unit="reqps",
     )
     b.timeseries(
@@ -536,21 +493,12 @@ def middleware() -> dict:
             (f"nginx_connections_writing{{{n}}}", "写 {{target}}"),
             (f"nginx_connections_waiting{{{n}}}", "等待 {{target}}"),
         ],
-        w=9,
-        h=6,
     )
-    b.row("Tomcat")
-    b.status(
-        "Tomcat 状态",
-        [(f"tomcat_up{{{t}}}", "{{target}}")],
-        w=6,
-        h=6,
-    )
+    b.row("Tomcat", w=9, h=6)
+    b.status("Tomcat 状态", [(f"tomcat_up{{{t}}}", "{{target}}")], w=6)
     b.timeseries(
         "线程池使用率",
         [(f"target_connector:tomcat_threads_busy:ratio{{{t}}}", "{{target}} {{connector}}")],
-        w=9,
-        h=6,
         **RATIO,
         thresholds=_steps((None, GREEN), (0.8, RED)),
     )
@@ -560,31 +508,20 @@ def middleware() -> dict:
             (f"tomcat_threads_busy{{{t}}}", "忙 {{target}} {{connector}}"),
             (f"tomcat_threads_max{{{t}}}", "最大 {{target}} {{connector}}"),
         ],
-        w=9,
-        h=6,
     )
-    b.row("Redis")
-    b.status(
-        "Redis 状态",
-        [(f"redis_up{{{r}}}", "{{target}}")],
-        w=6,
-        h=6,
-    )
+    b.row("Redis", w=9, h=6)
+    b.status("Redis 状态", [(f"redis_up{{{r}}}", "{{target}}")], w=6)
     b.timeseries(
         "内存",
         [
             (f"redis_memory_used_bytes{{{r}}}", "已用 {{target}}"),
             (f"redis_memory_max_bytes{{{r}}} > 0", "maxmemory {{target}}"),
         ],
-        w=9,
-        h=6,
         unit="bytes",
     )
     b.timeseries(
         "内存占 maxmemory 比例",
         [(f"target:redis_memory_used:ratio{{{r}}}", "{{target}}")],
-        w=9,
-        h=6,
         **RATIO,
         thresholds=_steps((None, GREEN), (0.85, RED)),
     )
@@ -592,15 +529,9 @@ def middleware() -> dict:
         "命令速率",
         [(f"rate(redis_commands_processed_total{{{r}}}[$__rate_interval])", "{{target}}")],
         w=12,
-        h=6,
         unit="ops",
     )
-    b.timeseries(
-        "客户端连接",
-        [(f"redis_connected_clients{{{r}}}", "{{target}}")],
-        w=12,
-        h=6,
-    )
+    b.timeseries("客户端连接", [(f"redis_connected_clients{{{r}}}", "{{target}}")], w=12)
     return b.build()
 
 
@@ -608,26 +539,17 @@ def mysql() -> dict:
     b = Board("sscp-mysql", "MySQL 数据库监控", ["mysql"])
     b.variable("target", "数据库", "label_values(mysql_up, target)")
     m = 'target=~"$target"'
-    b.row("概览")
-    b.status(
-        "MySQL 状态",
-        [(f"mysql_up{{{m}}}", "{{target}}")],
-        w=6,
-        h=5,
-    )
+    b.row("概览", w=6, h=5)
+    b.status("MySQL 状态", [(f"mysql_up{{{m}}}", "{{target}}")])
     b.gauge(
         "连接数占比",
         [(f"target:mysql_connections:ratio{{{m}}}", "{{target}}")],
-        w=6,
-        h=5,
         **RATIO,
         thresholds=_steps((None, GREEN), (0.6, YELLOW), (0.8, RED)),
     )
     b.stat(
         "慢查询速率",
         [(f"target:mysql_slow_queries:rate5m{{{m}}}", "{{target}}")],
-        w=6,
-        h=5,
         unit="short",
         decimals=2,
         thresholds=_steps((None, GREEN), (0.1, RED)),
@@ -636,24 +558,20 @@ def mysql() -> dict:
     b.stat(
         "主从复制延迟",
         [(f"mysql_slave_status_seconds_behind_master{{{m}}}", "{{target}}")],
-        w=6,
-        h=5,
         unit="s",
         thresholds=_steps((None, GREEN), (30, RED)),
     )
-    b.row("连接与查询")
+    b.row("连接与查询", w=12)
     b.timeseries(
         "连接数",
         [
             (f"mysql_global_status_threads_connected{{{m}}}", "已连接 {{target}}"),
             (f"mysql_global_variables_max_connections{{{m}}}", "上限 {{target}}"),
         ],
-        w=12,
     )
     b.timeseries(
         "慢查询",
         [(f"rate(mysql_global_status_slow_queries{{{m}}}[$__rate_interval])", "{{target}}")],
-        w=12,
         unit="short",
         thresholds=_steps((None, GREEN), (0.1, RED)),
     )
@@ -675,7 +593,6 @@ def availability() -> dict:
     b.bargauge(
         "30 天可用性",
         [(f"target:sla_probe_success:avg30d{{{p}}}", "{{target}}")],
-        w=8,
         unit="percentunit",
         decimals=3,
         minmax=(0.99, 1),
@@ -684,7 +601,6 @@ def availability() -> dict:
     b.bargauge(
         "错误预算剩余",
         [(f"target:sla_error_budget_remaining:ratio30d{{{p}}}", "{{target}}")],
-        w=8,
         **RATIO,
         thresholds=_steps((None, RED), (0.25, YELLOW), (0.5, GREEN)),
         description="30 天窗口内 0.1% 允许失败时间中尚未用掉的比例；低于 0 表示已超支。",
@@ -692,19 +608,17 @@ def availability() -> dict:
     b.stat(
         "平台 30 天可用性",
         [("job:sla_probe_success:avg30d", "{{job}}")],
-        w=8,
         unit="percentunit",
         decimals=3,
         thresholds=AVAIL_STEPS,
     )
-    b.row("错误预算燃烧率")
+    b.row("错误预算燃烧率", w=12)
     b.timeseries(
         "燃烧率（短窗口）",
         [
             (f"target:sla_probe_burn_rate:avg1h{{{p}}}", "1 小时 {{target}}"),
             (f"target:sla_probe_burn_rate:avg6h{{{p}}}", "6 小时 {{target}}"),
         ],
-        w=12,
         thresholds=_steps((None, GREEN), (6, YELLOW), (14.4, RED)),
         description="1 = 恰好用完预算的速度；1 小时 > 14.4 或 6 小时 > 6 触发严重告警。",
     )
@@ -714,29 +628,20 @@ def availability() -> dict:
             (f"target:sla_probe_burn_rate:avg1d{{{p}}}", "1 天 {{target}}"),
             (f"target:sla_probe_burn_rate:avg3d{{{p}}}", "3 天 {{target}}"),
         ],
-        w=12,
         thresholds=_steps((None, GREEN), (1, YELLOW), (3, RED)),
         description="1 天 > 3 或 3 天 > 1 触发警告。",
     )
-    b.row("拨测明细")
+    b.row("拨测明细", w=12)
     b.timeseries(
-        "拨测成功率（5 分钟）",
-        [(f"target:sla_probe_success:avg5m{{{p}}}", "{{target}}")],
-        w=12,
-        **RATIO,
+        "拨测成功率（5 分钟）", [(f"target:sla_probe_success:avg5m{{{p}}}", "{{target}}")], **RATIO
     )
     b.timeseries(
         "响应时间",
         [(f"sla_probe_duration_seconds{{{p}}}", "{{target}}")],
-        w=12,
         unit="s",
         thresholds=_steps((None, GREEN), (2, RED)),
     )
-    b.timeseries(
-        "HTTP 状态码",
-        [(f"sla_probe_http_status_code{{{p}}}", "{{target}}")],
-        w=12,
-    )
+    b.timeseries("HTTP 状态码", [(f"sla_probe_http_status_code{{{p}}}", "{{target}}")])
     b.bargauge(
         "证书剩余天数",
         [
@@ -745,7 +650,6 @@ def availability() -> dict:
                 "{{target}}",
             )
         ],
-        w=12,
         unit="d",
         thresholds=_steps((None, RED), (3, YELLOW), (14, GREEN)),
     )
@@ -765,11 +669,10 @@ def backup() -> dict:
     b = Board("sscp-backup", "备份与灾难恢复", ["backup"], time_from="now-30d")
     b.variable("set", "备份集", "label_values(backup_runs_total, set)")
     s = 'set=~"$set"'
-    b.row("备份")
+    b.row("备份", w=6)
     b.stat(
         "距最近一次成功备份",
         [(f"time() - backup_last_success_timestamp_seconds{{{s}}}", "{{set}}")],
-        w=6,
         h=5,
         unit="s",
         thresholds=_steps((None, GREEN), (24 * 3600, YELLOW), (26 * 3600, RED)),
@@ -778,7 +681,6 @@ def backup() -> dict:
     b.stat(
         "30 天备份成功率",
         [(f"set:backup_success_ratio:30d{{{s}}}", "{{set}}")],
-        w=6,
         h=5,
         unit="percentunit",
         decimals=2,
@@ -788,7 +690,6 @@ def backup() -> dict:
     b.status(
         "3-2-1 + 离线副本",
         [(f"backup_321_compliant{{{s}}}", "{{set}}")],
-        w=6,
         h=5,
         mappings=_ok_mappings("不合规", "合规"),
         description="2 份本地 + 1 份异地 + 1 份已确认脱机的离线副本。",
@@ -796,56 +697,45 @@ def backup() -> dict:
     b.status(
         "最近一次备份结果",
         [(f"backup_last_run_success{{{s}}}", "{{set}}")],
-        w=6,
         h=5,
         mappings=_ok_mappings("失败", "成功"),
     )
     b.bargauge(
         "最新备份的有效副本数",
         [(f"backup_copies{{{s}}}", "{{set}} {{location_kind}}")],
+        w=8,
         minmax=(0, 3),
         thresholds=OK_STEPS,
     )
     b.table(
         "各位置副本校验",
         [(f"backup_copy_verified{{{s}}}", "{{set}}")],
+        w=8,
         mappings=_ok_mappings("损坏/缺失", "校验通过"),
         value_name="状态",
     )
     b.timeseries(
-        "每日备份失败次数",
-        [(f"increase(backup_failures_total{{{s}}}[1d])", "{{set}}")],
+        "每日备份失败次数", [(f"increase(backup_failures_total{{{s}}}[1d])", "{{set}}")], w=8
     )
     b.timeseries(
-        "备份大小（压缩后）",
-        [(f"backup_size_bytes{{{s}}}", "{{set}}")],
-        w=12,
-        unit="bytes",
+        "备份大小（压缩后）", [(f"backup_size_bytes{{{s}}}", "{{set}}")], w=12, unit="bytes"
     )
-    b.timeseries(
-        "备份耗时",
-        [(f"backup_last_duration_seconds{{{s}}}", "{{set}}")],
-        w=12,
-        unit="s",
-    )
-    b.row("恢复演练")
+    b.timeseries("备份耗时", [(f"backup_last_duration_seconds{{{s}}}", "{{set}}")], w=12, unit="s")
+    b.row("恢复演练", h=5)
     b.status(
         "最近一次恢复演练",
         [(f"restore_drill_last_success{{{s}}}", "{{set}}")],
-        h=5,
         mappings=_ok_mappings("失败", "成功"),
     )
     b.stat(
         "恢复耗时（目标 ≤ 4 小时）",
         [(f"restore_drill_duration_seconds{{{s}}}", "{{set}}")],
-        h=5,
         unit="s",
         thresholds=_steps((None, GREEN), (3 * 3600, YELLOW), (4 * 3600, RED)),
     )
     b.stat(
         "距上次恢复演练",
         [(f"(time() - restore_drill_last_timestamp_seconds{{{s}}}) / 86400", "{{set}}")],
-        h=5,
         unit="d",
         thresholds=_steps((None, GREEN), (80, YELLOW), (92, RED)),
         description="每季度至少一次，超过 92 天触发 RestoreDrillOverdue。",
@@ -853,31 +743,33 @@ def backup() -> dict:
     return b.build()
 
 
+def _quantiles(buckets: str, by: str, legend: str) -> list[tuple[str, str]]:
+    """P50 and P90 of a histogram's bucket series, summed by the labels in ``by``."""
+    return [
+        (f"histogram_quantile({q}, sum by ({by}) ({buckets}))", f"P{round(q * 100)} {legend}")
+        for q in (0.5, 0.9)
+    ]
+
+
 def tickets() -> dict:
     b = Board("sscp-tickets", "工单与 SLA 计时", ["tickets", "sla"], time_from="now-7d")
     b.variable("kind", "工单类型", "label_values(sscp_tickets_created_total, kind)")
     k = 'kind=~"$kind"'
-    b.row("工单概况")
+    b.row("工单概况", w=6, h=5)
     b.stat(
         "未关闭工单（按级别）",
         [(f"sum by (severity) (sscp_tickets_open{{{k}}})", "{{severity}}")],
-        w=6,
-        h=5,
         thresholds=_steps((None, GREEN), (1, YELLOW)),
     )
     b.stat(
         "超时未响应",
         [("sscp_tickets_response_overdue", "超时未响应")],
-        w=6,
-        h=5,
         thresholds=ANY_BAD_STEPS,
         description="已超过响应时限（15 分钟）仍未确认的工单数，触发 TicketResponseOverdue。",
     )
     b.stat(
         "工单解决率",
         [(f"kind:sscp_tickets_resolved:ratio{{{k}}}", "{{kind}}")],
-        w=6,
-        h=5,
         unit="percentunit",
         decimals=1,
         thresholds=_steps((None, RED), (0.95, GREEN)),
@@ -886,58 +778,30 @@ def tickets() -> dict:
     b.stat(
         "平均解决时间",
         [(f"kind:sscp_ticket_resolution_seconds:mean{{{k}}}", "{{kind}}")],
-        w=6,
-        h=5,
         unit="s",
         thresholds=_steps((None, GREEN), (7200, RED)),
         description="合同要求 ≤ 2 小时。",
     )
-    b.row("SLA 计时")
+    b.row("SLA 计时", w=12)
     b.bargauge(
         "响应时间分布",
         [(f"sum by (le) (sscp_ticket_response_seconds_bucket{{{k}}})", "≤ {{le}} 秒")],
-        w=12,
         description="从创建到确认的时间，每档为累计工单数。",
     )
     b.bargauge(
         "解决时间分布",
         [(f"sum by (le) (sscp_ticket_resolution_seconds_bucket{{{k}}})", "≤ {{le}} 秒")],
-        w=12,
         description="从创建到解决的时间，每档为累计工单数。",
     )
     b.timeseries(
         "响应时间（P50 / P90）",
-        [
-            (
-                f"histogram_quantile(0.5, sum by (le, kind) "
-                f"(sscp_ticket_response_seconds_bucket{{{k}}}))",
-                "P50 {{kind}}",
-            ),
-            (
-                f"histogram_quantile(0.9, sum by (le, kind) "
-                f"(sscp_ticket_response_seconds_bucket{{{k}}}))",
-                "P90 {{kind}}",
-            ),
-        ],
-        w=12,
+        _quantiles(f"sscp_ticket_response_seconds_bucket{{{k}}}", "le, kind", "{{kind}}"),
         unit="s",
         thresholds=_steps((None, GREEN), (900, RED)),
     )
     b.timeseries(
         "解决时间（P50 / P90）",
-        [
-            (
-                f"histogram_quantile(0.5, sum by (le, kind) "
-                f"(sscp_ticket_resolution_seconds_bucket{{{k}}}))",
-                "P50 {{kind}}",
-            ),
-            (
-                f"histogram_quantile(0.9, sum by (le, kind) "
-                f"(sscp_ticket_resolution_seconds_bucket{{{k}}}))",
-                "P90 {{kind}}",
-            ),
-        ],
-        w=12,
+        _quantiles(f"sscp_ticket_resolution_seconds_bucket{{{k}}}", "le, kind", "{{kind}}"),
         unit="s",
         thresholds=_steps((None, GREEN), (7200, RED)),
     )
@@ -947,6 +811,7 @@ def tickets() -> dict:
             (f"sum by (kind) (sscp_ticket_response_breaches_total{{{k}}})", "响应 {{kind}}"),
             (f"sum by (kind) (sscp_ticket_resolution_breaches_total{{{k}}})", "解决 {{kind}}"),
         ],
+        w=8,
         thresholds=ANY_BAD_STEPS,
     )
     b.stat(
@@ -955,13 +820,11 @@ def tickets() -> dict:
             ("sscp_ticket_recurrences_total", "重复发生的事件"),
             ("sscp_problems_open", "未关闭问题"),
         ],
+        w=8,
         thresholds=_steps((None, GREEN), (1, YELLOW)),
     )
-    b.status(
-        "工单系统状态",
-        [("sscp_webhook_store_up", "工单库")],
-    )
-    b.row("通知")
+    b.status("工单系统状态", [("sscp_webhook_store_up", "工单库")], w=8)
+    b.row("通知", w=6)
     b.bargauge(
         "通知（按渠道与状态）",
         [("sum by (channel, status) (sscp_notices)", "{{channel}} {{status}}")],
@@ -973,21 +836,17 @@ def tickets() -> dict:
             ('sum by (channel) (sscp_notices{status="failed"})', "失败 {{channel}}"),
             ('sum by (channel) (sscp_notices{status=~"pending|sending"})', "待发 {{channel}}"),
         ],
-        w=6,
         thresholds=ANY_BAD_STEPS,
     )
     b.stat(
         "发件箱最久积压",
         [("sscp_outbox_oldest_pending_age_seconds", "{{channel}}")],
-        w=6,
         unit="s",
         thresholds=_steps((None, GREEN), (300, YELLOW), (600, RED)),
         description="最早一条未发出通知的等待时间；超过 10 分钟触发 NotificationDeliveryFailing。",
     )
     b.timeseries(
-        "已发送通知",
-        [('sum by (channel) (sscp_notices{status="sent"})', "{{channel}}")],
-        w=24,
+        "已发送通知", [('sum by (channel) (sscp_notices{status="sent"})', "{{channel}}")], w=24
     )
     return b.build()
 
@@ -996,19 +855,14 @@ def security() -> dict:
     b = Board("sscp-security", "安全监控", ["security"], time_from="now-24h")
     b.variable("target", "站点", "label_values(nginx_http_responses_total, target)")
     n = 'target=~"$target"'
-    b.row("攻击与异常")
+    b.row("攻击与异常", w=12)
     b.bargauge(
         "安全事件（所选时间范围）",
         [("sum by (type) (increase(sscp_security_events_total[$__range]))", "{{type}}")],
-        w=12,
         thresholds=ANY_BAD_STEPS,
         description="日志分析发现的 SQL 注入、XSS、路径遍历、扫描器、暴力破解、异常导出等。",
     )
-    b.timeseries(
-        "安全事件（每小时）",
-        [("type:sscp_security_events:increase1h", "{{type}}")],
-        w=12,
-    )
+    b.timeseries("安全事件（每小时）", [("type:sscp_security_events:increase1h", "{{type}}")])
     b.stat(
         "异常数据导出（所选时间范围）",
         [
@@ -1021,7 +875,7 @@ def security() -> dict:
         h=5,
         thresholds=ANY_BAD_STEPS,
     )
-    b.row("访问与响应")
+    b.row("访问与响应", w=6)
     b.timeseries(
         "HTTP 响应（按状态类别）",
         [
@@ -1044,7 +898,6 @@ def security() -> dict:
                 "< 2 秒",
             )
         ],
-        w=6,
         unit="percentunit",
         decimals=2,
         thresholds=_steps((None, RED), (0.95, YELLOW), (0.99, GREEN)),
@@ -1059,12 +912,11 @@ def security() -> dict:
                 "5xx",
             )
         ],
-        w=6,
         unit="percentunit",
         decimals=2,
         thresholds=_steps((None, GREEN), (0.01, YELLOW), (0.05, RED)),
     )
-    b.row("漏洞、证书与补丁")
+    b.row("漏洞、证书与补丁", w=6)
     b.stat(
         "未修复漏洞 / 已超期",
         [
@@ -1085,7 +937,6 @@ def security() -> dict:
     b.bargauge(
         "证书剩余天数",
         [("(sscp_tls_cert_expiry_timestamp_seconds - time()) / 86400", "{{target}}")],
-        w=6,
         unit="d",
         thresholds=_steps((None, RED), (14, YELLOW), (30, GREEN)),
     )
@@ -1095,7 +946,6 @@ def security() -> dict:
             ("sscp_tls_chain_valid", "证书链 {{target}}"),
             ("sscp_tls_http_redirect", "跳转 {{target}}"),
         ],
-        w=6,
         mappings=_ok_mappings("异常", "正常"),
     )
     b.stat(
