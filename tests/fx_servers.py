@@ -424,20 +424,11 @@ def mariadb_install(datadir: Path) -> None:
     )
 
 
-@contextmanager
-def mariadb_server(
-    directory: Path, *options: str, datadir: Path | None = None
-) -> Iterator[MariaDB]:
-    """``mariadbd`` with its data (a fresh install unless ``datadir`` is given), socket, pid and
-    error log in ``directory``; ``options`` are extra server options (``--log-bin``...)."""
-    binary = require_binary("mariadbd", "/usr/sbin/mariadbd")
-    directory.mkdir(parents=True, exist_ok=True)
-    if datadir is None:
-        datadir = directory / "data"
-        mariadb_install(datadir)
-    port = free_port()
-    cmd = [
-        binary,
+def mariadb_command(directory: Path, datadir: Path, port: int, *options: str) -> list[str]:
+    """The ``mariadbd`` command line: ``datadir``, socket, pid and error log in ``directory``,
+    listening on 127.0.0.1:``port``; ``options`` are extra server options."""
+    return [
+        require_binary("mariadbd", "/usr/sbin/mariadbd"),
         "--no-defaults",
         f"--user={pwd.getpwuid(os.geteuid()).pw_name}",
         f"--datadir={datadir}",
@@ -450,6 +441,19 @@ def mariadb_server(
         "--innodb-buffer-pool-size=32M",
         *options,
     ]
-    with running(cmd) as proc:
+
+
+@contextmanager
+def mariadb_server(
+    directory: Path, *options: str, datadir: Path | None = None
+) -> Iterator[MariaDB]:
+    """``mariadbd`` with its data (a fresh install unless ``datadir`` is given), socket, pid and
+    error log in ``directory``; ``options`` are extra server options (``--log-bin``...)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if datadir is None:
+        datadir = directory / "data"
+        mariadb_install(datadir)
+    port = free_port()
+    with running(mariadb_command(directory, datadir, port, *options)) as proc:
         wait_tcp(port, timeout=60)
         yield MariaDB(directory, port, proc)
