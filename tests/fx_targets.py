@@ -20,7 +20,7 @@ from pathlib import Path
 import pymysql
 import pytest
 from fx_servers import mariadb_server
-from helpers import free_port, missing, require_binary, running, sscp_ops_cmd, wait_http
+from helpers import exporter_running, free_port, missing, require_binary, running
 
 MYSQL_HOST, MYSQL_PORT = "127.0.0.1", 3306
 
@@ -200,14 +200,9 @@ def mysqld_reference(user: MysqlUser, directory: Path, *flags: str) -> Iterator[
 def start_exporter(directory: Path, config_text: str) -> Iterator[str]:
     """``sscp-ops exporter`` with ``config_text`` on a free port (for module-scoped fixtures);
     yields its base URL."""
-    port = free_port()
-    cfg = directory / f"exporter-{port}.yml"
+    cfg = directory / f"exporter-{secrets.token_hex(4)}.yml"
     cfg.write_text(config_text)
-    base = f"http://127.0.0.1:{port}"
-    cmd = sscp_ops_cmd(
-        "exporter", "--config.file", str(cfg), "--web.listen-address", f"127.0.0.1:{port}"
-    )
-    with running(cmd, ready_url=f"{base}/healthz"):
+    with exporter_running(cfg) as (base, _):
         yield base
 
 
@@ -235,15 +230,8 @@ def exporter_process(write_config) -> Iterator:
     with ExitStack() as stack:
 
         def start(config_text: str, env: dict | None = None) -> ExporterProcess:
-            port = free_port()
-            cfg = write_config(config_text, f"exporter-{port}.yml")
-            base = f"http://127.0.0.1:{port}"
-            cmd = sscp_ops_cmd(
-                "exporter", "--config.file", str(cfg), "--web.listen-address", f"127.0.0.1:{port}"
-            )
-            proc = stack.enter_context(running(cmd, env=env))
-            wait_http(f"{base}/healthz", proc=proc)
-            return ExporterProcess(base, proc)
+            cfg = write_config(config_text, f"exporter-{secrets.token_hex(4)}.yml")
+            return ExporterProcess(*stack.enter_context(exporter_running(cfg, env=env)))
 
         yield start
 

@@ -118,6 +118,26 @@ def running(
             proc.stderr.close()
 
 
+@contextmanager
+def exporter_running(
+    config: Path, *extra: str, env: dict | None = None
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``sscp-ops exporter --config.file config`` on a free port, ready (``/healthz``) and
+    stopped after; yields (base URL, process)."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    cmd = sscp_ops_cmd(
+        "exporter",
+        "--config.file",
+        str(config),
+        "--web.listen-address",
+        f"127.0.0.1:{port}",
+        *extra,
+    )
+    with running(cmd, ready_url=f"{base}/healthz", env=env) as proc:
+        yield base, proc
+
+
 def parse_exposition(text: str) -> dict[tuple[str, frozenset], float]:
     """Prometheus text format -> {(name, labels): value}."""
     from prometheus_client.parser import text_string_to_metric_families
