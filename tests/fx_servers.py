@@ -79,33 +79,22 @@ http {{
     fastcgi_temp_path {prefix}/tmp/fastcgi;
     uwsgi_temp_path {prefix}/tmp/uwsgi;
     scgi_temp_path {prefix}/tmp/scgi;
-    server {{
-        listen {host}:{port};
-        root {root};
-        location = /stub_status {{ stub_status; }}
-        location = /broken {{
-            default_type text/html;
-            return 200 "<html><head><title>502 Bad Gateway</title></head><body>bad</body></html>";
-        }}
-{extra}
-    }}
+{http}
 }}
 """
 
 
 @contextmanager
-def nginx_server(directory: Path, extra_server_conf: str = "") -> Iterator[Nginx]:
-    """Nginx in the foreground (``daemon off``) with its prefix, pid and logs in ``directory``.
-
-    ``extra_server_conf`` is pasted inside the ``server`` block (more locations).
-    """
+def nginx_running(
+    prefix: Path, http_conf: str, ready_url: str | None = None
+) -> Iterator[subprocess.Popen]:
+    """Nginx in the foreground (``daemon off``) with its conf, pid, temp files and
+    ``logs/error.log`` in ``prefix``; ``http_conf`` (server blocks, log formats) goes inside
+    the ``http`` block. Ready when ``ready_url`` answers (else the caller waits)."""
     binary = require_binary("nginx", "/usr/sbin/nginx")
-    directory.mkdir(parents=True, exist_ok=True)
-    for sub in ("logs", "tmp", "root"):
-        (directory / sub).mkdir(exist_ok=True)
-    port = free_port()
-    root = directory / "root"
-    conf = directory / "nginx.conf"
+    for sub in ("logs", "tmp"):
+        (prefix / sub).mkdir(parents=True, exist_ok=True)
+    conf = prefix / "nginx.conf"
     conf.write_text(
         _NGINX_CONF.format(
             # as root, workers would drop to "nobody", who cannot read pytest's 0700 temp dirs
@@ -113,15 +102,41 @@ def nginx_server(directory: Path, extra_server_conf: str = "") -> Iterator[Nginx
             mime="include /etc/nginx/mime.types;\n    "
             if Path("/etc/nginx/mime.types").exists()
             else "",
-            prefix=directory,
-            host="127.0.0.1",
-            port=port,
-            root=root,
-            extra=textwrap.indent(extra_server_conf, " " * 8),
+            prefix=prefix,
+            http=textwrap.indent(http_conf, " " * 4),
         )
     )
-    cmd = [binary, "-p", str(directory), "-c", str(conf), "-g", "daemon off;"]
-    with running(cmd, ready_url=f"http://127.0.0.1:{port}/stub_status") as proc:
+    cmd = [binary, "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "logs" / "error.log")]
+    with running([*cmd, "-g", "daemon off;"], ready_url=ready_url) as proc:
+        yield proc
+
+
+_STUB_STATUS_SERVER = """\
+server {{
+    listen {host}:{port};
+    root {root};
+    location = /stub_status {{ stub_status; }}
+    location = /broken {{
+        default_type text/html;
+        return 200 "<html><head><title>502 Bad Gateway</title></head><body>bad</body></html>";
+    }}
+{extra}
+}}"""
+
+
+@contextmanager
+def nginx_server(directory: Path, extra_server_conf: str = "") -> Iterator[Nginx]:
+    """Nginx with ``stub_status`` and a static root, its prefix, pid and logs in ``directory``.
+
+    ``extra_server_conf`` is pasted inside the ``server`` block (more locations).
+    """
+    root = directory / "root"
+    root.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    server = _STUB_STATUS_SERVER.format(
+        host="127.0.0.1", port=port, root=root, extra=textwrap.indent(extra_server_conf, " " * 4)
+    )
+    with nginx_running(directory, server, f"http://127.0.0.1:{port}/stub_status") as proc:
         yield Nginx(prefix=directory, port=port, root=root, proc=proc)
 
 
