@@ -34,7 +34,7 @@ import subprocess
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -318,13 +318,15 @@ def redis_server(directory: Path, password: str | None = None) -> Iterator[Redis
 
 
 @contextmanager
-def silent_server() -> Iterator[int]:
-    """A TCP port that accepts connections and never sends a byte; yields the port."""
+def tcp_listener(
+    on_connect: Callable[[socket.socket], None], name: str, backlog: int = 64
+) -> Iterator[int]:
+    """A loopback TCP listener whose thread hands each accepted connection to ``on_connect``;
+    yields the port, stops accepting and closes the listener after."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
+    listener.listen(backlog)
     listener.settimeout(0.2)
-    held: list[socket.socket] = []
     stop = threading.Event()
 
     def accept() -> None:
@@ -333,18 +335,28 @@ def silent_server() -> Iterator[int]:
                 conn, _ = listener.accept()
             except OSError:
                 continue
-            held.append(conn)
+            on_connect(conn)
 
-    thread = threading.Thread(target=accept, name="silent-server", daemon=True)
+    thread = threading.Thread(target=accept, name=name, daemon=True)
     thread.start()
     try:
         yield listener.getsockname()[1]
     finally:
         stop.set()
         thread.join()
+        listener.close()
+
+
+@contextmanager
+def silent_server() -> Iterator[int]:
+    """A TCP port that accepts connections and never sends a byte; yields the port."""
+    held: list[socket.socket] = []
+    try:
+        with tcp_listener(held.append, "silent-server") as port:
+            yield port
+    finally:
         for conn in held:
             conn.close()
-        listener.close()
 
 
 # ---------------------------------------------------------------------------- fixtures

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pymysql
 import pytest
-from fx_servers import mariadb_server
+from fx_servers import mariadb_server, tcp_listener
 from helpers import exporter_running, free_port, missing, require_binary, running
 
 MYSQL_HOST, MYSQL_PORT = "127.0.0.1", 3306
@@ -257,10 +257,6 @@ def _read_command(rfile) -> list[bytes] | None:
 def garbage_redis(info_reply: bytes) -> Iterator[int]:
     """A TCP server speaking just enough RESP that ``INFO`` answers ``info_reply`` (e.g. an INFO
     cut short); other commands get +OK, ``SLOWLOG LEN`` 0. Yields its port."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    listener.settimeout(0.2)
     stop = threading.Event()
 
     def serve(conn: socket.socket) -> None:
@@ -287,19 +283,11 @@ def garbage_redis(info_reply: bytes) -> Iterator[int]:
                 except OSError:
                     return
 
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                continue
-            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+    def on_connect(conn: socket.socket) -> None:
+        threading.Thread(target=serve, args=(conn,), daemon=True).start()
 
-    thread = threading.Thread(target=accept, name="garbage-redis", daemon=True)
-    thread.start()
     try:
-        yield listener.getsockname()[1]
+        with tcp_listener(on_connect, "garbage-redis", backlog=16) as port:
+            yield port
     finally:
         stop.set()
-        thread.join()
-        listener.close()
