@@ -138,6 +138,17 @@ def exporter_running(
         yield base, proc
 
 
+def promtool_check_metrics(exposition: str) -> subprocess.CompletedProcess:
+    """``promtool check metrics`` over an exposition (its findings in stdout/stderr)."""
+    return subprocess.run(
+        [require_binary("promtool"), "check", "metrics"],
+        input=exposition,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
 def parse_exposition(text: str) -> dict[tuple[str, frozenset], float]:
     """Prometheus text format -> {(name, labels): value}."""
     from prometheus_client.parser import text_string_to_metric_families

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import requests
 from fx_backup import fill_catalogue
-from helpers import parse_exposition, require_binary
+from helpers import parse_exposition, promtool_check_metrics
 
 from exporters.backup import metrics_for
 from sscp_ops.backup.catalogue import SetSummary, connect_readonly, summarise
@@ -70,11 +69,8 @@ def test_exporter_serves_backup_metrics_that_pass_promtool(
         "restore_drill_duration_seconds",
     ):
         assert any(k[0] == name for k in m), name
-    promtool = require_binary("promtool")
     backup_only = "".join(
         line + "\n" for line in text.splitlines() if "backup_" in line or "restore_drill" in line
     )
-    r = subprocess.run(
-        [promtool, "check", "metrics"], input=backup_only, capture_output=True, text=True
-    )
+    r = promtool_check_metrics(backup_only)
     assert r.returncode == 0, r.stdout + r.stderr
