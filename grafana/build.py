@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sscp_ops.generated import sync_generated
+
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "dashboards"
 SCHEMA_VERSION = 38
@@ -994,19 +996,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="only report out-of-date files")
     args = parser.parse_args(argv)
     OUT.mkdir(exist_ok=True)
-    stale = []
-    for path, text in render_all().items():
-        if path.exists() and path.read_text(encoding="utf-8") == text:
-            continue
-        stale.append(path.name)
-        if not args.check:
-            path.write_text(text, encoding="utf-8")
-    if args.check and stale:
-        print(f"out of date, run `make dashboards`: {', '.join(stale)}", file=sys.stderr)
-        return 1
-    for name in stale:
-        print(f"wrote grafana/dashboards/{name}")
-    return 0
+    return sync_generated(render_all(), args.check, "dashboards", "wrote grafana/dashboards/")
 
 
 if __name__ == "__main__":
