@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import textwrap
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from helpers import free_port, require_binary, running, wait_tcp
+from helpers import free_port, require_binary, running, serving, wait_tcp
 
 #: The log format of the issue: combined plus $request_time.
 ISSUE_FORMAT = (
@@ -65,15 +64,9 @@ def nginx_logging(tmp: Path, log_format: str = ISSUE_FORMAT) -> Iterator[NginxLo
         }}"""
     )
     upstream = ThreadingHTTPServer(("127.0.0.1", slow_port), _SlowHandler)
-    thread = threading.Thread(target=upstream.serve_forever, daemon=True)
-    thread.start()
-    try:
-        with nginx_running(prefix, http_conf):
-            wait_tcp(port)
-            yield NginxLog(f"http://127.0.0.1:{port}", port, access_log, log_format, root)
-    finally:
-        upstream.shutdown()
-        upstream.server_close()
+    with serving(upstream), nginx_running(prefix, http_conf):
+        wait_tcp(port)
+        yield NginxLog(f"http://127.0.0.1:{port}", port, access_log, log_format, root)
 
 
 class _SlowHandler(BaseHTTPRequestHandler):

@@ -9,8 +9,10 @@ import os
 import shutil
 import signal
 import socket
+import socketserver
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -136,6 +138,20 @@ def exporter_running(
     )
     with running(cmd, ready_url=f"{base}/healthz", env=env) as proc:
         yield base, proc
+
+
+@contextmanager
+def serving(server: socketserver.BaseServer) -> Iterator[socketserver.BaseServer]:
+    """Run an http.server/socketserver server in a thread; shut it down and close it after."""
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
+    thread.daemon = True
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
 
 
 def promtool_check_metrics(exposition: str) -> subprocess.CompletedProcess:
