@@ -28,6 +28,7 @@ from typing import ClassVar
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from sscp_ops import __version__
+from sscp_ops.config.base import SecretRef
 
 log = logging.getLogger("exporter")
 
@@ -41,6 +42,14 @@ class TargetUnavailable(Exception):
 
     The message is logged: it must never contain a secret.
     """
+
+
+def read_password(secret: SecretRef) -> str | None:
+    """The target's current secret; an unreadable ``password_file`` makes it unavailable."""
+    try:
+        return secret.password()
+    except OSError as exc:
+        raise TargetUnavailable(f"cannot read password_file: {exc.strerror}") from None
 
 
 class Collector(abc.ABC):

@@ -61,7 +61,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.samples import Sample
 from pymysql.constants import CLIENT
 
-from exporters.core import Collector, ParseError, TargetCollector, TargetUnavailable
+from exporters.core import Collector, ParseError, TargetCollector, TargetUnavailable, read_password
 from sscp_ops.config import Config
 from sscp_ops.config.targets import MysqlTarget
 
@@ -529,10 +529,7 @@ class MysqlCollector(TargetCollector):
         return ssl
 
     def _connection(self, timeout: float) -> pymysql.connections.Connection:
-        try:
-            password = self.config.password()
-        except OSError as exc:
-            raise TargetUnavailable(f"cannot read password_file: {exc.strerror}") from None
+        password = read_password(self.config)
         if self._conn is not None and password == self._password:
             return self._conn
         self.close()

@@ -31,7 +31,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from exporters.core import Collector, ParseError, TargetCollector, TargetUnavailable
+from exporters.core import Collector, ParseError, TargetCollector, TargetUnavailable, read_password
 from sscp_ops.config import Config
 from sscp_ops.config.targets import RedisTarget
 
@@ -246,10 +246,7 @@ class RedisCollector(TargetCollector):
         self._password: str | None = None
 
     def _connect(self, timeout: float) -> redis.Redis:
-        try:
-            password = self.config.password()
-        except OSError as exc:
-            raise TargetUnavailable(f"cannot read password_file: {exc.strerror}") from None
+        password = read_password(self.config)
         if self._client is not None and password == self._password:
             return self._client
         self.close()

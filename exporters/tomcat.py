@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from exporters.core import Collector, ParseError, TargetCollector, TargetUnavailable
+from exporters.core import Collector, ParseError, TargetCollector, read_password
 from exporters.http import fetch_text, make_session
 from sscp_ops.config import Config
 from sscp_ops.config.targets import TomcatTarget
@@ -211,10 +211,7 @@ class TomcatCollector(TargetCollector):
         self._session = make_session(target.tls)
 
     def scrape(self, timeout: float) -> Iterable[Metric]:
-        try:
-            password = self.config.password()
-        except OSError as exc:
-            raise TargetUnavailable(f"cannot read password_file: {exc.strerror}") from None
+        password = read_password(self.config)
         self._session.auth = (
             (self.config.user, password or "") if self.config.user is not None else None
         )

@@ -18,6 +18,8 @@ from pathlib import Path
 import jinja2
 import yaml
 
+from sscp_ops.generated import sync_generated
+
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
 THRESHOLDS = HERE / "thresholds.yml"
@@ -100,20 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="only report out-of-date files")
     parser.add_argument("--thresholds", type=Path, default=THRESHOLDS)
     args = parser.parse_args(argv)
-    stale = []
-    for path, text in render_all(args.thresholds).items():
-        current = path.read_text(encoding="utf-8") if path.exists() else None
-        if current == text:
-            continue
-        stale.append(path.name)
-        if not args.check:
-            path.write_text(text, encoding="utf-8")
-    if args.check and stale:
-        print(f"out of date, run `make rules`: {', '.join(stale)}", file=sys.stderr)
-        return 1
-    for name in stale:
-        print(f"rendered rules/{name}")
-    return 0
+    return sync_generated(render_all(args.thresholds), args.check, "rules", "rendered rules/")
 
 
 if __name__ == "__main__":

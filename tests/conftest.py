@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import secrets
 import textwrap
 from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from helpers import free_port, require_binary, running, sscp_ops_cmd
+from helpers import exporter_running, free_port, require_binary, running
 
 pytest_plugins = [
     "fx_probe",
@@ -43,18 +44,8 @@ def exporter(write_config):
     with ExitStack() as stack:
 
         def start(config_text: str = "exporter: {collectors: {host: true}}\n", *extra: str) -> str:
-            port = free_port()
-            cfg = write_config(config_text, f"exporter-{port}.yml")
-            base = f"http://127.0.0.1:{port}"
-            cmd = sscp_ops_cmd(
-                "exporter",
-                "--config.file",
-                str(cfg),
-                "--web.listen-address",
-                f"127.0.0.1:{port}",
-                *extra,
-            )
-            stack.enter_context(running(cmd, ready_url=f"{base}/healthz"))
+            cfg = write_config(config_text, f"exporter-{secrets.token_hex(4)}.yml")
+            base, _ = stack.enter_context(exporter_running(cfg, *extra))
             return base
 
         yield start

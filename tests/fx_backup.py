@@ -5,11 +5,14 @@ from __future__ import annotations
 import random
 import secrets
 import textwrap
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from helpers import require_binary
+
+from sscp_ops.backup.catalogue import Catalogue
 
 MARIADB = {"host": "127.0.0.1", "port": 3306, "user": "root"}
 
@@ -179,3 +182,26 @@ def backup_setup(tmp_path: Path, backup_db: BackupDb) -> BackupSetup:
         )
     )
     return BackupSetup(config, catalog, locs, etc, backup_db)
+
+
+def fill_catalogue(path: Path) -> Catalogue:
+    """A backup catalogue at ``path``, returned open: two runs of "platform" (the second failed),
+    one offline copy confirmed, a corrupt copy, a drill."""
+    cat = Catalogue(path)
+    now = time.time()
+    r1 = cat.start_run("platform", "20261127T020000Z", now - 86400)
+    for loc, kind in (("/a", "local"), ("/b", "local"), ("/off", "offsite"), ("/usb", "offline")):
+        cat.record_copy(r1, loc, kind, f"{loc}/platform/20261127T020000Z", "ok", None, 100)
+    cat.finish_run(r1, True, None, 100, "x" * 64)
+    cat.confirm_offline("platform")
+    r2 = cat.start_run("platform", "20261128T020000Z", now - 600)
+    cat.record_copy(r2, "/a", "local", "/a/platform/20261128T020000Z", "ok", None, 120)
+    cat.record_copy(r2, "/b", "local", "/b/platform/20261128T020000Z", "ok", None, 120)
+    cat.record_copy(r2, "/off", "offsite", "/off", "failed", "No space left on device")
+    cat.finish_run(r2, False, "/off: No space left on device", 120, "y" * 64)
+    bad = next(c for c in cat.copies("platform") if c.location == "/b" and c.run == r1)
+    cat.record_verify(bad.id, False, "corrupt")
+    cat.record_drill(
+        "platform", "20261127T020000Z", "/a", now - 5000, now - 4000, True, None, 5, 10
+    )
+    return cat

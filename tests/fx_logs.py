@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import textwrap
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from helpers import free_port, require_binary, running, wait_tcp
+from helpers import free_port, require_binary, running, serving, wait_tcp
 
 #: The log format of the issue: combined plus $request_time.
 ISSUE_FORMAT = (
@@ -43,56 +42,31 @@ def nginx_logging(tmp: Path, log_format: str = ISSUE_FORMAT) -> Iterator[NginxLo
     ``/slow`` answers after 2.1 s (proxied to a local upstream that waits), for the
     request-duration histogram.
     """
-    binary = require_binary("nginx", "/usr/sbin/nginx")
+    from fx_servers import nginx_running  # a plugin registered after this one
+
     port, slow_port = free_port(), free_port()
     prefix = tmp / "nginx"
     root = prefix / "html"
-    (prefix / "logs").mkdir(parents=True)
-    root.mkdir()
+    root.mkdir(parents=True)
     (root / "index.html").write_text("<h1>ok</h1>\n")
     (root / "export").mkdir()
     (root / "export" / "cases.csv").write_text("id,name\n" + "1,x\n" * 5000)
     access_log = prefix / "logs" / "access.log"
     escaped = log_format.replace("'", "\\'")
-    conf = prefix / "nginx.conf"
-    conf.write_text(
-        textwrap.dedent(
-            f"""
-            worker_processes 1;
-            pid {prefix}/nginx.pid;
-            error_log {prefix}/logs/error.log warn;
-            events {{ worker_connections 64; }}
-            http {{
-                access_log off;
-                log_format sscp '{escaped}';
-                client_body_temp_path {prefix}/tmp_body;
-                proxy_temp_path {prefix}/tmp_proxy;
-                fastcgi_temp_path {prefix}/tmp_fcgi;
-                uwsgi_temp_path {prefix}/tmp_uwsgi;
-                scgi_temp_path {prefix}/tmp_scgi;
-                server {{
-                    listen 127.0.0.1:{port};
-                    root {root};
-                    access_log {access_log} sscp;
-                    location /slow {{ proxy_pass http://127.0.0.1:{slow_port}/; }}
-                }}
-            }}
-            """
-        )
+    http_conf = textwrap.dedent(
+        f"""\
+        log_format sscp '{escaped}';
+        server {{
+            listen 127.0.0.1:{port};
+            root {root};
+            access_log {access_log} sscp;
+            location /slow {{ proxy_pass http://127.0.0.1:{slow_port}/; }}
+        }}"""
     )
-    user = "user root;\n" if os.geteuid() == 0 else ""
-    conf.write_text(user + conf.read_text())
-    cmd = [binary, "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"]
     upstream = ThreadingHTTPServer(("127.0.0.1", slow_port), _SlowHandler)
-    thread = threading.Thread(target=upstream.serve_forever, daemon=True)
-    thread.start()
-    try:
-        with running(cmd):
-            wait_tcp(port)
-            yield NginxLog(f"http://127.0.0.1:{port}", port, access_log, log_format, root)
-    finally:
-        upstream.shutdown()
-        upstream.server_close()
+    with serving(upstream), nginx_running(prefix, http_conf):
+        wait_tcp(port)
+        yield NginxLog(f"http://127.0.0.1:{port}", port, access_log, log_format, root)
 
 
 class _SlowHandler(BaseHTTPRequestHandler):

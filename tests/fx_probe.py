@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ssl
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from helpers import require_binary
+from helpers import require_binary, serving
 
 KEYWORD = "智慧监管"
 PAGE = f"<!doctype html><html><head><title>{KEYWORD}综合指挥平台</title></head><body>首页</body>"
@@ -88,14 +87,6 @@ def make_self_signed(directory: Path, days: int = 30) -> tuple[Path, Path]:
     return cert, key
 
 
-def _serve(server: ThreadingHTTPServer) -> threading.Thread:
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
-    thread.daemon = True
-    thread.start()
-    return thread
-
-
 @pytest.fixture(scope="session")
 def probe_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     cert, key = make_self_signed(tmp_path_factory.mktemp("tls"))
@@ -104,17 +95,11 @@ def probe_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)
     secure.socket = ctx.wrap_socket(secure.socket, server_side=True)
-    threads = [_serve(plain), _serve(secure)]
-    try:
+    plain.daemon_threads = secure.daemon_threads = True
+    with serving(plain), serving(secure):
         yield Site(
             http=f"http://127.0.0.1:{plain.server_address[1]}",
             https=f"https://127.0.0.1:{secure.server_address[1]}",
             ca_file=cert,
             cert_file=cert,
         )
-    finally:
-        for server in (plain, secure):
-            server.shutdown()
-            server.server_close()
-        for thread in threads:
-            thread.join(5)

@@ -158,9 +158,16 @@ def shipped_config(
 
 @contextmanager
 def run_prometheus(
-    config: dict | str, workdir: Path, timeout: float = 30.0
+    config: dict | str,
+    workdir: Path,
+    timeout: float = 30.0,
+    tsdb: Path | None = None,
+    retention: str = "1d",
 ) -> Iterator[Prometheus]:
-    """Start Prometheus with ``config`` (a dict or YAML text) in ``workdir``; stop it after."""
+    """Start Prometheus with ``config`` (a dict or YAML text) in ``workdir``; stop it after.
+
+    Its storage is ``workdir/data`` unless ``tsdb`` names one (e.g. a backfilled TSDB, with a
+    ``retention`` long enough to keep its past)."""
     binary = require_binary("prometheus")
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / "prometheus.yml"
@@ -171,9 +178,9 @@ def run_prometheus(
     cmd = [
         binary,
         f"--config.file={path}",
-        f"--storage.tsdb.path={workdir / 'data'}",
+        f"--storage.tsdb.path={tsdb or workdir / 'data'}",
         f"--web.listen-address=127.0.0.1:{port}",
-        "--storage.tsdb.retention.time=1d",
+        f"--storage.tsdb.retention.time={retention}",
         "--log.level=warn",
     ]
     with running(cmd, ready_url=f"{url}/-/ready", timeout=timeout) as proc:

@@ -18,16 +18,14 @@ openmetrics`` and served by Debian's ``prometheus`` on a free loopback port.
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import pytest
-import requests
-from helpers import free_port, require_binary, running
+from fx_prometheus import run_prometheus
+from helpers import require_binary
 
 from sscp_ops.holiday_calendar import CHINA_TZ
 
@@ -230,35 +228,6 @@ def backfill(openmetrics: Path, tsdb: Path) -> None:
         raise RuntimeError(f"promtool backfill failed: {done.stderr[-2000:]}")
 
 
-@contextmanager
-def prometheus_on(tsdb: Path, tmp: Path) -> Iterator[str]:
-    """Debian's Prometheus serving ``tsdb`` (retention long enough to keep the past)."""
-    binary = require_binary("prometheus")
-    port = free_port()
-    config = tmp / "prometheus.yml"
-    config.write_text("global: {scrape_interval: 1h}\nscrape_configs: []\n")
-    url = f"http://127.0.0.1:{port}"
-    cmd = [
-        binary,
-        f"--config.file={config}",
-        f"--storage.tsdb.path={tsdb}",
-        "--storage.tsdb.retention.time=100y",
-        f"--web.listen-address=127.0.0.1:{port}",
-    ]
-    with running(cmd, ready_url=f"{url}/-/ready", timeout=60):
-        wait_ready(f"{url}/-/ready")
-        yield url
-
-
-def wait_ready(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if requests.get(url, timeout=2).status_code == 200:
-            return
-        time.sleep(0.2)
-    raise TimeoutError(f"{url} not ready")
-
-
 @pytest.fixture(scope="session")
 def report_prometheus(tmp_path_factory) -> Iterator[str]:
     """URL of a Prometheus holding the known October 2026 (see the module docstring)."""
@@ -269,5 +238,6 @@ def report_prometheus(tmp_path_factory) -> Iterator[str]:
     tsdb = tmp / "tsdb"
     backfill(om, tsdb)
     om.unlink()
-    with prometheus_on(tsdb, tmp) as url:
-        yield url
+    config = "global: {scrape_interval: 1h}\nscrape_configs: []\n"
+    with run_prometheus(config, tmp, timeout=60, tsdb=tsdb, retention="100y") as prom:
+        yield prom.url

@@ -34,7 +34,7 @@ import subprocess
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,33 +79,22 @@ http {{
     fastcgi_temp_path {prefix}/tmp/fastcgi;
     uwsgi_temp_path {prefix}/tmp/uwsgi;
     scgi_temp_path {prefix}/tmp/scgi;
-    server {{
-        listen {host}:{port};
-        root {root};
-        location = /stub_status {{ stub_status; }}
-        location = /broken {{
-            default_type text/html;
-            return 200 "<html><head><title>502 Bad Gateway</title></head><body>bad</body></html>";
-        }}
-{extra}
-    }}
+{http}
 }}
 """
 
 
 @contextmanager
-def nginx_server(directory: Path, extra_server_conf: str = "") -> Iterator[Nginx]:
-    """Nginx in the foreground (``daemon off``) with its prefix, pid and logs in ``directory``.
-
-    ``extra_server_conf`` is pasted inside the ``server`` block (more locations).
-    """
+def nginx_running(
+    prefix: Path, http_conf: str, ready_url: str | None = None
+) -> Iterator[subprocess.Popen]:
+    """Nginx in the foreground (``daemon off``) with its conf, pid, temp files and
+    ``logs/error.log`` in ``prefix``; ``http_conf`` (server blocks, log formats) goes inside
+    the ``http`` block. Ready when ``ready_url`` answers (else the caller waits)."""
     binary = require_binary("nginx", "/usr/sbin/nginx")
-    directory.mkdir(parents=True, exist_ok=True)
-    for sub in ("logs", "tmp", "root"):
-        (directory / sub).mkdir(exist_ok=True)
-    port = free_port()
-    root = directory / "root"
-    conf = directory / "nginx.conf"
+    for sub in ("logs", "tmp"):
+        (prefix / sub).mkdir(parents=True, exist_ok=True)
+    conf = prefix / "nginx.conf"
     conf.write_text(
         _NGINX_CONF.format(
             # as root, workers would drop to "nobody", who cannot read pytest's 0700 temp dirs
@@ -113,15 +102,41 @@ def nginx_server(directory: Path, extra_server_conf: str = "") -> Iterator[Nginx
             mime="include /etc/nginx/mime.types;\n    "
             if Path("/etc/nginx/mime.types").exists()
             else "",
-            prefix=directory,
-            host="127.0.0.1",
-            port=port,
-            root=root,
-            extra=textwrap.indent(extra_server_conf, " " * 8),
+            prefix=prefix,
+            http=textwrap.indent(http_conf, " " * 4),
         )
     )
-    cmd = [binary, "-p", str(directory), "-c", str(conf), "-g", "daemon off;"]
-    with running(cmd, ready_url=f"http://127.0.0.1:{port}/stub_status") as proc:
+    cmd = [binary, "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "logs" / "error.log")]
+    with running([*cmd, "-g", "daemon off;"], ready_url=ready_url) as proc:
+        yield proc
+
+
+_STUB_STATUS_SERVER = """\
+server {{
+    listen {host}:{port};
+    root {root};
+    location = /stub_status {{ stub_status; }}
+    location = /broken {{
+        default_type text/html;
+        return 200 "<html><head><title>502 Bad Gateway</title></head><body>bad</body></html>";
+    }}
+{extra}
+}}"""
+
+
+@contextmanager
+def nginx_server(directory: Path, extra_server_conf: str = "") -> Iterator[Nginx]:
+    """Nginx with ``stub_status`` and a static root, its prefix, pid and logs in ``directory``.
+
+    ``extra_server_conf`` is pasted inside the ``server`` block (more locations).
+    """
+    root = directory / "root"
+    root.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    server = _STUB_STATUS_SERVER.format(
+        host="127.0.0.1", port=port, root=root, extra=textwrap.indent(extra_server_conf, " " * 4)
+    )
+    with nginx_running(directory, server, f"http://127.0.0.1:{port}/stub_status") as proc:
         yield Nginx(prefix=directory, port=port, root=root, proc=proc)
 
 
@@ -303,13 +318,15 @@ def redis_server(directory: Path, password: str | None = None) -> Iterator[Redis
 
 
 @contextmanager
-def silent_server() -> Iterator[int]:
-    """A TCP port that accepts connections and never sends a byte; yields the port."""
+def tcp_listener(
+    on_connect: Callable[[socket.socket], None], name: str, backlog: int = 64
+) -> Iterator[int]:
+    """A loopback TCP listener whose thread hands each accepted connection to ``on_connect``;
+    yields the port, stops accepting and closes the listener after."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
+    listener.listen(backlog)
     listener.settimeout(0.2)
-    held: list[socket.socket] = []
     stop = threading.Event()
 
     def accept() -> None:
@@ -318,18 +335,28 @@ def silent_server() -> Iterator[int]:
                 conn, _ = listener.accept()
             except OSError:
                 continue
-            held.append(conn)
+            on_connect(conn)
 
-    thread = threading.Thread(target=accept, name="silent-server", daemon=True)
+    thread = threading.Thread(target=accept, name=name, daemon=True)
     thread.start()
     try:
         yield listener.getsockname()[1]
     finally:
         stop.set()
         thread.join()
+        listener.close()
+
+
+@contextmanager
+def silent_server() -> Iterator[int]:
+    """A TCP port that accepts connections and never sends a byte; yields the port."""
+    held: list[socket.socket] = []
+    try:
+        with tcp_listener(held.append, "silent-server") as port:
+            yield port
+    finally:
         for conn in held:
             conn.close()
-        listener.close()
 
 
 # ---------------------------------------------------------------------------- fixtures
@@ -424,20 +451,11 @@ def mariadb_install(datadir: Path) -> None:
     )
 
 
-@contextmanager
-def mariadb_server(
-    directory: Path, *options: str, datadir: Path | None = None
-) -> Iterator[MariaDB]:
-    """``mariadbd`` with its data (a fresh install unless ``datadir`` is given), socket, pid and
-    error log in ``directory``; ``options`` are extra server options (``--log-bin``...)."""
-    binary = require_binary("mariadbd", "/usr/sbin/mariadbd")
-    directory.mkdir(parents=True, exist_ok=True)
-    if datadir is None:
-        datadir = directory / "data"
-        mariadb_install(datadir)
-    port = free_port()
-    cmd = [
-        binary,
+def mariadb_command(directory: Path, datadir: Path, port: int, *options: str) -> list[str]:
+    """The ``mariadbd`` command line: ``datadir``, socket, pid and error log in ``directory``,
+    listening on 127.0.0.1:``port``; ``options`` are extra server options."""
+    return [
+        require_binary("mariadbd", "/usr/sbin/mariadbd"),
         "--no-defaults",
         f"--user={pwd.getpwuid(os.geteuid()).pw_name}",
         f"--datadir={datadir}",
@@ -450,6 +468,19 @@ def mariadb_server(
         "--innodb-buffer-pool-size=32M",
         *options,
     ]
-    with running(cmd) as proc:
+
+
+@contextmanager
+def mariadb_server(
+    directory: Path, *options: str, datadir: Path | None = None
+) -> Iterator[MariaDB]:
+    """``mariadbd`` with its data (a fresh install unless ``datadir`` is given), socket, pid and
+    error log in ``directory``; ``options`` are extra server options (``--log-bin``...)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if datadir is None:
+        datadir = directory / "data"
+        mariadb_install(datadir)
+    port = free_port()
+    with running(mariadb_command(directory, datadir, port, *options)) as proc:
         wait_tcp(port, timeout=60)
         yield MariaDB(directory, port, proc)

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pymysql
 import pytest
-from fx_servers import mariadb_server
-from helpers import free_port, missing, require_binary, running, sscp_ops_cmd, wait_http
+from fx_servers import mariadb_server, tcp_listener
+from helpers import exporter_running, free_port, missing, require_binary, running
 
 MYSQL_HOST, MYSQL_PORT = "127.0.0.1", 3306
 
@@ -200,14 +200,9 @@ def mysqld_reference(user: MysqlUser, directory: Path, *flags: str) -> Iterator[
 def start_exporter(directory: Path, config_text: str) -> Iterator[str]:
     """``sscp-ops exporter`` with ``config_text`` on a free port (for module-scoped fixtures);
     yields its base URL."""
-    port = free_port()
-    cfg = directory / f"exporter-{port}.yml"
+    cfg = directory / f"exporter-{secrets.token_hex(4)}.yml"
     cfg.write_text(config_text)
-    base = f"http://127.0.0.1:{port}"
-    cmd = sscp_ops_cmd(
-        "exporter", "--config.file", str(cfg), "--web.listen-address", f"127.0.0.1:{port}"
-    )
-    with running(cmd, ready_url=f"{base}/healthz"):
+    with exporter_running(cfg) as (base, _):
         yield base
 
 
@@ -235,15 +230,8 @@ def exporter_process(write_config) -> Iterator:
     with ExitStack() as stack:
 
         def start(config_text: str, env: dict | None = None) -> ExporterProcess:
-            port = free_port()
-            cfg = write_config(config_text, f"exporter-{port}.yml")
-            base = f"http://127.0.0.1:{port}"
-            cmd = sscp_ops_cmd(
-                "exporter", "--config.file", str(cfg), "--web.listen-address", f"127.0.0.1:{port}"
-            )
-            proc = stack.enter_context(running(cmd, env=env))
-            wait_http(f"{base}/healthz", proc=proc)
-            return ExporterProcess(base, proc)
+            cfg = write_config(config_text, f"exporter-{secrets.token_hex(4)}.yml")
+            return ExporterProcess(*stack.enter_context(exporter_running(cfg, env=env)))
 
         yield start
 
@@ -269,10 +257,6 @@ def _read_command(rfile) -> list[bytes] | None:
 def garbage_redis(info_reply: bytes) -> Iterator[int]:
     """A TCP server speaking just enough RESP that ``INFO`` answers ``info_reply`` (e.g. an INFO
     cut short); other commands get +OK, ``SLOWLOG LEN`` 0. Yields its port."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    listener.settimeout(0.2)
     stop = threading.Event()
 
     def serve(conn: socket.socket) -> None:
@@ -299,19 +283,11 @@ def garbage_redis(info_reply: bytes) -> Iterator[int]:
                 except OSError:
                     return
 
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                continue
-            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+    def on_connect(conn: socket.socket) -> None:
+        threading.Thread(target=serve, args=(conn,), daemon=True).start()
 
-    thread = threading.Thread(target=accept, name="garbage-redis", daemon=True)
-    thread.start()
     try:
-        yield listener.getsockname()[1]
+        with tcp_listener(on_connect, "garbage-redis", backlog=16) as port:
+            yield port
     finally:
         stop.set()
-        thread.join()
-        listener.close()

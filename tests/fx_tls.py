@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers import free_port, require_binary, running, wait_tcp
+from helpers import free_port, require_binary, wait_tcp
 
 CA_CNF = """\
 [ca]
@@ -70,61 +70,46 @@ def make_pki(d: Path) -> None:
              "-enddate", "20250201000000Z", "-extfile", "leaf.ext", cwd=d)  # fmt: skip
 
 
-NGINX_CONF = """\
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log;
-events {{ worker_connections 64; }}
-http {{
-  access_log off;
-  client_body_temp_path {d}/tmp/body;
-  proxy_temp_path {d}/tmp/proxy;
-  fastcgi_temp_path {d}/tmp/fastcgi;
-  uwsgi_temp_path {d}/tmp/uwsgi;
-  scgi_temp_path {d}/tmp/scgi;
-  ssl_certificate_key {d}/leaf.key;
-  server {{
-    listen 127.0.0.1:{weak} ssl;
-    ssl_certificate {d}/leaf.pem;
-    ssl_protocols TLSv1 TLSv1.1 TLSv1.2 TLSv1.3;
-    ssl_ciphers ALL:@SECLEVEL=0;
-    location / {{ return 200 "weak\\n"; }}
-  }}
-  server {{
-    listen 127.0.0.1:{strong} ssl;
-    ssl_certificate {d}/leaf.pem;
-    ssl_protocols TLSv1.2 TLSv1.3;
-    location / {{ return 200 "strong\\n"; }}
-  }}
-  server {{
-    listen 127.0.0.1:{expired} ssl;
-    ssl_certificate {d}/expired.pem;
-    ssl_protocols TLSv1.2 TLSv1.3;
-    location / {{ return 200 "expired\\n"; }}
-  }}
-  server {{
-    listen 127.0.0.1:{redirect};
-    location / {{ return 301 https://localhost:{strong}$request_uri; }}
-  }}
-  server {{
-    listen 127.0.0.1:{plain};
-    location / {{ return 200 "plain\\n"; }}
-  }}
+NGINX_SERVERS = """\
+ssl_certificate_key {d}/leaf.key;
+server {{
+  listen 127.0.0.1:{weak} ssl;
+  ssl_certificate {d}/leaf.pem;
+  ssl_protocols TLSv1 TLSv1.1 TLSv1.2 TLSv1.3;
+  ssl_ciphers ALL:@SECLEVEL=0;
+  location / {{ return 200 "weak\\n"; }}
+}}
+server {{
+  listen 127.0.0.1:{strong} ssl;
+  ssl_certificate {d}/leaf.pem;
+  ssl_protocols TLSv1.2 TLSv1.3;
+  location / {{ return 200 "strong\\n"; }}
+}}
+server {{
+  listen 127.0.0.1:{expired} ssl;
+  ssl_certificate {d}/expired.pem;
+  ssl_protocols TLSv1.2 TLSv1.3;
+  location / {{ return 200 "expired\\n"; }}
+}}
+server {{
+  listen 127.0.0.1:{redirect};
+  location / {{ return 301 https://localhost:{strong}$request_uri; }}
+}}
+server {{
+  listen 127.0.0.1:{plain};
+  location / {{ return 200 "plain\\n"; }}
 }}
 """
 
 
 @pytest.fixture(scope="module")
 def tls_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsLab]:
-    nginx = require_binary("nginx", "/usr/sbin/nginx")
+    from fx_servers import nginx_running  # a plugin registered after this one
+
     d = tmp_path_factory.mktemp("tlslab")
-    (d / "tmp").mkdir()
     make_pki(d)
     ports = {k: free_port() for k in ("weak", "strong", "expired", "redirect", "plain")}
-    (d / "nginx.conf").write_text(NGINX_CONF.format(d=d, **ports))
-    cmd = [nginx, "-p", str(d), "-c", str(d / "nginx.conf"), "-e", str(d / "error.log"),
-           "-g", "daemon off;"]  # fmt: skip
-    with running(cmd):
+    with nginx_running(d, NGINX_SERVERS.format(d=d, **ports)):
         for port in ports.values():
             wait_tcp(port)
         yield TlsLab(d, d / "ca.pem", **ports)

@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from helpers import FIXTURES, free_port, require_binary, wait_tcp
+from helpers import FIXTURES, free_port, wait_tcp
 
 from sscp_ops.config.webhook import WebhookConfig
 
@@ -44,40 +44,25 @@ class Clock:
 
 
 class PrivateMariaDB:
+    """A private ``mariadbd`` (fx_servers' install and command line) that a test can kill
+    (SIGKILL) and start again on the same port."""
+
     def __init__(self, tmp_path) -> None:
-        self.mariadbd = require_binary("/usr/sbin/mariadbd", "mariadbd")
-        install = require_binary("mariadb-install-db", "mysql_install_db")
-        self.datadir = tmp_path / "mariadb"
+        # imported here: fx_servers is a pytest plugin registered after this one
+        from fx_servers import mariadb_install
+
+        self.directory = tmp_path / "mariadb"
+        self.datadir = self.directory / "data"
+        self.directory.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
-        subprocess.run(
-            [
-                install,
-                "--no-defaults",
-                f"--datadir={self.datadir}",
-                "--user=root",
-                "--auth-root-authentication-method=normal",
-                "--skip-test-db",
-            ],
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
+        mariadb_install(self.datadir)
 
     def start(self) -> None:
+        from fx_servers import mariadb_command
+
         self.proc = subprocess.Popen(
-            [
-                self.mariadbd,
-                "--no-defaults",
-                f"--datadir={self.datadir}",
-                f"--port={self.port}",
-                "--bind-address=127.0.0.1",
-                f"--socket={self.datadir}/mysqld.sock",
-                "--user=root",
-                "--skip-log-bin",
-                "--innodb-buffer-pool-size=32M",
-                "--skip-name-resolve",
-            ],
+            mariadb_command(self.directory, self.datadir, self.port, "--skip-log-bin"),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
@@ -106,27 +91,14 @@ def private_mariadb(tmp_path):
         yield db
     finally:
         db.stop()
-        shutil.rmtree(db.datadir, ignore_errors=True)
-
-
-def _shared_mariadb_up() -> bool:
-    import pymysql
-
-    try:
-        pymysql.connect(host="127.0.0.1", port=3306, user="root", connect_timeout=3).close()
-        return True
-    except pymysql.err.OperationalError:
-        return False
+        shutil.rmtree(db.directory, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
-def mariadb_port(tmp_path_factory):
-    """The machine's MariaDB on 3306 when it runs; else a private mariadbd for the session."""
-    if _shared_mariadb_up():
-        yield 3306
-        return
-    with private_mariadb(tmp_path_factory.mktemp("mariadb")) as db:
-        yield db.port
+def mariadb_port(mysql_server):
+    """The machine's MariaDB on 3306 when it runs; else a private mariadbd for the session
+    (fx_targets' ``mysql_server``)."""
+    return mysql_server.port
 
 
 @pytest.fixture

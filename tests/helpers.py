@@ -9,8 +9,10 @@ import os
 import shutil
 import signal
 import socket
+import socketserver
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -116,6 +118,51 @@ def running(
                 proc.wait()
         if proc.stderr:
             proc.stderr.close()
+
+
+@contextmanager
+def exporter_running(
+    config: Path, *extra: str, env: dict | None = None
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``sscp-ops exporter --config.file config`` on a free port, ready (``/healthz``) and
+    stopped after; yields (base URL, process)."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    cmd = sscp_ops_cmd(
+        "exporter",
+        "--config.file",
+        str(config),
+        "--web.listen-address",
+        f"127.0.0.1:{port}",
+        *extra,
+    )
+    with running(cmd, ready_url=f"{base}/healthz", env=env) as proc:
+        yield base, proc
+
+
+@contextmanager
+def serving(server: socketserver.BaseServer) -> Iterator[socketserver.BaseServer]:
+    """Run an http.server/socketserver server in a thread; shut it down and close it after."""
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
+    thread.daemon = True
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def promtool_check_metrics(exposition: str) -> subprocess.CompletedProcess:
+    """``promtool check metrics`` over an exposition (its findings in stdout/stderr)."""
+    return subprocess.run(
+        [require_binary("promtool"), "check", "metrics"],
+        input=exposition,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
 
 
 def parse_exposition(text: str) -> dict[tuple[str, frozenset], float]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from fx_accounts import ReviewAccounts
-from helpers import FIXTURES, parse_exposition, require_binary, sscp_ops_cmd
+from helpers import FIXTURES, parse_exposition, promtool_check_metrics, sscp_ops_cmd
 
 from sscp_ops.accounts import (
     AccountParseError,
@@ -172,9 +172,7 @@ def test_review_accounts_json_and_metrics(
     exposition = parse_exposition(metrics.read_text())
     assert exposition[("sscp_account_review_findings", frozenset({("kind", "os_sudo")}))] == 4
     assert len([k for k in exposition if k[0] == "sscp_account_review_findings"]) == 12
-    promtool = require_binary("promtool")
-    lint = subprocess.run([promtool, "check", "metrics"], input=metrics.read_text(),
-                          capture_output=True, text=True, timeout=30)  # fmt: skip
+    lint = promtool_check_metrics(metrics.read_text())
     assert lint.returncode == 0, lint.stdout + lint.stderr
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
-from helpers import ROOT, free_port, require_binary, running
+from helpers import ROOT, free_port, require_binary, running, serving
 
 AM = ROOT / "alertmanager"
 CONFIG = AM / "alertmanager.yml"
@@ -104,12 +103,8 @@ class _Sink(BaseHTTPRequestHandler):
 def sink() -> Iterator[ThreadingHTTPServer]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
     server.received = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with serving(server):
+        yield server
 
 
 TLS_SUMMARY = "home 的 TLS 证书即将过期"

@@ -2,42 +2,19 @@
 
 from __future__ import annotations
 
-import subprocess
-import time
 from pathlib import Path
 
 import requests
-from helpers import parse_exposition, require_binary
+from fx_backup import fill_catalogue
+from helpers import parse_exposition, promtool_check_metrics
 
 from exporters.backup import metrics_for
-from sscp_ops.backup.catalogue import Catalogue, SetSummary, connect_readonly, summarise
-
-
-def fill_catalogue(path: Path) -> None:
-    """Two runs of "platform" (one failed), one offline copy confirmed, a corrupt copy, a drill."""
-    cat = Catalogue(path)
-    now = time.time()
-    r1 = cat.start_run("platform", "20261127T020000Z", now - 86400)
-    for loc, kind in (("/a", "local"), ("/b", "local"), ("/off", "offsite"), ("/usb", "offline")):
-        cat.record_copy(r1, loc, kind, f"{loc}/platform/20261127T020000Z", "ok", None, 100)
-    cat.finish_run(r1, True, None, 100, "x" * 64)
-    cat.confirm_offline("platform")
-    r2 = cat.start_run("platform", "20261128T020000Z", now - 600)
-    cat.record_copy(r2, "/a", "local", "/a/platform/20261128T020000Z", "ok", None, 120)
-    cat.record_copy(r2, "/b", "local", "/b/platform/20261128T020000Z", "ok", None, 120)
-    cat.record_copy(r2, "/off", "offsite", "/off", "failed", "No space left on device")
-    cat.finish_run(r2, False, "/off: No space left on device", 120, "y" * 64)
-    bad = next(c for c in cat.copies("platform") if c.location == "/b" and c.run == r1)
-    cat.record_verify(bad.id, False, "corrupt")
-    cat.record_drill(
-        "platform", "20261127T020000Z", "/a", now - 5000, now - 4000, True, None, 5, 10
-    )
-    cat.close()
+from sscp_ops.backup.catalogue import SetSummary, connect_readonly, summarise
 
 
 def test_summary_follows_the_catalogue(tmp_path: Path) -> None:
     path = tmp_path / "backup.db"
-    fill_catalogue(path)
+    fill_catalogue(path).close()
     db = connect_readonly(path)
     (s, never) = summarise(db, ["platform", "never"])
     db.close()
@@ -62,7 +39,7 @@ def test_exporter_serves_backup_metrics_that_pass_promtool(
     tmp_path: Path, exporter, write_config
 ) -> None:
     path = tmp_path / "backup.db"
-    fill_catalogue(path)
+    fill_catalogue(path).close()
     (tmp_path / "a").mkdir()
     base = exporter(
         f"""\
@@ -92,11 +69,8 @@ def test_exporter_serves_backup_metrics_that_pass_promtool(
         "restore_drill_duration_seconds",
     ):
         assert any(k[0] == name for k in m), name
-    promtool = require_binary("promtool")
     backup_only = "".join(
         line + "\n" for line in text.splitlines() if "backup_" in line or "restore_drill" in line
     )
-    r = subprocess.run(
-        [promtool, "check", "metrics"], input=backup_only, capture_output=True, text=True
-    )
+    r = promtool_check_metrics(backup_only)
     assert r.returncode == 0, r.stdout + r.stderr

@@ -23,6 +23,7 @@ import pytest
 import redis as redis_client
 import requests
 import yaml
+from fx_backup import fill_catalogue
 from fx_logs import send, wait_lines
 from fx_prometheus import shipped_config
 from fx_servers import redis_server
@@ -142,25 +143,6 @@ def test_provisioning() -> None:
 
 
 # --- every panel query against a real Prometheus ---------------------------------------
-
-
-def _fill_catalogue(path: Path) -> Catalogue:
-    """Two runs of "platform" (the second failed), an offline copy, a corrupt copy, a drill."""
-    cat = Catalogue(path)
-    now = time.time()
-    r1 = cat.start_run("platform", "20261127T020000Z", now - 86400)
-    for loc, kind in (("/a", "local"), ("/b", "local"), ("/off", "offsite"), ("/usb", "offline")):
-        cat.record_copy(r1, loc, kind, f"{loc}/platform/20261127T020000Z", "ok", None, 100)
-    cat.finish_run(r1, True, None, 100, "x" * 64)
-    cat.confirm_offline("platform")
-    r2 = cat.start_run("platform", "20261128T020000Z", now - 600)
-    cat.record_copy(r2, "/a", "local", "/a/platform/20261128T020000Z", "ok", None, 120)
-    cat.record_copy(r2, "/off", "offsite", "/off", "failed", "No space left on device")
-    cat.finish_run(r2, False, "/off: No space left on device", 120, "y" * 64)
-    bad = next(c for c in cat.copies("platform") if c.location == "/b" and c.run == r1)
-    cat.record_verify(bad.id, False, "corrupt")
-    cat.record_drill("platform", "20261127T020000Z", "/a", now - 5000, now - 4000, True, None, 5, 9)
-    return cat
 
 
 def _another_backup_run(cat: Catalogue) -> None:
@@ -304,7 +286,7 @@ def test_panel_queries_against_real_prometheus(
     mysql_user,
     ticket_webhook,
 ) -> None:
-    cat = _fill_catalogue(tmp_path / "backup.db")
+    cat = fill_catalogue(tmp_path / "backup.db")
     lines = _traffic(nginx_log)
     wait_lines(nginx_log.access_log, lines)
     with redis_server(tmp_path / "redis") as redis:

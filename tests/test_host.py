@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 
 import pytest
 import requests
-from helpers import FIXTURES, free_port, parse_exposition, require_binary, running, sscp_ops_cmd
+from helpers import (
+    FIXTURES,
+    free_port,
+    parse_exposition,
+    promtool_check_metrics,
+    running,
+    sscp_ops_cmd,
+)
 
 from exporters.core import ParseError
 from exporters.host import Mount, parse_meminfo, parse_mounts, wanted_mount
@@ -152,11 +158,8 @@ def test_agrees_with_node_exporter(exporter, node_exporter) -> None:
 
 
 def test_full_output_passes_promtool_check_metrics(exporter) -> None:
-    promtool = require_binary("promtool")
     text = requests.get(exporter() + "/metrics", timeout=10).text
-    result = subprocess.run(
-        [promtool, "check", "metrics"], input=text, capture_output=True, text=True
-    )
+    result = promtool_check_metrics(text)
     problems = [
         line
         for line in (result.stdout + result.stderr).splitlines()

@@ -13,7 +13,7 @@ import pymysql
 import pytest
 import requests
 from fx_logs import NginxLog, own_mariadb, send, wait_lines
-from helpers import parse_exposition, require_binary, sscp_ops_cmd
+from helpers import parse_exposition, promtool_check_metrics, require_binary, sscp_ops_cmd
 
 from exporters.catalog import CATALOG
 from exporters.logs import LogsCollector
@@ -100,11 +100,8 @@ def test_exporter_logs_collector_end_to_end(exporter, nginx_log: NginxLog, tmp_p
     assert attempts[frozenset({("log", "sshd"), ("result", "failure")})] == 4
 
     # What Prometheus would scrape passes promtool's lint.
-    promtool = require_binary("promtool")
     text = requests.get(f"{base}/metrics", timeout=10).text
-    check = subprocess.run(
-        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
-    )
+    check = promtool_check_metrics(text)
     assert check.returncode == 0, check.stdout + check.stderr
 
     # The monthly report reads the stored events.

@@ -5,11 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import FIXTURES, in_ci, parse_exposition, require_binary
+from helpers import FIXTURES, in_ci, parse_exposition, promtool_check_metrics
 
 from exporters.core import ParseError
 from exporters.patches import (
@@ -161,10 +160,7 @@ def test_real_apt_get_through_the_exporter(exporter) -> None:
     total = m[("sscp_os_updates_pending", frozenset())]
     assert 0 <= m[("sscp_os_security_updates_pending", frozenset())] <= total
     checked = m[("sscp_os_updates_check_timestamp_seconds", frozenset())]
-    promtool = require_binary("promtool")
-    lint = subprocess.run(
-        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
-    )
+    lint = promtool_check_metrics(text)
     assert lint.returncode == 0, lint.stdout + lint.stderr
     # a second scrape is served from the cache
     again = parse_exposition(requests.get(f"{base}/metrics", timeout=30).text)

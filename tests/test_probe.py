@@ -3,7 +3,6 @@ Debian's blackbox exporter probing the same URLs in the same test."""
 
 from __future__ import annotations
 
-import subprocess
 import time
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 import requests
 import yaml
 from fx_probe import KEYWORD, PAGE, SLOW_SECONDS, make_self_signed
-from helpers import free_port, parse_exposition, require_binary, running
+from helpers import free_port, parse_exposition, promtool_check_metrics, require_binary, running
 
 from exporters.catalog import CATALOG
 from exporters.probe import ProbeCollector, body_has_keyword, cert_expiry
@@ -208,7 +207,6 @@ def test_agrees_with_blackbox_exporter(exporter, probe_site, tmp_path: Path) -> 
 
 
 def test_probe_exposition_passes_promtool_check_metrics(exporter, probe_site) -> None:
-    promtool = require_binary("promtool")
     config = {
         "exporter": {"collectors": {"host": False, "probe": True}},
         "targets": {
@@ -224,7 +222,5 @@ def test_probe_exposition_passes_promtool_check_metrics(exporter, probe_site) ->
     }
     text = requests.get(exporter(yaml.safe_dump(config)) + "/metrics", timeout=10).text
     assert 'sla_probe_tls_cert_expiry_timestamp_seconds{target="tls"}' in text
-    result = subprocess.run(
-        [promtool, "check", "metrics"], input=text, capture_output=True, text=True
-    )
+    result = promtool_check_metrics(text)
     assert result.returncode == 0 and not (result.stdout + result.stderr).strip()

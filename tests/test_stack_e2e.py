@@ -18,11 +18,9 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 import requests
 import yaml
 from fx_servers import redis_server
-from fx_webhook import FakeGateway
 from helpers import ROOT, free_port, require_binary
 
 PHONE = "13912345678"
@@ -36,13 +34,6 @@ def wait_for(what: str, check, timeout: float, interval: float = 1.0):
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
-@pytest.fixture
-def gateway():
-    gw = FakeGateway()
-    yield gw
-    gw.close()
 
 
 def test_fault_travels_to_a_ticket_and_an_sms_and_back(tmp_path: Path, gateway) -> None:

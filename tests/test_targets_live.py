@@ -11,7 +11,6 @@ memory of a busy shared MariaDB) must be present on both sides with the same lab
 
 from __future__ import annotations
 
-import subprocess
 import threading
 import time
 from contextlib import ExitStack
@@ -27,7 +26,7 @@ from fx_targets import (
     redis_reference,
     start_exporter,
 )
-from helpers import require_binary
+from helpers import promtool_check_metrics
 
 Samples = dict[tuple[str, frozenset], float]
 
@@ -378,11 +377,8 @@ def test_full_output_passes_promtool_check_metrics(live) -> None:
     is mysqld_exporter's own names built from server variable names
     (``mysql_global_variables_max_error_count``...), which must stay as they are."""
     ours_url, _ = live
-    promtool = require_binary("promtool")
     text = requests.get(ours_url, timeout=10).text
-    result = subprocess.run(
-        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False
-    )
+    result = promtool_check_metrics(text)
     findings = [
         line
         for line in (result.stdout + result.stderr).splitlines()

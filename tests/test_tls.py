@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
 
 import pytest
 import requests
 from fx_tls import TlsLab
-from helpers import free_port, parse_exposition, require_binary
+from helpers import free_port, parse_exposition, promtool_check_metrics
 
 from exporters.core import ParseError
 from exporters.tls import cert_not_after, endpoints, is_https_redirect
@@ -109,8 +108,5 @@ def test_tls_checks_against_nginx(tls_lab: TlsLab, exporter) -> None:
     assert v("sscp_tls_http_redirect", target="weak") == 0
     assert ("sscp_tls_http_redirect", frozenset({("target", "expired")})) not in m
 
-    promtool = require_binary("promtool")
-    lint = subprocess.run(
-        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
-    )
+    lint = promtool_check_metrics(text)
     assert lint.returncode == 0, lint.stdout + lint.stderr

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
 
-from helpers import parse_exposition, require_binary
+from helpers import parse_exposition, promtool_check_metrics
 from prometheus_client import CollectorRegistry, generate_latest
 
 from sscp_ops.vulns import VulnRecord, due_at, vulnerability_metric_families
@@ -57,13 +56,7 @@ def test_metrics_from_tickets() -> None:
     ) not in m
     # counted: high open overdue, high closed, medium resolved -> 2 of 3 fixed
     assert v("sscp_vulnerability_fix_ratio") == 2 / 3
-    lint = subprocess.run(
-        [require_binary("promtool"), "check", "metrics"],
-        input=text,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    lint = promtool_check_metrics(text)
     assert lint.returncode == 0, lint.stdout + lint.stderr
 
 

@@ -14,7 +14,14 @@ from pathlib import Path
 import requests
 import yaml
 from fx_webhook import LiveWebhook
-from helpers import FIXTURES, ROOT, parse_exposition, require_binary, sscp_ops_cmd
+from helpers import (
+    FIXTURES,
+    ROOT,
+    parse_exposition,
+    promtool_check_metrics,
+    require_binary,
+    sscp_ops_cmd,
+)
 
 from sscp_ops.vulns import finding_key
 
@@ -141,13 +148,7 @@ def test_import_then_rescan_tickets_and_metrics(live_webhook: LiveWebhook, clock
     assert oldest == [SCAN1.timestamp()] * 3
     # due or fixed in 90 days: the fixed SQL injection and the two overdue XSS -> 1 of 3
     assert m[("sscp_vulnerability_fix_ratio", frozenset())] == 1 / 3
-    lint = subprocess.run(
-        [require_binary("promtool"), "check", "metrics"],
-        input=text,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    lint = promtool_check_metrics(text)
     assert lint.returncode == 0, lint.stdout + lint.stderr
     assert_rules_fire_on(text, tmp_path)
 

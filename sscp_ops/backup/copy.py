@@ -112,6 +112,15 @@ def _reason(exc: OSError) -> str:
     return f"{text}{where}"
 
 
+def _rsync(args: list[str], timeout: float) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        ["rsync", *args], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+    )
+    if proc.returncode != 0:
+        raise CopyError(f"rsync exited {proc.returncode}: {proc.stderr.strip()[-500:]}")
+    return proc
+
+
 def rsync_run(
     staged: Path,
     names: Sequence[str],
@@ -128,35 +137,12 @@ def rsync_run(
     dest = f"{target.rstrip('/')}/{set_name}/{run_id}/"
     data = [str(staged / n) for n in names if n != MANIFEST]
     for batch in (data, [str(staged / MANIFEST)]):
-        proc = subprocess.run(
-            ["rsync", "--mkpath", "--checksum", "--times", *batch, dest],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-        )
-        if proc.returncode != 0:
-            raise CopyError(f"rsync exited {proc.returncode}: {proc.stderr.strip()[-500:]}")
+        _rsync(["--mkpath", "--checksum", "--times", *batch, dest], timeout)
     return dest
 
 
 def rsync_differences(staged: Path, dest: str, timeout: float = 4 * 3600) -> list[str]:
     """Files of ``staged`` that differ from or are missing at ``dest`` (by checksum)."""
-    proc = subprocess.run(
-        [
-            "rsync",
-            "--dry-run",
-            "--checksum",
-            "--recursive",
-            "--itemize-changes",
-            f"{staged}/",
-            dest,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
-    if proc.returncode != 0:
-        raise CopyError(f"rsync exited {proc.returncode}: {proc.stderr.strip()[-500:]}")
+    options = ["--dry-run", "--checksum", "--recursive", "--itemize-changes"]
+    proc = _rsync([*options, f"{staged}/", dest], timeout)
     return [line.split(None, 1)[1] for line in proc.stdout.splitlines() if line[:1] in "<>c"]

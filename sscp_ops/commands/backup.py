@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sscp_ops.commands import EXIT_FAILURE, EXIT_OK, load
+from sscp_ops.commands import EXIT_FAILURE, EXIT_OK, add_log_level, load
 from sscp_ops.config import ConfigError
 from sscp_ops.config.backup import BackupConfig, BackupSet
 
@@ -42,12 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             required=True,
             help="YAML config file with a backup: section",
         )
-        a.add_argument(
-            "--log.level",
-            dest="log_level",
-            default="info",
-            choices=["debug", "info", "warning", "error"],
-        )
+        add_log_level(a)
         if action == "drill":
             a.add_argument("--run", dest="run_id", metavar="RUN_ID", help="default: the newest")
         if action == "offline-confirm":

@@ -9,7 +9,7 @@ import sys
 import threading
 
 from sscp_ops import __version__
-from sscp_ops.commands import EXIT_FAILURE, EXIT_OK, load
+from sscp_ops.commands import EXIT_FAILURE, EXIT_OK, add_log_level, load
 from sscp_ops.config import ConfigError
 
 log = logging.getLogger("exporter")
@@ -26,12 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="HOST:PORT",
         help="address to listen on (default: exporter.listen_address, 127.0.0.1:9810)",
     )
-    p.add_argument(
-        "--log.level",
-        dest="log_level",
-        default="info",
-        choices=["debug", "info", "warning", "error"],
-    )
+    add_log_level(p)
     for name, spec in CATALOG.items():
         p.add_argument(
             f"--collector.{name}",

@@ -11,16 +11,14 @@ import argparse
 import logging
 import sys
 
-from sscp_ops.commands import EXIT_FAILURE, EXIT_OK
+from sscp_ops.commands import EXIT_FAILURE, EXIT_OK, LOG_LEVELS, add_log_level
 
 log = logging.getLogger("mask")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("mask", help="mask personal data in text or in a copy of a database")
-    p.add_argument(
-        "--log.level", dest="log_level", default="info", choices=["debug", "info", "warning"]
-    )
+    add_log_level(p, LOG_LEVELS[:3])
     msub = p.add_subparsers(dest="mask_command", metavar="WHAT", required=True)
     t = msub.add_parser("text", help="mask phones, ID numbers, bank cards, e-mail: stdin -> stdout")
     t.set_defaults(func=_run_text)

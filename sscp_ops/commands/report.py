@@ -15,7 +15,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sscp_ops.commands import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, load
+from sscp_ops.commands import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_log_level, load
 
 log = logging.getLogger("report")
 
@@ -40,12 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             help="Prometheus base URL (default: report.prometheus_url)",
         )
         k.add_argument("--out", required=True, metavar="DIR", help="output directory")
-        k.add_argument(
-            "--log.level",
-            dest="log_level",
-            default="info",
-            choices=["debug", "info", "warning", "error"],
-        )
+        add_log_level(k)
         k.set_defaults(func=_run_report)
 
 

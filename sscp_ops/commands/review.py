@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from sscp_ops.commands import EXIT_FAILURE, EXIT_OK, load
+from sscp_ops.commands import EXIT_FAILURE, EXIT_OK, LOG_LEVELS, add_log_level, load
 from sscp_ops.config import Config, ConfigError
 
 log = logging.getLogger("review")
@@ -35,9 +35,7 @@ ROLE_CN = {
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("review", help="security reviews (accounts)")
-    p.add_argument(
-        "--log.level", dest="log_level", default="info", choices=["debug", "info", "warning"]
-    )
+    add_log_level(p, LOG_LEVELS[:3])
     rsub = p.add_subparsers(dest="review_command", metavar="WHAT", required=True)
     a = rsub.add_parser("accounts", help="review MySQL and OS accounts against the roster")
     a.add_argument("--config.file", dest="config_file", metavar="FILE", help="YAML config file")

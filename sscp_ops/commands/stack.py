@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from sscp_ops.commands import EXIT_FAILURE, EXIT_OK
+from sscp_ops.commands import EXIT_FAILURE, EXIT_OK, add_log_level
 from sscp_ops.config import load_config
 from sscp_ops.stack import Ports, Stack, StackPlan
 
@@ -31,12 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         p.add_argument(f"--{name}-port", type=int, default=port, dest=f"{name}_port")
     p.add_argument("--scrape-interval", default="15s")
     p.add_argument("--evaluation-interval", default="15s")
-    p.add_argument(
-        "--log.level",
-        dest="log_level",
-        default="info",
-        choices=["debug", "info", "warning", "error"],
-    )
+    add_log_level(p)
     p.set_defaults(func=run)
 
 

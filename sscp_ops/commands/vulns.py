@@ -15,16 +15,14 @@ import os
 import sys
 from pathlib import Path
 
-from sscp_ops.commands import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from sscp_ops.commands import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, LOG_LEVELS, add_log_level
 
 log = logging.getLogger("vulns")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("vulns", help="vulnerability tickets from scan reports")
-    p.add_argument(
-        "--log.level", dest="log_level", default="info", choices=["debug", "info", "warning"]
-    )
+    add_log_level(p, LOG_LEVELS[:3])
     vsub = p.add_subparsers(dest="vulns_command", metavar="WHAT", required=True)
     i = vsub.add_parser("import", help="import a ZAP JSON report or a findings CSV")
     i.add_argument("file", metavar="FILE")

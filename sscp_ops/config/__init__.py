@@ -7,7 +7,9 @@ the file, the line where it can be found, the key path and what was expected.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import yaml
 from pydantic import ValidationError
@@ -107,8 +109,22 @@ def _expected(err: dict) -> str:
     return f"{msg[0].lower()}{msg[1:]}, got {shown}"
 
 
-def parse_config(text: str, source: str = "<config>") -> Config:
-    """Validate YAML text into a :class:`Config`; raise :class:`ConfigError` on any problem."""
+M = TypeVar("M", bound=Model)
+
+
+def validate_yaml(
+    text: str,
+    source: str,
+    model: type[M],
+    not_mapping: str,
+    *,
+    empty_is_mapping: bool = True,
+    loc_filter: Callable[[object], bool] | None = None,
+) -> M:
+    """Parse YAML ``text`` (duplicate keys refused) and validate it into ``model``; raise
+    :class:`ConfigError` naming ``source``:line: key.path. ``not_mapping`` is the message when
+    the top level is not a mapping (an empty text is ``{}`` when ``empty_is_mapping``);
+    ``loc_filter`` drops parts of pydantic's error location (e.g. union member names)."""
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
         tree = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -119,19 +135,24 @@ def parse_config(text: str, source: str = "<config>") -> Config:
         raise ConfigError(f"{where}: YAML syntax error: {problem}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: YAML syntax error: {exc}") from None
-    if data is None:
+    if data is None and empty_is_mapping:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a mapping of sections at the top level")
+        raise ConfigError(f"{source}: {not_mapping}")
     try:
-        return Config.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
-        loc = tuple(err["loc"])
+        loc = tuple(x for x in err["loc"] if loc_filter is None or loc_filter(x))
         line = _line_of(tree, loc)
         where = f"{source}:{line}" if line else source
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise ConfigError(f"{where}: {_format_loc(loc)}: {_expected(err)}{more}") from None
+
+
+def parse_config(text: str, source: str = "<config>") -> Config:
+    """Validate YAML text into a :class:`Config`; raise :class:`ConfigError` on any problem."""
+    return validate_yaml(text, source, Config, "expected a mapping of sections at the top level")
 
 
 def load_config(path: str | Path | None) -> Config:

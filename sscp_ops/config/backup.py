@@ -77,20 +77,13 @@ class Retention(Model):
     monthly: Annotated[int, Field(ge=0)] = 12
 
 
-def _distinct_locations(items: list[Location]) -> list[Location]:
-    seen: set[str] = set()
-    for item in items:
-        if item.name in seen:
-            raise ValueError(f"duplicate location {item.name!r}")
-        seen.add(item.name)
-    return items
-
-
 class BackupSet(Model):
     name: Name
     mysql: MysqlSource | None = None
     config_paths: list[Path] = []
-    locations: Annotated[list[Location], Field(min_length=1), AfterValidator(_distinct_locations)]
+    locations: Annotated[
+        list[Location], Field(min_length=1), AfterValidator(lambda s: unique_names(s, "location"))
+    ]
     retention: Retention = Retention()
     drill: DrillTarget | None = None
     #: zstd level of the dump and the config tarball (3: fast, see docs/performance.md).

@@ -21,8 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BeforeValidator, Field, ValidationError
+from pydantic import BeforeValidator, Field
 
 from sscp_ops.config.base import Model, SecretRef
 from sscp_ops.config.targets import HostPort
@@ -63,35 +62,19 @@ class MaskRules(Model):
 
 def load_mask_rules(path: str | Path) -> MaskRules:
     """Load and validate a rules file; raise ConfigError naming file:line: key.path."""
-    # The loader's error formatting lives with the kit's config loader; reuse it.
-    from sscp_ops.config import (
-        ConfigError,
-        _expected,
-        _format_loc,
-        _line_of,
-        _UniqueKeyLoader,
-    )
+    # The loader and its error formatting live with the kit's config loader; reuse them.
+    from sscp_ops.config import ConfigError, validate_yaml
 
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read rules file: {exc.strerror or exc}") from None
-    try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
-        tree = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{p}:{mark.line + 1}" if mark else str(p)
-        raise ConfigError(f"{where}: YAML syntax error: {exc.problem or 'invalid YAML'}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{p}: expected a mapping with source, target, key_file, tables")
-    try:
-        return MaskRules.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        loc = tuple(x for x in err["loc"] if not str(x).startswith(("literal[", "FixedRule")))
-        line = _line_of(tree, loc)
-        where = f"{p}:{line}" if line else str(p)
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise ConfigError(f"{where}: {_format_loc(loc)}: {_expected(err)}{more}") from None
+    return validate_yaml(
+        text,
+        str(p),
+        MaskRules,
+        "expected a mapping with source, target, key_file, tables",
+        empty_is_mapping=False,
+        loc_filter=lambda x: not str(x).startswith(("literal[", "FixedRule")),
+    )

@@ -94,6 +94,38 @@ def availability(
     )
 
 
+def _share(
+    key: str,
+    name: str,
+    hits: int,
+    total: int,
+    target: Fraction,
+    penalty: Fraction | None,
+    evidence: str,
+    empty_text: str,
+    details: list[dict] | None = None,
+    target_text: str | None = None,
+) -> Indicator:
+    """``hits / total`` against a minimum share ``target`` (``empty_text`` when ``total`` is 0);
+    failing costs the contract's flat ``penalty``. ``target_text`` overrides the "≥ target"
+    shown when there is data."""
+    if not total:
+        return Indicator(key, name, f"≥ {pct(target)}", None, empty_text, None, evidence)
+    rate = Fraction(hits, total)
+    passed = rate >= target
+    return Indicator(
+        key,
+        name,
+        target_text or f"≥ {pct(target)}",
+        float(rate),
+        f"{pct(rate, 2)}（{hits}/{total}）",
+        passed,
+        evidence,
+        flat_deduction(not passed, penalty),
+        details if details is not None else [],
+    )
+
+
 def _in(moment: datetime | None, start: datetime, end: datetime) -> bool:
     return moment is not None and start <= moment < end
 
@@ -169,28 +201,16 @@ def resolution_rate(
     evidence: str,
 ) -> Indicator:
     """Share of the period's incidents resolved by the period's end."""
-    if not incidents:
-        return Indicator(
-            "resolution_rate",
-            "工单解决率",
-            f"≥ {pct(target)}",
-            None,
-            "本期无故障工单",
-            None,
-            evidence,
-        )
     done = sum(1 for t in incidents if t.done and t.done < end)
-    rate = Fraction(done, len(incidents))
-    passed = rate >= target
-    return Indicator(
+    return _share(
         "resolution_rate",
         "工单解决率",
-        f"≥ {pct(target)}",
-        float(rate),
-        f"{pct(rate, 2)}（{done}/{len(incidents)}）",
-        passed,
+        done,
+        len(incidents),
+        target,
+        penalty,
         evidence,
-        flat_deduction(not passed, penalty),
+        "本期无故障工单",
     )
 
 
@@ -316,27 +336,8 @@ def vuln_fix_rate(
             fixed += 1
         elif (t.due_at or t.found_at) < end:
             due += 1
-    if not due:
-        return Indicator(
-            "vuln_fix_rate",
-            "漏洞修复率",
-            f"≥ {pct(target)}",
-            None,
-            "本期无到期漏洞",
-            None,
-            evidence,
-        )
-    rate = Fraction(fixed, due)
-    passed = rate >= target
-    return Indicator(
-        "vuln_fix_rate",
-        "漏洞修复率",
-        f"≥ {pct(target)}",
-        float(rate),
-        f"{pct(rate, 2)}（{fixed}/{due}）",
-        passed,
-        evidence,
-        flat_deduction(not passed, penalty),
+    return _share(
+        "vuln_fix_rate", "漏洞修复率", fixed, due, target, penalty, evidence, "本期无到期漏洞"
     )
 
 
@@ -358,22 +359,20 @@ def success_rate(
     """Successful / all runs of ``kind`` (backup, or drill: every drill is a restore) started in
     the period."""
     chosen = _runs(runs, kind, start, end)
-    if not chosen:
-        return Indicator(key, name, f"≥ {pct(target)}", None, "本期无记录", None, evidence)
     ok = sum(1 for r in chosen if r.success)
-    rate = Fraction(ok, len(chosen))
-    passed = rate >= target
     failed = [{"job": r.job, "started": r.started.isoformat()} for r in chosen if not r.success]
-    return Indicator(
+    # With data, a 100% target reads "100%" rather than "≥ 100%".
+    return _share(
         key,
         name,
-        f"≥ {pct(target)}" if target < 1 else "100%",
-        float(rate),
-        f"{pct(rate, 2)}（{ok}/{len(chosen)}）",
-        passed,
+        ok,
+        len(chosen),
+        target,
+        penalty,
         evidence,
-        flat_deduction(not passed, penalty),
+        "本期无记录",
         failed,
+        target_text=None if target < 1 else "100%",
     )
 
 
