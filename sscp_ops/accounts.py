@@ -1,9 +1,10 @@
-"""Account review (least privilege): MySQL / MariaDB accounts and OS accounts against the roster.
+"""Account review (least privilege): MySQL / MariaDB accounts, OS accounts and the webhook's API
+tokens against the roster.
 
 Pure parsers read what the systems say (``SHOW CREATE USER``, ``SHOW GRANTS``, ``/etc/passwd``,
-``/etc/group``, sudoers, ``/etc/shadow``, ``/var/log/lastlog``); :func:`review_mysql` and
-:func:`review_os` turn them into review rows with findings of a bounded set of kinds
-(:data:`KINDS`), which become the quarterly review table, JSON and the metric
+``/etc/group``, sudoers, ``/etc/shadow``, ``/var/log/lastlog``); :func:`review_mysql`,
+:func:`review_os` and :func:`review_tokens` turn them into review rows with findings of a
+bounded set of kinds (:data:`KINDS`), which become the quarterly review table, JSON and the metric
 ``sscp_account_review_findings{kind}``.
 """
 
@@ -31,6 +32,10 @@ KINDS: dict[str, str] = {
     "os_sudo": "未经批准的 sudo 权限",
     "os_inactive": "超过期限未登录",
     "os_empty_password": "空密码",
+    "token_admin": "未经批准的管理员（admin）令牌",
+    "token_inactive": "超过期限未使用",
+    "token_not_on_roster": "不在人员名册中",
+    "token_revoked": "已吊销（记录待清理）",
 }
 #: Accounts the server creates for itself.
 MYSQL_BUILTIN = frozenset({"mariadb.sys", "mysql.sys", "mysql.session", "mysql.infoschema"})
@@ -333,6 +338,99 @@ def review_os(
             row.findings.append("os_inactive")
         if shadow.get(e.name) == "empty":
             row.findings.append("os_empty_password")
+        rows.append(row)
+    return rows
+
+
+# --- webhook API tokens -------------------------------------------------------------------
+
+#: The webhook store's token table, read with SQLAlchemy Core (sscp_ops does not import
+#: webhook). Defined in webhook/store.py (``api_tokens``) and its Alembic migrations
+#: (0001: the table; 0002: ``last_used_at``). Only these columns are read: never the hash.
+TOKEN_TABLE = "api_tokens"
+TOKEN_COLUMNS = ("id", "name", "role", "created_at", "revoked_at")
+TOKEN_LAST_USED = "last_used_at"  # absent before revision 0002: inactivity cannot be told
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    id: int
+    name: str
+    role: str
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None
+    last_used_at: dt.datetime | None
+    use_recorded: bool  # False: the store does not record last use (not migrated to 0002)
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def read_tokens(url: str) -> list[TokenRecord]:
+    """The webhook's API tokens from its database (SQLAlchemy URL), without their hashes."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            present = {c["name"] for c in sa.inspect(conn).get_columns(TOKEN_TABLE)}
+            recorded = TOKEN_LAST_USED in present
+            names = TOKEN_COLUMNS + ((TOKEN_LAST_USED,) if recorded else ())
+            table = sa.table(
+                TOKEN_TABLE,
+                *(sa.column(n, sa.DateTime() if n.endswith("_at") else sa.String()) for n in names),
+            )
+            rows = conn.execute(sa.select(table).order_by(table.c.id)).mappings().all()
+    finally:
+        engine.dispose()
+    return [
+        TokenRecord(
+            int(r["id"]),
+            r["name"],
+            r["role"],
+            _utc(r["created_at"]),  # type: ignore[arg-type]
+            _utc(r["revoked_at"]),
+            _utc(r.get(TOKEN_LAST_USED)),
+            recorded,
+        )  # fmt: skip
+        for r in rows
+    ]
+
+
+def review_tokens(
+    tokens: Iterable[TokenRecord], cfg: AccountReviewConfig, now: dt.datetime
+) -> list[Row]:
+    """Rows for the webhook's API tokens (by name: the token value is never known here)."""
+    people = _roster(cfg, "tokens")
+    service = set(cfg.service_accounts.tokens)
+    privileged = set(cfg.privileged.tokens)
+    rows = []
+    for t in tokens:
+        account = f"#{t.id} {t.name}"
+        used = (
+            t.last_used_at.strftime("%Y-%m-%d") if t.last_used_at
+            else "从未使用" if t.use_recorded else "未记录"
+        )  # fmt: skip
+        if t.revoked_at is not None:
+            row = Row("token", account, people.get(t.name, ""), "revoked", t.role, used)
+            row.findings.append("token_revoked")
+            rows.append(row)
+            continue
+        role = "privileged" if t.name in privileged else "staff" if t.name in people else (
+            "service" if t.name in service else "unknown"
+        )  # fmt: skip
+        row = Row("token", account, people.get(t.name, ""), role, t.role, used)
+        if t.role == "admin" and t.name not in privileged:
+            row.findings.append("token_admin")
+        if role == "unknown":
+            row.findings.append("token_not_on_roster")
+        if t.use_recorded:
+            seen = t.last_used_at or t.created_at  # a new token has its grace period
+            if now - seen > dt.timedelta(days=cfg.inactive_days):
+                row.findings.append("token_inactive")
         rows.append(row)
     return rows
 

@@ -187,6 +187,7 @@ api_tokens = sa.Table(
     sa.Column("token_hash", _str(64), nullable=False, unique=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("revoked_at", UTCDateTime, nullable=True),
+    sa.Column("last_used_at", UTCDateTime, nullable=True),  # revision 0002; coarse, see below
 )
 
 outbox = sa.Table(
@@ -298,6 +299,11 @@ class TokenInfo:
 class IngestResult:
     outcome: str  # created | reopened | attached | resolved | duplicate
     ticket_id: int | None
+
+
+#: How stale ``api_tokens.last_used_at`` may be: it is written when a token authenticates and
+#: the recorded use is older than this (the account review counts inactivity in days).
+TOKEN_USE_RESOLUTION = dt.timedelta(hours=1)
 
 
 def hash_token(token: str) -> str:
@@ -1239,6 +1245,13 @@ class Store:
             ).first()
         if row is None or not hmac.compare_digest(row.token_hash, digest):
             return None
+        now = self.clock()
+        if row.last_used_at is None or now - row.last_used_at >= TOKEN_USE_RESOLUTION:
+            # one write per token per resolution window, not one per request
+            with self._begin() as conn:
+                conn.execute(
+                    api_tokens.update().where(api_tokens.c.id == row.id).values(last_used_at=now)
+                )
         return TokenInfo(row.id, row.name, row.role)
 
     # -- outbox -----------------------------------------------------------------------------

@@ -1,10 +1,11 @@
 """``sscp-ops review accounts``: the quarterly account review (least privilege).
 
 Reviews the MySQL / MariaDB accounts of ``targets.mysql`` (the target's user needs SELECT on
-``mysql.*``) and the OS accounts of this host against ``account_review`` in the config, and
-prints a Chinese review table (Markdown, for the quarterly report) or JSON. ``--metrics-file``
-writes ``sscp_account_review_findings{kind}`` in the Prometheus text format (for
-node_exporter's textfile collector), atomically.
+``mysql.*``), the OS accounts of this host and the webhook's API tokens (read from
+``webhook.database``; names, roles and dates only, never the hashes) against
+``account_review`` in the config, and prints a Chinese review table (Markdown, for the
+quarterly report) or JSON. ``--metrics-file`` writes ``sscp_account_review_findings{kind}``
+in the Prometheus text format (for node_exporter's textfile collector), atomically.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ ROLE_CN = {
     "privileged": "特权（已批准）",
     "builtin": "系统内置",
     "locked": "已锁定",
+    "revoked": "已吊销",
     "unknown": "未登记",
 }
 
@@ -49,6 +51,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     a.add_argument("--no-os", dest="os", action="store_false", help="skip OS accounts")
     a.add_argument("--no-mysql", dest="mysql", action="store_false", help="skip MySQL accounts")
+    a.add_argument(
+        "--no-tokens", dest="tokens", action="store_false", help="skip the webhook's API tokens"
+    )
     a.set_defaults(func=_run_accounts)
 
 
@@ -158,6 +163,24 @@ def _os_rows(config: Config, root: Path) -> list:
     )
 
 
+def _token_rows(config: Config) -> list:
+    from sqlalchemy.engine import make_url
+
+    from sscp_ops.accounts import read_tokens, review_tokens
+
+    url = config.webhook.database_url()
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").is_file():
+        # no store yet (and SQLite would create an empty file): nothing to review
+        log.warning("no webhook store: API tokens not reviewed",
+                    extra={"kv": {"database": parsed.database}})  # fmt: skip
+        return []
+    tokens = read_tokens(url)
+    if tokens and not tokens[0].use_recorded:
+        log.warning("webhook store does not record token use: run the webhook once to migrate")
+    return review_tokens(tokens, config.account_review, dt.datetime.now(dt.UTC))
+
+
 def _table(rows: list, counts: dict[str, int], now: dt.datetime) -> str:
     from sscp_ops.accounts import KINDS
 
@@ -176,7 +199,7 @@ def _table(rows: list, counts: dict[str, int], now: dt.datetime) -> str:
     out += ["", f"共复核账号 {len(rows)} 个，发现问题 {total} 项。"]
     for kind, n in counts.items():
         if n:
-            system = "MySQL" if kind.startswith("mysql") else "操作系统"
+            system = {"mysql": "MySQL", "os": "操作系统", "token": "API 令牌"}[kind.split("_")[0]]
             out.append(f"- {system}：{KINDS[kind]} {n} 项")
     return "\n".join(out) + "\n"
 
@@ -209,6 +232,7 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def _run_accounts(args: argparse.Namespace) -> int:
     import pymysql
+    import sqlalchemy.exc
 
     from sscp_ops.accounts import AccountParseError, count_findings
 
@@ -221,11 +245,17 @@ def _run_accounts(args: argparse.Namespace) -> int:
             rows += _mysql_rows(config, source)
         if args.os:
             rows += _os_rows(config, args.root)
+        if args.tokens:
+            rows += _token_rows(config)
     except pymysql.MySQLError as exc:
         print(f"sscp-ops review accounts: mysql: {exc.args[-1]}", file=sys.stderr)
         return EXIT_FAILURE
     except AccountParseError as exc:
         print(f"sscp-ops review accounts: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except sqlalchemy.exc.SQLAlchemyError as exc:  # the webhook store (message has no secret)
+        reason = getattr(exc, "orig", None) or exc
+        print(f"sscp-ops review accounts: webhook store: {reason}", file=sys.stderr)
         return EXIT_FAILURE
     counts = count_findings(rows)
     if args.format == "json":

@@ -8,10 +8,13 @@ Shape::
       mysql: [db1]                 # names from targets.mysql to review (default: all); the
                                    # target's user needs SELECT on mysql.* to list accounts
       staff:
-        - {name: 张伟, os: [zhangwei], mysql: [zhangwei]}
-      service_accounts: {os: [deploy], mysql: [exporter, app_rw]}
-      privileged: {os: [zhangwei], mysql: [root]}   # approved sudo, and global ALL / SUPER /
-                                                    # GRANT OPTION
+        - {name: 张伟, os: [zhangwei], mysql: [zhangwei], tokens: [zhangwei-cli]}
+      service_accounts: {os: [deploy], mysql: [exporter, app_rw], tokens: [grafana]}
+      privileged: {os: [zhangwei], mysql: [root], tokens: [zhangwei-cli]}
+                                   # approved sudo, global ALL / SUPER / GRANT OPTION, and
+                                   # admin API tokens
+
+The webhook's API tokens are read from ``webhook.database`` of the same file.
 """
 
 from __future__ import annotations
@@ -29,11 +32,13 @@ class StaffMember(Model):
     name: Annotated[str, Field(min_length=1, max_length=64)]
     os: list[Account] = []
     mysql: list[Account] = []
+    tokens: list[Account] = []  # names of the webhook API tokens this person holds
 
 
 class AccountLists(Model):
     os: list[Account] = []
     mysql: list[Account] = []
+    tokens: list[Account] = []  # webhook API token names (``webhook token create --name``)
 
 
 class AccountReviewConfig(Model):
