@@ -12,6 +12,7 @@ from fx_accounts import ReviewAccounts
 from helpers import FIXTURES, parse_exposition, promtool_check_metrics, sscp_ops_cmd
 
 from sscp_ops.accounts import (
+    KINDS,
     AccountParseError,
     lastlog_time,
     parse_create_user,
@@ -171,7 +172,7 @@ def test_review_accounts_json_and_metrics(
     assert found["os_sudo"] == 4 and found["os_uid0"] == 1
     exposition = parse_exposition(metrics.read_text())
     assert exposition[("sscp_account_review_findings", frozenset({("kind", "os_sudo")}))] == 4
-    assert len([k for k in exposition if k[0] == "sscp_account_review_findings"]) == 12
+    assert len([k for k in exposition if k[0] == "sscp_account_review_findings"]) == len(KINDS)
     lint = promtool_check_metrics(metrics.read_text())
     assert lint.returncode == 0, lint.stdout + lint.stderr
 
