@@ -138,8 +138,11 @@ def test_review_tokens_json_metrics_and_table(token_store, tmp_path: Path) -> No
             assert secret not in out
 
 
-def test_token_use_is_recorded_coarsely(services, clock) -> None:
-    store = services.store
+def test_token_use_is_recorded_coarsely(db_url, webhook_config, make_services, clock) -> None:
+    """On SQLite and MariaDB: the webhook records use once an hour; the review reads it back."""
+    from sscp_ops.accounts import read_tokens
+
+    store = make_services(webhook_config(database=db_url)).store
     token = store.create_token("viewer", "grafana")
 
     def last_used() -> dt.datetime | None:
@@ -159,6 +162,9 @@ def test_token_use_is_recorded_coarsely(services, clock) -> None:
     store.verify_token(token)
     assert last_used() == clock()
     assert store.verify_token("sscp_not-a-token") is None
+    (record,) = read_tokens(db_url)
+    assert (record.name, record.role, record.use_recorded) == ("grafana", "viewer", True)
+    assert record.last_used_at == clock() and record.revoked_at is None
 
 
 def test_store_without_use_column_and_missing_store(tmp_path: Path) -> None:
