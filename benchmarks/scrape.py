@@ -139,6 +139,9 @@ def run(rounds: int, warmup: int, host_only: bool) -> list[Subject]:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sscp-bench-")))
         node_port = free_port()
         node_url = f"http://127.0.0.1:{node_port}/metrics"
+        # node_exporter logs an error line per failing collector on every scrape: its stderr
+        # goes to a file, not to a pipe that nobody reads (a full pipe would stall it).
+        node_log = stack.enter_context(open(tmp / "node_exporter.log", "w"))  # noqa: SIM115
         stack.enter_context(
             running(
                 [
@@ -146,6 +149,7 @@ def run(rounds: int, warmup: int, host_only: bool) -> list[Subject]:
                     f"--web.listen-address=127.0.0.1:{node_port}",
                 ],
                 ready_url=node_url,
+                stderr=node_log,
             )
         )
         if host_only:

@@ -10,23 +10,25 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import exporters.backup
-from exporters import host, patches, probe, tls
-from exporters import logs as logs_collector
+from exporters import host
 from exporters.core import Collector
 from sscp_ops.config import Config
 
 
-def _per_target(system: str) -> Callable[[Config], list[Collector]]:
-    """The builder of ``exporters.<system>``, imported only when ``targets.<system>`` has
-    entries: the client libraries (redis, PyMySQL) cost ~18 MiB of RSS when unused."""
+def _lazy(module: str, wanted: Callable[[Config], bool]) -> Callable[[Config], list[Collector]]:
+    """The builder of ``exporters.<module>``, imported only when the config asks for it:
+    client libraries (redis, PyMySQL, requests, RE2, zstandard...) cost RSS when unused."""
 
     def build(config: Config) -> list[Collector]:
-        if not getattr(config.targets, system):
+        if not wanted(config):
             return []
-        return importlib.import_module(f"exporters.{system}").build(config)
+        return importlib.import_module(f"exporters.{module}").build(config)
 
     return build
+
+
+def _per_target(system: str) -> Callable[[Config], list[Collector]]:
+    return _lazy(system, lambda config: bool(getattr(config.targets, system)))
 
 
 @dataclass(frozen=True)
@@ -50,19 +52,24 @@ CATALOG: dict[str, CollectorSpec] = {
     "mysql": CollectorSpec(
         _per_target("mysql"), help="MySQL/MariaDB status of each targets.mysql entry"
     ),
-    "probe": CollectorSpec(probe.build, help="SLA probes of the platform's key URLs"),
+    "probe": CollectorSpec(_per_target("probe"), help="SLA probes of the platform's key URLs"),
     "patches": CollectorSpec(
-        patches.build,
+        _lazy("patches", lambda config: True),
         default_enabled=False,
         help="pending security updates, last update, reboot required (apt/dnf, cached 1 h)",
     ),
     "tls": CollectorSpec(
-        tls.build, help="TLS of the HTTPS endpoints: chain, expiry, protocols, HTTP redirect"
+        _lazy("tls", lambda c: bool(c.tls_checks.endpoints or c.targets.probe)),
+        help="TLS of the HTTPS endpoints: chain, expiry, protocols, HTTP redirect",
     ),
     "logs": CollectorSpec(
-        logs_collector.build, help="log files of the logs section: attacks, logins, slow queries"
+        _lazy("logs", lambda config: config.logs is not None),
+        help="log files of the logs section: attacks, logins, slow queries",
     ),
-    "backup": CollectorSpec(exporters.backup.build, help="backup runs, copies, drills"),
+    "backup": CollectorSpec(
+        _lazy("backup", lambda config: config.backup is not None),
+        help="backup runs, copies, drills",
+    ),
 }
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import secrets
+import subprocess
 import textwrap
 from contextlib import ExitStack
 from pathlib import Path
@@ -57,5 +58,9 @@ def node_exporter():
     binary = require_binary("prometheus-node-exporter", "node_exporter")
     port = free_port()
     url = f"http://127.0.0.1:{port}/metrics"
-    with running([binary, f"--web.listen-address=127.0.0.1:{port}"], ready_url=url):
+    with running(
+        [binary, f"--web.listen-address=127.0.0.1:{port}"],
+        ready_url=url,
+        stderr=subprocess.DEVNULL,  # it logs failing collectors on every scrape; nobody reads it
+    ):
         yield url

@@ -148,7 +148,8 @@ def mysql_user(
 @contextmanager
 def reference_exporter(cmd: list[str], port: int, env: dict | None = None) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}/metrics"
-    with running(cmd, ready_url=url, env=env):
+    # Reference exporters log per failed scrape and nobody reads it: no pipe to fill.
+    with running(cmd, ready_url=url, env=env, stderr=subprocess.DEVNULL):
         yield url
 
 

@@ -92,13 +92,18 @@ def running(
     ready_url: str | None = None,
     env: dict | None = None,
     timeout: float = 20.0,
+    stderr=subprocess.PIPE,
     **kwargs,
 ) -> Iterator[subprocess.Popen]:
-    """Start ``cmd``, wait for ``ready_url``, and stop it (SIGTERM, then SIGKILL) afterwards."""
+    """Start ``cmd``, wait for ``ready_url``, and stop it (SIGTERM, then SIGKILL) afterwards.
+
+    stderr is a pipe by default (tests read it); a long-lived process that logs on every
+    request must get a file instead, or the unread pipe fills and stalls it.
+    """
     proc = subprocess.Popen(
         list(cmd),
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=stderr,
         text=True,
         env={**os.environ, **(env or {})},
         start_new_session=True,
