@@ -29,12 +29,9 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 
 from sscp_ops import __version__
 from sscp_ops.config.base import SecretRef
+from sscp_ops.errors import ParseError as ParseError  # re-exported for the collectors
 
 log = logging.getLogger("exporter")
-
-
-class ParseError(ValueError):
-    """A data source answered with something its parser cannot read."""
 
 
 class TargetUnavailable(Exception):

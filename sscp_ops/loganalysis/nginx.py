@@ -15,7 +15,7 @@ import re
 from calendar import timegm
 from typing import NamedTuple
 
-from exporters.core import ParseError
+from sscp_ops.errors import ParseError
 
 _VAR = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _MONTHS = {

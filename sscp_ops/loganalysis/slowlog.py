@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO
 
-from exporters.core import ParseError
+from sscp_ops.errors import ParseError
 
 # -- fingerprint ---------------------------------------------------------------------------
 
