@@ -251,6 +251,8 @@ class Stack:
         """Refuse to start when a port is taken (another stack would answer our readiness)."""
         for name, port in vars(self.plan.ports).items():
             with socket.socket() as s:
+                # as the servers themselves do: TIME_WAIT left by the previous run is no conflict
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 try:
                     s.bind((self.plan.host, port))
                 except OSError as exc:
