@@ -34,6 +34,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.types import TypeDecorator
 
 from sscp_ops.vulns import due_at as vuln_due_at
+from webhook.dbapi import Prepared, PreparedIn
 from webhook.events import AlertEvent
 
 UTC = dt.UTC
@@ -229,12 +230,8 @@ settings = sa.Table(
 )
 
 
-# Hot-path statements, built once: executing a prebuilt statement with a parameter dict skips
-# SQLAlchemy's per-call construction and cache-key work (most of the cost per alert).
-_INS_TICKET = tickets.insert()
-_INS_AUDIT = audit.insert()
-_INS_OUTBOX = outbox.insert()
-_INS_ACK_LINK = ack_links.insert()
+# Statements of the less frequent paths, built once (a prebuilt statement skips SQLAlchemy's
+# per-call construction and cache-key work); the hottest ones are in Store._prepare.
 _SEL_TICKET = sa.select(tickets).where(tickets.c.id == sa.bindparam("tid"))
 _SEL_PREV = (
     sa.select(tickets)
@@ -246,21 +243,37 @@ _SEL_OCCURRENCE = sa.select(occurrences.c.ticket_id).where(
     occurrences.c.fingerprint == sa.bindparam("fp"),
     occurrences.c.starts_at == sa.bindparam("sa_"),
 )
-_SEL_OCCURRENCES = sa.select(
-    occurrences.c.id, occurrences.c.fingerprint, occurrences.c.starts_at, occurrences.c.ticket_id
-).where(occurrences.c.fingerprint.in_(sa.bindparam("fps", expanding=True)))
-_SEL_INCIDENT_FPS = (
-    sa.select(tickets.c.fingerprint)
-    .where(
-        tickets.c.fingerprint.in_(sa.bindparam("fps", expanding=True)),
-        tickets.c.kind == "incident",
-    )
-    .distinct()
-)
 _LINK_OCCURRENCE = (
     occurrences.update()
     .where(occurrences.c.id == sa.bindparam("oid"))
     .values(ticket_id=sa.bindparam("tid"))
+)
+#: The columns of a new incident row (Store._incident_row) and of a queued notice.
+_INCIDENT_KEYS = (
+    "kind",
+    "status",
+    "alertname",
+    "severity",
+    "target",
+    "summary",
+    "description",
+    "labels",
+    "fingerprint",
+    "starts_at",
+    "last_starts_at",
+    "created_at",
+    "recurrence_of",
+)
+_OUTBOX_KEYS = (
+    "ticket_id",
+    "reason",
+    "channel",
+    "recipient",
+    "body",
+    "status",
+    "attempts",
+    "created_at",
+    "next_attempt_at",
 )
 
 
@@ -383,14 +396,45 @@ class Store:
             self._ins_occurrence = sqlite_insert(occurrences).on_conflict_do_nothing()
         else:
             self._ins_occurrence = occurrences.insert().prefix_with("IGNORE")
-        # Multi-row INSERT … RETURNING where the dialect has it (one statement per notification
-        # instead of one per alert); otherwise the statements above, row by row.
-        self._claim_returning = self._ins_ticket_returning = None
-        if self.engine.dialect.insert_returning and self.engine.dialect.use_insertmanyvalues:
-            self._claim_returning = self._ins_occurrence.returning(
-                occurrences.c.id, occurrences.c.fingerprint, occurrences.c.starts_at
-            )
-            self._ins_ticket_returning = _INS_TICKET.returning(tickets.c.id, tickets.c.fingerprint)
+        self._prepare(self.engine.dialect)
+
+    def _prepare(self, dialect) -> None:
+        """The hot path's statements, compiled once for this dialect (see webhook.dbapi)."""
+
+        def insert(table: sa.Table, keys: Sequence[str], base=None):
+            stmt = table.insert() if base is None else base
+            return Prepared(stmt.values({k: sa.bindparam(k) for k in keys}), dialect)
+
+        self._p_claim = insert(
+            occurrences, ("fingerprint", "starts_at", "received_at"), self._ins_occurrence
+        )
+        self._p_ticket = insert(tickets, _INCIDENT_KEYS)
+        self._p_audit = insert(
+            audit, ("at", "actor", "action", "object_type", "object_id", "detail")
+        )
+        self._p_outbox = insert(outbox, _OUTBOX_KEYS)
+        self._p_ack_link = insert(ack_links, ("token_hash", "ticket_id", "contact", "expires_at"))
+        self._p_link = Prepared(_LINK_OCCURRENCE, dialect)
+        self._p_occurrences = PreparedIn(
+            lambda n: sa.select(
+                occurrences.c.id,
+                occurrences.c.fingerprint,
+                occurrences.c.starts_at,
+                occurrences.c.ticket_id,
+            ).where(occurrences.c.fingerprint.in_([sa.bindparam(f"fp{i}") for i in range(n)])),
+            dialect,
+        )
+        self._p_incident_fps = PreparedIn(
+            lambda n: (
+                sa.select(tickets.c.fingerprint)
+                .where(
+                    tickets.c.fingerprint.in_([sa.bindparam(f"fp{i}") for i in range(n)]),
+                    tickets.c.kind == "incident",
+                )
+                .distinct()
+            ),
+            dialect,
+        )
 
     @contextmanager
     def _write_lock(self) -> Iterator[None]:
@@ -460,7 +504,7 @@ class Store:
         }
 
     def _audit(self, conn: Connection, actor: str, action: str, kind: str, oid: int, **detail):
-        conn.execute(_INS_AUDIT, self._audit_row(actor, action, kind, oid, **detail))
+        self._p_audit.execute(conn, self._audit_row(actor, action, kind, oid, **detail)).close()
 
     def _ticket(self, conn: Connection, ticket_id: int) -> dict:
         row = conn.execute(_SEL_TICKET, {"tid": ticket_id}).first()
@@ -500,10 +544,8 @@ class Store:
                             "expires_at": now + dt.timedelta(seconds=self.ack_link_ttl),
                         }
                     )
-        if rows:
-            conn.execute(_INS_OUTBOX, rows)
-        if links:
-            conn.execute(_INS_ACK_LINK, links)
+        self._p_outbox.executemany(conn, rows)
+        self._p_ack_link.executemany(conn, links)
         return len(rows)
 
     ack_link_ttl: float = 86400.0
@@ -585,15 +627,15 @@ class Store:
                 self._insert_tickets(conn, tickets_new)
                 for i, row in zip(batch, tickets_new, strict=True):
                     results[i] = IngestResult("created", row["id"])
-                conn.execute(
-                    _LINK_OCCURRENCE,
+                self._p_link.executemany(
+                    conn,
                     [
                         {"oid": claimed[(t["fingerprint"], t["starts_at"])], "tid": t["id"]}
                         for t in tickets_new
                     ],
                 )
-                conn.execute(
-                    _INS_AUDIT,
+                self._p_audit.executemany(
+                    conn,
                     [
                         self._audit_row(
                             "alertmanager",
@@ -630,37 +672,26 @@ class Store:
     ) -> tuple[dict[tuple, int], dict[tuple, int | None]]:
         """({key: occurrence id} claimed now, {key: ticket id} taken before), key = (fp, start).
 
-        Where the database has ``INSERT … RETURNING`` (SQLite, MariaDB >= 10.5), the insert that
-        does nothing on conflict returns exactly the rows it inserted: one statement, and the
-        occurrences are read back only when some key was taken before."""
-        if not events:
-            return {}, {}
+        One insert per key that does nothing on conflict (SQLite ``ON CONFLICT DO NOTHING``,
+        MySQL ``INSERT IGNORE``): a row count of 1 means this transaction claimed it; the keys
+        taken before are read back only when there are some."""
         now = self.clock()
-        rows = [
-            {"fingerprint": ev.fingerprint, "starts_at": ev.starts_at, "received_at": now}
-            for ev in events
-        ]
-        wanted = {(ev.fingerprint, ev.starts_at) for ev in events}
         claimed: dict[tuple, int] = {}
+        lost: set[tuple] = set()
+        for key in dict.fromkeys((ev.fingerprint, ev.starts_at) for ev in events):
+            cur = self._p_claim.execute(
+                conn, {"fingerprint": key[0], "starts_at": key[1], "received_at": now}
+            )
+            if cur.rowcount == 1:
+                claimed[key] = cur.lastrowid
+            else:
+                lost.add(key)
+            cur.close()
         taken: dict[tuple, int | None] = {}
-        if self._claim_returning is not None:
-            for oid, fp, start in conn.execute(self._claim_returning, rows):
-                claimed[(fp, start)] = oid
-            if len(claimed) == len(wanted):
-                return claimed, taken
-            fps = {fp for fp, start in wanted if (fp, start) not in claimed}
-            for _oid, fp, start, tid in conn.execute(_SEL_OCCURRENCES, {"fps": fps}):
-                if (fp, start) in wanted and (fp, start) not in claimed:
-                    taken[(fp, start)] = tid
-            return claimed, taken
-        conn.execute(self._ins_occurrence, rows)
-        for oid, fp, start, tid in conn.execute(
-            _SEL_OCCURRENCES, {"fps": {fp for fp, _ in wanted}}
-        ):
-            if (fp, start) in wanted:
-                if tid is None:
-                    claimed[(fp, start)] = oid
-                else:
+        if lost:
+            fps = sorted({fp for fp, _ in lost})
+            for _oid, fp, start, tid in self._p_occurrences.rows(conn, "fp", fps):
+                if (fp, start) in lost:
                     taken[(fp, start)] = tid
         return claimed, taken
 
@@ -668,7 +699,7 @@ class Store:
         """{key: ticket id} of the events' occurrences already filed with a ticket (committed)."""
         wanted = {(ev.fingerprint, ev.starts_at) for ev in events}
         with self._read() as conn:
-            rows = conn.execute(_SEL_OCCURRENCES, {"fps": {fp for fp, _ in wanted}}).all()
+            rows = self._p_occurrences.rows(conn, "fp", sorted({fp for fp, _ in wanted}))
         return {
             (fp, start): tid
             for _oid, fp, start, tid in rows
@@ -676,19 +707,16 @@ class Store:
         }
 
     def _insert_tickets(self, conn: Connection, rows: list[dict]) -> None:
-        """Insert new incident tickets (distinct fingerprints) and set each row's ``id``."""
-        if self._ins_ticket_returning is not None and len(rows) > 1:
-            ids = dict((fp, tid) for tid, fp in conn.execute(self._ins_ticket_returning, rows))
-            for row in rows:
-                row["id"] = ids[row["fingerprint"]]
-            return
+        """Insert new incident tickets and set each row's ``id``."""
         for row in rows:
-            row["id"] = conn.execute(_INS_TICKET, row).inserted_primary_key[0]
+            cur = self._p_ticket.execute(conn, row)
+            row["id"] = cur.lastrowid
+            cur.close()
 
     def _fingerprints_without_incident(self, conn: Connection, fps: set[str]) -> set[str]:
         if not fps:
             return set()
-        return fps - set(conn.execute(_SEL_INCIDENT_FPS, {"fps": fps}).scalars())
+        return fps - {fp for (fp,) in self._p_incident_fps.rows(conn, "fp", sorted(fps))}
 
     @staticmethod
     def _incident_row(ev: AlertEvent, now: dt.datetime, recurrence_of: int | None) -> dict:
@@ -760,7 +788,8 @@ class Store:
             self._queue(conn, ticket, planner(ticket, "reopened"))
             return IngestResult("reopened", prev["id"])
         ticket = self._incident_row(ev, now, prev["id"] if prev else None)
-        tid = conn.execute(_INS_TICKET, ticket).inserted_primary_key[0]
+        self._insert_tickets(conn, [ticket])
+        tid = ticket["id"]
         self._link(conn, occ_id, tid)
         self._audit(
             conn,
@@ -781,7 +810,7 @@ class Store:
         return IngestResult("created", tid)
 
     def _link(self, conn: Connection, occ_id: int, ticket_id: int) -> None:
-        conn.execute(_LINK_OCCURRENCE, {"oid": occ_id, "tid": ticket_id})
+        self._p_link.execute(conn, {"oid": occ_id, "tid": ticket_id}).close()
 
     def _maybe_open_problem(self, conn, ev: AlertEvent, tid: int, threshold: int, window: float):
         since = self.clock() - dt.timedelta(seconds=window)
