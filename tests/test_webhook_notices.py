@@ -342,3 +342,23 @@ def test_worker_killed_mid_delivery_loses_nothing_sends_nothing_twice(
     # the notice in flight at the kill was offered again under the same id and dropped
     assert len(gateway.duplicates) == 1
     assert len(gateway.sms()) == 6
+
+
+def test_worker_checkpoints_the_wal_requests_do_not(services, tmp_path):
+    """SQLite: a committing request leaves its pages in the WAL (no checkpoint under the write
+    lock); the worker's loop copies them into the database file."""
+    import dataclasses
+
+    db = tmp_path / "tickets.db"
+    services.store.checkpoint()
+    before = db.stat().st_size
+    [ev] = parse_alertmanager(payload("firing-hostdown.json"))
+    for i in range(200):
+        services.store.ingest(
+            dataclasses.replace(ev, fingerprint=f"{i:016x}", target=f"host{i}"), services.planner
+        )
+    assert db.stat().st_size == before
+    assert (tmp_path / "tickets.db-wal").stat().st_size > 200 * 4096
+    Worker(services.store, services.config, senders={}).run_once()
+    assert db.stat().st_size > before
+    assert services.store.count_tickets() == 200

@@ -16,11 +16,41 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ClauseElement
+from sqlalchemy.types import TypeDecorator
 
 _MISSING = object()
+
+
+def _memo(type_, dialect) -> Callable | None:
+    """The type's bind conversion, remembering its last input: a notification binds the same
+    ``now`` into a dozen rows, and the SQLite datetime conversion is string formatting. The
+    (input, output) pair is swapped in as one tuple, so threads never see a torn pair; the
+    pair holds its input, so an ``is`` match can't be a recycled id."""
+    proc = type_.dialect_impl(dialect).bind_processor(dialect)
+    if proc is None or not isinstance(type_, sa.DateTime | TypeDecorator):
+        return proc
+    last = [(_MISSING, None)]
+
+    def convert(value):
+        seen, out = last[0]
+        if seen is value:
+            return out
+        out = proc(value)
+        last[0] = (value, out)
+        return out
+
+    return convert
+
+
+def cursor(conn):
+    """A DB-API cursor of a SQLAlchemy ``Connection`` or of a (pooled) DB-API connection."""
+    if isinstance(conn, Connection):
+        return conn.connection.cursor()
+    return conn.cursor()
 
 
 class Prepared:
@@ -38,9 +68,7 @@ class Prepared:
         for name in dict.fromkeys(names):
             bind = compiled.binds[name]
             default = bind.value if bind.value is not None or not bind.required else _MISSING
-            self._slots.append(
-                (name, default, bind.type.dialect_impl(dialect).bind_processor(dialect))
-            )
+            self._slots.append((name, default, _memo(bind.type, dialect)))
         self._columns: list[Callable | None] = []
         if getattr(stmt, "is_select", False) or getattr(stmt, "_returning", ()):
             for col in stmt.selected_columns if stmt.is_select else stmt._returning:
@@ -63,7 +91,7 @@ class Prepared:
     def execute(self, conn: Connection, values: Mapping[str, Any] | None = None):
         """Run once; returns the DB-API cursor (``rowcount``, ``lastrowid``)."""
         params = self.args(values or {})
-        cur = conn.connection.dbapi_connection.cursor()
+        cur = cursor(conn)
         try:
             cur.execute(self.sql, params)
         except self._dbapi_error as exc:
@@ -74,7 +102,7 @@ class Prepared:
         params = [self.args(r) for r in rows]
         if not params:
             return
-        cur = conn.connection.dbapi_connection.cursor()
+        cur = cursor(conn)
         try:
             cur.executemany(self.sql, params)
         except self._dbapi_error as exc:

@@ -174,6 +174,7 @@ class Worker:
         self.deliver_due()
         self.escalate()
         self.check_heartbeat()
+        self.store.checkpoint()
         now = self.store.clock()
         interval = dt.timedelta(seconds=self.config.reconcile_interval)
         if self._last_reconcile is None or now - self._last_reconcile >= interval:
