@@ -152,6 +152,33 @@ def run_clients(port: int, clients: int, per_client: int, dup_ratio: float):
     return latencies, elapsed, unique[0], errors[0]
 
 
+def cpu_seconds(proc: subprocess.Popen) -> dict[str, float]:
+    """CPU seconds (user + system) of the server process and of each of its children."""
+    import psutil
+
+    out = {}
+    root = psutil.Process(proc.pid)
+    for p in [root, *root.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            role = "notice worker" if " worker " in " ".join(p.cmdline()) else "gunicorn"
+            if p.pid == proc.pid:
+                role += " arbiter"
+            out[f"{role} (pid {p.pid})"] = t.user + t.system
+        except psutil.Error:
+            pass
+    return out
+
+
+def cpu_report(before: dict[str, float], after: dict[str, float], n: int) -> None:
+    """Server CPU per notification, and how the gunicorn workers shared it (the balance)."""
+    used = {k: after[k] - before.get(k, 0.0) for k in after}
+    total = sum(used.values())
+    print(f"    server CPU {total:.2f} s = {total / n * 1000:.2f} ms per notification:")
+    for k, v in sorted(used.items(), key=lambda kv: -kv[1]):
+        print(f"      {v:6.2f} s  {k}")
+
+
 def summarize(name: str, latencies: list[float], elapsed: float) -> dict:
     lat = sorted(latencies)
     out = {
@@ -197,7 +224,7 @@ def main() -> int:
     ap.add_argument("--notifications", type=int, default=200, help="per client")
     ap.add_argument("--duplicates", type=float, default=0.30)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=1, help="1: sync workers, more: gthread")
     ap.add_argument(
         "--no-worker",
         action="store_true",
@@ -236,7 +263,7 @@ def main() -> int:
             "-w",
             str(args.workers),
             "-k",
-            "gthread",
+            "sync" if args.threads == 1 else "gthread",
             "--threads",
             str(args.threads),
             "--no-control-socket",
@@ -268,12 +295,16 @@ def main() -> int:
         port,
     )
     try:
+        time.sleep(2)  # the notice worker's start-up (imports) is not part of the run
+        cpu_before = cpu_seconds(proc)
         lat, elapsed, unique, errs = run_clients(
             port, args.clients, args.notifications, args.duplicates
         )
+        cpu_after = cpu_seconds(proc)
     finally:
         stop(proc)
     ours = summarize("sscp-ops", lat, elapsed)
+    cpu_report(cpu_before, cpu_after, len(lat))
 
     import sqlite3
 

@@ -37,6 +37,20 @@ def test_no_token_configured_refuses_everything(webhook_config, make_services):
     assert post_alerts(client).status_code == 401
 
 
+def test_rotated_token_is_taken_at_once_and_unreadable_file_means_retry(
+    client, am_token_file, caplog
+):
+    assert post_alerts(client).status_code == 200
+    am_token_file.write_text("rotated-token-0123456789\n")
+    assert post_alerts(client).status_code == 401  # the old token no longer works
+    assert post_alerts(client, headers=auth("rotated-token-0123456789")).status_code == 200
+    am_token_file.unlink()
+    # a broken config must not make Alertmanager drop the notification (it drops 4xx)
+    r = post_alerts(client, headers=auth("rotated-token-0123456789"))
+    assert r.status_code == 503
+    assert "token file unreadable" in caplog.text and "rotated-token" not in caplog.text
+
+
 def test_body_limits_and_bad_payloads(client):
     big = b'{"version": "4", "alerts": [], "pad": "' + b"x" * (1024 * 1024) + b'"}'
     r = client.post("/api/v1/alerts", data=big, headers={**AM, "Content-Type": "application/json"})

@@ -236,3 +236,93 @@ def test_bad_config_names_file_and_key(tmp_path):
     )
     assert r.returncode == 2
     assert f"{config}:3: webhook.sms.backend" in r.stderr
+
+
+@pytest.mark.parametrize("threads", [1, 4])
+def test_served_concurrent_deliveries_file_each_occurrence_once(tmp_path, am_token_file, threads):
+    """The real server in both worker models (1 thread: sync workers that close each
+    connection, so the next request goes to a free worker; 4: gthread with keep-alive):
+    8 clients post 15 notifications each, a third of them repeats, two clients share their
+    alerts (an HA pair): every occurrence is filed once, and every post is answered 200."""
+    import json
+    import random
+    import threading
+
+    port = free_port()
+    db = tmp_path / "tickets.db"
+    config = tmp_path / "sscp.yml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "webhook": {
+                    "database": f"sqlite:///{db}",
+                    "alertmanager_token_file": str(am_token_file),
+                    "workers": 2,
+                    "threads": threads,
+                    "roster": {"shifts": [{"primary": {"name": "张三", "phone": PHONES[0]}}]},
+                }
+            },
+            allow_unicode=True,
+        )
+    )
+
+    def body(client: int, seq: int) -> bytes:
+        alerts = [
+            {
+                "status": "firing",
+                "labels": {"alertname": "DiskFull", "instance": f"h{client}-{seq}", "n": str(i)},
+                "annotations": {"summary": "磁盘将满"},
+                "startsAt": "2026-11-28T10:00:00Z",
+                "endsAt": "0001-01-01T00:00:00Z",
+                "fingerprint": f"{client:04x}{seq:04x}{i:04x}",
+            }
+            for i in range(3)
+        ]
+        return json.dumps({"version": "4", "status": "firing", "alerts": alerts}).encode()
+
+    answers: list[int] = []
+    connection_headers: set[str] = set()
+    lock = threading.Lock()
+
+    def client(cid: int) -> None:
+        rng = random.Random(cid)
+        own = cid % 4  # clients 0 and 4, 1 and 5 ... post the same alerts
+        session = requests.Session()
+        for seq in range(15):
+            s = rng.randrange(seq) if seq and rng.random() < 0.33 else seq
+            r = session.post(
+                f"http://127.0.0.1:{port}/api/v1/alerts",
+                data=body(own, s),
+                headers={"Authorization": f"Bearer {AM_TOKEN}"},
+                timeout=30,
+            )
+            with lock:
+                answers.append(r.status_code)
+                connection_headers.add(r.headers.get("Connection", "").lower())
+
+    cmd = sscp_ops_cmd(
+        "webhook", "--config.file", str(config), "--web.listen-address", f"127.0.0.1:{port}"
+    )
+    with running(cmd, ready_url=f"http://127.0.0.1:{port}/healthz", timeout=30):
+        clients = [threading.Thread(target=client, args=(c,)) for c in range(8)]
+        for t in clients:
+            t.start()
+        for t in clients:
+            t.join(120)
+    assert answers == [200] * 120
+    # sync workers close every connection; gthread workers keep it alive
+    if threads == 1:
+        assert connection_headers == {"close"}
+    else:
+        assert "close" not in connection_headers
+    expected = set()
+    for cid in range(8):  # the same draws as the clients made
+        rng = random.Random(cid)
+        for seq in range(15):
+            s = rng.randrange(seq) if seq and rng.random() < 0.33 else seq
+            expected |= {f"{cid % 4:04x}{s:04x}{i:04x}" for i in range(3)}
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        fps = [r[0] for r in conn.execute("SELECT fingerprint FROM tickets")]
+    assert sorted(fps) == sorted(expected)

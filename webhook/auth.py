@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import logging
 from functools import wraps
 
 from flask import abort, g, request, session
@@ -12,6 +13,7 @@ from flask import abort, g, request, session
 from webhook.services import current
 from webhook.store import ROLES, TokenInfo
 
+log = logging.getLogger("webhook.auth")
 RANK = {role: i for i, role in enumerate(ROLES)}
 
 
@@ -31,7 +33,12 @@ def presented_secret() -> str | None:
 
 
 def alertmanager_ok() -> bool:
-    expected = current().config.alertmanager_token()
+    try:
+        expected = current().alertmanager_token.get()
+    except OSError as exc:
+        # A config problem, not the sender's: 503 so Alertmanager retries instead of dropping.
+        log.error("alertmanager token file unreadable", extra={"kv": {"err": exc.strerror}})
+        abort(503, "alertmanager token file unreadable")
     got = presented_secret()
     if not expected or got is None:
         return False

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import Flask, current_app
 
 from sscp_ops.config.webhook import WebhookConfig
+from sscp_ops.secretfile import SecretFile
 from webhook.notices import Planner
 from webhook.store import Store
 
@@ -16,6 +17,10 @@ class Services:
     config: WebhookConfig
     store: Store
     planner: Planner
+    alertmanager_token: SecretFile = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.alertmanager_token = SecretFile(self.config.alertmanager_token_file)
 
     @classmethod
     def from_config(cls, config: WebhookConfig, migrate: bool = True) -> Services:

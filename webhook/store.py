@@ -492,10 +492,10 @@ class Store:
     def _read_dbapi(self) -> Iterator[Any]:
         """A pooled DB-API connection for ONE statement, run without BEGIN (SQLite: a single
         statement reads one snapshot; MySQL: the pool rolls back on return)."""
-        try:
+        try:  # the pool hands out the driver's own error when it can't connect
             conn = self.engine.raw_connection()
-        except OperationalError as exc:
-            raise StoreUnavailable(str(exc.orig)) from exc
+        except (OperationalError, self.engine.dialect.loaded_dbapi.OperationalError) as exc:
+            raise StoreUnavailable(str(getattr(exc, "orig", exc))) from exc
         try:
             yield conn
         except OperationalError as exc:

@@ -5,10 +5,12 @@
     sscp-ops webhook worker --config.file F
 
 The server is gunicorn (through its application API, so it is the same command in production
-and in ``make run``): pre-fork ``gthread`` workers give real parallelism on SQLite and MySQL
-alike, and a crashed worker process is replaced by the arbiter. The schema is migrated once in
-the arbiter before the workers start. The notice worker (outbox delivery, escalation,
-heartbeat, reconciliation) runs as a child process of its own, started and stopped with it.
+and in ``make run``): pre-fork workers give real parallelism on SQLite and MySQL alike, and a
+crashed worker process is replaced by the arbiter. With ``webhook.threads: 1`` (the default)
+they are ``sync`` workers, with more threads ``gthread`` workers (see :func:`worker_class`).
+The schema is migrated once in the arbiter before the workers start. The notice worker (outbox
+delivery, escalation, heartbeat, reconciliation) runs as a child process of its own, started
+and stopped with it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,21 @@ log = logging.getLogger("webhook")
 
 #: Seconds a thread may hold the GIL while another waits (Python's default is 0.005).
 GIL_SWITCH_INTERVAL = 0.001
+
+
+def worker_class(threads: int) -> str:
+    """``sync`` for one thread per worker, ``gthread`` for more.
+
+    A sync worker accepts one connection, answers it and closes it: the next request goes to
+    whichever worker is free, so the load spreads evenly. ``gthread`` workers keep keep-alive
+    connections for good, and under load one worker ended up with most of them (CPU split 19 s
+    to 2 s in one measured run) while threads of one process also contend for the GIL; on
+    SQLite, where writes are serialised anyway, 2 sync workers carried twice the notifications
+    per second of 2 × 4 threads (docs/performance.md). Threads help where a request mostly
+    waits for the network (MySQL on another host): set ``webhook.threads`` above 1 there. The
+    server sits behind the Nginx proxy in production, which buffers slow clients for sync
+    workers."""
+    return "sync" if threads == 1 else "gthread"
 
 
 def _common(p: argparse.ArgumentParser, top: bool) -> None:
@@ -122,7 +139,7 @@ def _serve(args: argparse.Namespace) -> int:
             for key, value in {
                 "bind": [address],
                 "workers": config.workers,
-                "worker_class": "gthread",
+                "worker_class": worker_class(config.threads),
                 "threads": config.threads,
                 "timeout": 30,
                 "graceful_timeout": 10,

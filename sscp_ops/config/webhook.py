@@ -186,9 +186,10 @@ class WebhookConfig(Model):
     alertmanager_token_file: Path | None = None
     alertmanager_url: HttpUrl | None = None
     public_url: HttpUrl = "http://127.0.0.1:9811"
-    #: gunicorn worker processes and threads per process.
+    #: gunicorn worker processes, and threads per process: 1 thread = ``sync`` workers (best on
+    #: SQLite), more = ``gthread`` workers (for MySQL on another host).
     workers: Annotated[int, Field(ge=1, le=32)] = 2
-    threads: Annotated[int, Field(ge=1, le=64)] = 4
+    threads: Annotated[int, Field(ge=1, le=64)] = 1
     #: One incident per alert occurrence, or one per Alertmanager group.
     incident_per: Literal["alert", "group"] = "alert"
     reopen_window: Seconds = 3600
@@ -211,9 +212,6 @@ class WebhookConfig(Model):
     def _unique_robots(self):
         unique_names(self.robots, "robot")
         return self
-
-    def alertmanager_token(self) -> str | None:
-        return _read_secret(self.alertmanager_token_file, None)
 
     def database_url(self) -> str:
         """The SQLAlchemy URL with the password from ``database_password_file`` filled in."""
