@@ -69,9 +69,13 @@ class Prepared:
             bind = compiled.binds[name]
             default = bind.value if bind.value is not None or not bind.required else _MISSING
             self._slots.append((name, default, _memo(bind.type, dialect)))
+        if "POSTCOMPILE" in self.sql:
+            raise ValueError(f"expanding IN is not supported (use PreparedIn): {self.sql}")
         self._columns: list[Callable | None] = []
-        if getattr(stmt, "is_select", False) or getattr(stmt, "_returning", ()):
-            for col in stmt.selected_columns if stmt.is_select else stmt._returning:
+        self._keys: list[str] = []
+        if getattr(stmt, "is_select", False):
+            for col in stmt.selected_columns:
+                self._keys.append(col.key)
                 self._columns.append(col.type.dialect_impl(dialect).result_processor(dialect, None))
 
     def args(self, values: Mapping[str, Any]) -> tuple | dict:
@@ -124,6 +128,18 @@ class Prepared:
             tuple(p(v) if p is not None else v for p, v in zip(procs, r, strict=True))
             for r in fetched
         ]
+
+    def dicts(self, conn: Connection, values: Mapping[str, Any] | None = None) -> list[dict]:
+        keys = self._keys
+        return [dict(zip(keys, r, strict=True)) for r in self.rows(conn, values)]
+
+    def first(self, conn: Connection, values: Mapping[str, Any] | None = None) -> dict | None:
+        found = self.dicts(conn, values)
+        return found[0] if found else None
+
+    def scalar(self, conn: Connection, values: Mapping[str, Any] | None = None) -> Any:
+        found = self.rows(conn, values)
+        return found[0][0] if found else None
 
 
 class PreparedIn:

@@ -30,7 +30,7 @@ from sqlalchemy import event
 from sqlalchemy.dialects import mysql
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.types import TypeDecorator
 
 from sscp_ops.vulns import due_at as vuln_due_at
@@ -248,6 +248,42 @@ _LINK_OCCURRENCE = (
     .where(occurrences.c.id == sa.bindparam("oid"))
     .values(ticket_id=sa.bindparam("tid"))
 )
+_UPD_ATTACH = (
+    tickets.update()
+    .where(tickets.c.id == sa.bindparam("tid"))
+    .values(last_starts_at=sa.bindparam("lsa"))
+)
+_UPD_REOPEN = (
+    tickets.update()
+    .where(tickets.c.id == sa.bindparam("tid"))
+    .values(
+        status="open",
+        last_starts_at=sa.bindparam("lsa"),
+        resolved_at=None,
+        resolution_source=None,
+        resolution_note=None,
+        reopen_count=tickets.c.reopen_count + 1,
+    )
+)
+_UPD_RESOLVE_BY_ALERT = (
+    tickets.update()
+    .where(
+        tickets.c.id == sa.bindparam("tid"),
+        sa.or_(tickets.c.status == "open", tickets.c.status == "acknowledged"),
+        tickets.c.last_starts_at == sa.bindparam("lsa"),
+    )
+    .values(status="resolved", resolved_at=sa.bindparam("rat"), resolution_source="alert")
+)
+#: One fault's incidents (alertname + target) since a time: recurrences and their problem.
+_FAULT = (
+    (tickets.c.alertname == sa.bindparam("an"))
+    & (tickets.c.target == sa.bindparam("tg"))
+    & (tickets.c.kind == "incident")
+    & (tickets.c.starts_at >= sa.bindparam("since"))
+)
+_SEL_FAULT_COUNT = sa.select(sa.func.count()).select_from(tickets).where(_FAULT)
+_UPD_FAULT_PROBLEM = tickets.update().where(_FAULT).values(problem_id=sa.bindparam("pid"))
+_SEL_OPEN_PROBLEM = sa.select(problems.c.id).where(problems.c.open_key == sa.bindparam("key"))
 #: The columns of a new incident row (Store._incident_row) and of a queued notice.
 _INCIDENT_KEYS = (
     "kind",
@@ -401,22 +437,35 @@ class Store:
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
             self._lock_path = f"{parsed.database}.lock"
         self._thread_lock = threading.Lock()
-        if parsed.get_backend_name() == "sqlite":
-            self._ins_occurrence = sqlite_insert(occurrences).on_conflict_do_nothing()
-        else:
-            self._ins_occurrence = occurrences.insert().prefix_with("IGNORE")
+        self._dbapi = self.engine.dialect.loaded_dbapi
         self._prepare(self.engine.dialect)
 
     def _prepare(self, dialect) -> None:
         """The hot path's statements, compiled once for this dialect (see webhook.dbapi)."""
 
-        def insert(table: sa.Table, keys: Sequence[str], base=None):
-            stmt = table.insert() if base is None else base
+        def insert(table: sa.Table, keys: Sequence[str], or_ignore: bool = False):
+            """``or_ignore``: on a unique-key conflict do nothing (row count 0)."""
+            if not or_ignore:
+                stmt = table.insert()
+            elif dialect.name == "sqlite":
+                stmt = sqlite_insert(table).on_conflict_do_nothing()
+            else:
+                stmt = table.insert().prefix_with("IGNORE")
             return Prepared(stmt.values({k: sa.bindparam(k) for k in keys}), dialect)
 
-        self._p_claim = insert(
-            occurrences, ("fingerprint", "starts_at", "received_at"), self._ins_occurrence
+        self._p_claim = insert(occurrences, ("fingerprint", "starts_at", "received_at"), True)
+        self._p_problem = insert(
+            problems, ("alertname", "target", "status", "title", "created_at", "open_key"), True
         )
+        self._p_ticket_by_id = Prepared(_SEL_TICKET, dialect)
+        self._p_prev = Prepared(_SEL_PREV, dialect)
+        self._p_occurrence_ticket = Prepared(_SEL_OCCURRENCE, dialect)
+        self._p_attach = Prepared(_UPD_ATTACH, dialect)
+        self._p_reopen = Prepared(_UPD_REOPEN, dialect)
+        self._p_resolve_by_alert = Prepared(_UPD_RESOLVE_BY_ALERT, dialect)
+        self._p_fault_count = Prepared(_SEL_FAULT_COUNT, dialect)
+        self._p_fault_problem = Prepared(_UPD_FAULT_PROBLEM, dialect)
+        self._p_open_problem = Prepared(_SEL_OPEN_PROBLEM, dialect)
         self._p_ticket = insert(tickets, _INCIDENT_KEYS)
         self._p_audit = insert(
             audit, ("at", "actor", "action", "object_type", "object_id", "detail")
@@ -489,12 +538,38 @@ class Store:
             raise
 
     @contextmanager
+    def _begin_dbapi(self) -> Iterator[Any]:
+        """A write transaction on the pooled DB-API connection, for the statements of
+        :mod:`webhook.dbapi` (the alert path): the same write lock and ``BEGIN IMMEDIATE`` as
+        :meth:`_begin`, without SQLAlchemy's per-transaction machinery. A connection that
+        failed is invalidated, so the pool never hands it out again."""
+        sqlite = self.engine.dialect.name == "sqlite"
+        with self._read_dbapi() as conn:
+            try:
+                with self._write_lock():
+                    if sqlite:
+                        conn.cursor().execute("BEGIN IMMEDIATE")
+                    try:
+                        yield conn
+                        conn.commit()
+                    except BaseException:
+                        conn.rollback()
+                        raise
+            except self._dbapi.Error as exc:
+                conn.invalidate()
+                raise DBAPIError.instance(None, None, exc, self._dbapi.Error) from exc
+            except OperationalError:
+                conn.invalidate()
+                raise
+
+    @contextmanager
     def _read_dbapi(self) -> Iterator[Any]:
-        """A pooled DB-API connection for ONE statement, run without BEGIN (SQLite: a single
-        statement reads one snapshot; MySQL: the pool rolls back on return)."""
+        """A pooled DB-API connection. Used bare for a single read run without BEGIN (SQLite:
+        one statement reads one snapshot; MySQL: the pool rolls back on return), and by
+        :meth:`_begin_dbapi` for write transactions."""
         try:  # the pool hands out the driver's own error when it can't connect
             conn = self.engine.raw_connection()
-        except (OperationalError, self.engine.dialect.loaded_dbapi.OperationalError) as exc:
+        except (OperationalError, self._dbapi.OperationalError) as exc:
             raise StoreUnavailable(str(getattr(exc, "orig", exc))) from exc
         try:
             yield conn
@@ -545,11 +620,11 @@ class Store:
     def _audit(self, conn: Connection, actor: str, action: str, kind: str, oid: int, **detail):
         self._p_audit.execute(conn, self._audit_row(actor, action, kind, oid, **detail)).close()
 
-    def _ticket(self, conn: Connection, ticket_id: int) -> dict:
-        row = conn.execute(_SEL_TICKET, {"tid": ticket_id}).first()
+    def _ticket(self, conn, ticket_id: int) -> dict:
+        row = self._p_ticket_by_id.first(conn, {"tid": ticket_id})
         if row is None:
             raise NotFound(f"ticket {ticket_id}")
-        return _row(row)
+        return row
 
     def _queue(self, conn: Connection, ticket: dict | None, notices: Sequence[Notice]) -> int:
         return self._queue_many(conn, [(ticket, notices)])
@@ -634,7 +709,7 @@ class Store:
             for i, ev in enumerate(events)
             if ev.status == "firing"
         }
-        with self._begin() as conn:
+        with self._begin_dbapi() as conn:
             firing = [i for i, ev in enumerate(events) if ev.status == "firing"]
             claimed, taken = self._claim_occurrences(conn, [events[i] for i in firing])
             fresh = self._fingerprints_without_incident(
@@ -775,30 +850,27 @@ class Store:
             "recurrence_of": recurrence_of,
         }
 
-    def _claim_occurrence(self, conn: Connection, ev: AlertEvent) -> int | None:
+    def _claim_occurrence(self, conn, ev: AlertEvent) -> int | None:
         """The new occurrence's id, or None when (fingerprint, starts_at) is already taken."""
-        res = conn.execute(
-            self._ins_occurrence,
+        cur = self._p_claim.execute(
+            conn,
             {"fingerprint": ev.fingerprint, "starts_at": ev.starts_at, "received_at": self.clock()},
         )
-        return res.lastrowid if res.rowcount == 1 else None
+        oid = cur.lastrowid if cur.rowcount == 1 else None
+        cur.close()
+        return oid
 
-    def _occurrence_ticket(self, conn: Connection, ev: AlertEvent) -> int | None:
-        return conn.execute(_SEL_OCCURRENCE, {"fp": ev.fingerprint, "sa_": ev.starts_at}).scalar()
+    def _occurrence_ticket(self, conn, ev: AlertEvent) -> int | None:
+        return self._p_occurrence_ticket.scalar(conn, {"fp": ev.fingerprint, "sa_": ev.starts_at})
 
     def _ingest_firing(
         self, conn, ev, occ_id, planner, reopen_window, problem_threshold, problem_window
     ) -> IngestResult:
         now = self.clock()
-        prev = conn.execute(_SEL_PREV, {"fp": ev.fingerprint}).first()
-        prev = _row(prev) if prev else None
+        prev = self._p_prev.first(conn, {"fp": ev.fingerprint})
         if prev and prev["status"] in ("open", "acknowledged"):
             # Flapped without a resolved notification: the same incident continues.
-            conn.execute(
-                tickets.update()
-                .where(tickets.c.id == prev["id"])
-                .values(last_starts_at=ev.starts_at)
-            )
+            self._p_attach.execute(conn, {"tid": prev["id"], "lsa": ev.starts_at}).close()
             self._link(conn, occ_id, prev["id"])
             return IngestResult("attached", prev["id"])
         if (
@@ -807,18 +879,7 @@ class Store:
             and prev["resolved_at"] is not None
             and ev.starts_at - prev["resolved_at"] <= dt.timedelta(seconds=reopen_window)
         ):
-            conn.execute(
-                tickets.update()
-                .where(tickets.c.id == prev["id"])
-                .values(
-                    status="open",
-                    last_starts_at=ev.starts_at,
-                    resolved_at=None,
-                    resolution_source=None,
-                    resolution_note=None,
-                    reopen_count=tickets.c.reopen_count + 1,
-                )
-            )
+            self._p_reopen.execute(conn, {"tid": prev["id"], "lsa": ev.starts_at}).close()
             self._link(conn, occ_id, prev["id"])
             self._audit(
                 conn, "alertmanager", "reopen", "ticket", prev["id"], starts_at=ev.starts_at
@@ -843,44 +904,46 @@ class Store:
         if prev:
             self._maybe_open_problem(conn, ev, tid, problem_threshold, problem_window)
             ticket = self._ticket(conn, tid)
-        else:
-            ticket["id"] = tid
         self._queue(conn, ticket, planner(ticket, "new"))
         return IngestResult("created", tid)
 
-    def _link(self, conn: Connection, occ_id: int, ticket_id: int) -> None:
+    def _link(self, conn, occ_id: int, ticket_id: int) -> None:
         self._p_link.execute(conn, {"oid": occ_id, "tid": ticket_id}).close()
 
     def _maybe_open_problem(self, conn, ev: AlertEvent, tid: int, threshold: int, window: float):
-        since = self.clock() - dt.timedelta(seconds=window)
-        fault = (tickets.c.alertname == ev.alertname) & (tickets.c.target == ev.target)
-        where = fault & (tickets.c.kind == "incident") & (tickets.c.starts_at >= since)
-        count = conn.execute(sa.select(sa.func.count()).select_from(tickets).where(where)).scalar()
+        fault = {
+            "an": ev.alertname,
+            "tg": ev.target,
+            "since": self.clock() - dt.timedelta(seconds=window),
+        }
+        count = self._p_fault_count.scalar(conn, fault)
         if count - 1 <= threshold:  # recurrences = incidents after the first
             return
         key = hashlib.sha256(f"{ev.alertname}\x00{ev.target}".encode()).hexdigest()
-        pid = conn.execute(sa.select(problems.c.id).where(problems.c.open_key == key)).scalar()
+        pid = self._p_open_problem.scalar(conn, {"key": key})
         if pid is None:
-            try:
-                with conn.begin_nested():
-                    pid = conn.execute(
-                        problems.insert().values(
-                            alertname=ev.alertname[:200],
-                            target=ev.target[:255],
-                            status="open",
-                            title=f"{ev.alertname} @ {ev.target} 半年内复发 {count - 1} 次"[:500],
-                            created_at=self.clock(),
-                            open_key=key,
-                        )
-                    ).inserted_primary_key[0]
-                    self._audit(conn, "system", "create", "problem", pid, recurrences=count - 1)
-            except IntegrityError:
-                pid = conn.execute(
-                    sa.select(problems.c.id).where(problems.c.open_key == key)
-                ).scalar()
-        conn.execute(tickets.update().where(where).values(problem_id=pid))
+            # At most one open problem per fault: the unique open_key decides between
+            # concurrent transactions (the loser's insert does nothing and reads the winner's).
+            cur = self._p_problem.execute(
+                conn,
+                {
+                    "alertname": ev.alertname[:200],
+                    "target": ev.target[:255],
+                    "status": "open",
+                    "title": f"{ev.alertname} @ {ev.target} 半年内复发 {count - 1} 次"[:500],
+                    "created_at": self.clock(),
+                    "open_key": key,
+                },
+            )
+            if cur.rowcount == 1:
+                pid = cur.lastrowid
+                self._audit(conn, "system", "create", "problem", pid, recurrences=count - 1)
+            else:
+                pid = self._p_open_problem.scalar(conn, {"key": key})
+            cur.close()
+        self._p_fault_problem.execute(conn, {**fault, "pid": pid}).close()
 
-    def _ingest_resolved(self, conn: Connection, ev: AlertEvent, planner: Planner) -> IngestResult:
+    def _ingest_resolved(self, conn, ev: AlertEvent, planner: Planner) -> IngestResult:
         resolved_at = ev.ends_at or self.clock()
         tid = self._occurrence_ticket(conn, ev)
         if tid is None:
@@ -891,16 +954,12 @@ class Store:
                 return IngestResult("duplicate", self._occurrence_ticket(conn, ev))
             fired = dataclasses.replace(ev, status="firing", ends_at=None)
             tid = self._ingest_firing(conn, fired, occ_id, _no_notices, 0.0, 10**6, 1.0).ticket_id
-        res = conn.execute(
-            tickets.update()
-            .where(
-                tickets.c.id == tid,
-                tickets.c.status.in_(("open", "acknowledged")),
-                tickets.c.last_starts_at == ev.starts_at,
-            )
-            .values(status="resolved", resolved_at=resolved_at, resolution_source="alert")
+        cur = self._p_resolve_by_alert.execute(
+            conn, {"tid": tid, "lsa": ev.starts_at, "rat": resolved_at}
         )
-        if res.rowcount != 1:
+        changed = cur.rowcount
+        cur.close()
+        if changed != 1:
             return IngestResult("duplicate", tid)
         self._audit(conn, "alertmanager", "resolve", "ticket", tid, ends_at=resolved_at)
         ticket = self._ticket(conn, tid)
