@@ -117,6 +117,47 @@ def test_problem_opened_after_more_than_three_recurrences(store, clock):
     assert store.get_ticket(tid)["problem_id"] == problem["id"]
 
 
+def test_concurrent_recurrences_open_one_problem(store):
+    """Eight series of one fault (same alertname and target, e.g. one per mount point), each
+    with a resolved incident ten days ago, fire again at once: every transaction sees the
+    fault past the threshold and tries to open its problem; the unique open_key leaves exactly
+    one, every incident linked to it, and one audit record of its creation."""
+    ev = firing()
+    then = ev.starts_at - dt.timedelta(days=10)
+    series = [f"{i:016x}" for i in range(8)]
+    for fp in series:
+        store.ingest(dataclasses.replace(ev, fingerprint=fp, starts_at=then))
+        store.ingest(
+            dataclasses.replace(
+                ev,
+                status="resolved",
+                fingerprint=fp,
+                starts_at=then,
+                ends_at=then + dt.timedelta(minutes=5),
+            )
+        )
+    assert store.list_problems() == []  # first incidents of each series: nothing recurred
+    barrier = threading.Barrier(len(series))
+    outcomes, errors = [], []
+
+    def deliver(fp: str) -> None:
+        barrier.wait()
+        try:
+            outcomes.append(store.ingest(dataclasses.replace(ev, fingerprint=fp)).outcome)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=deliver, args=(fp,)) for fp in series]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and outcomes == ["created"] * len(series)
+    [problem] = store.list_problems()
+    assert len(problem["incidents"]) == store.count_tickets() == 2 * len(series)
+    assert [a["object_id"] for a in store.audit_rows("problem")] == [problem["id"]]
+
+
 def test_flapping_without_resolved_attaches_to_open_incident(store):
     ev = firing()
     tid = store.ingest(ev, one_notice).ticket_id

@@ -17,8 +17,10 @@ import hashlib
 import hmac
 import json
 import logging
+import random
 import secrets
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,6 +40,7 @@ from webhook.dbapi import Prepared, PreparedIn
 from webhook.events import AlertEvent
 
 UTC = dt.UTC
+log = logging.getLogger("webhook.store")
 STATUSES = ("open", "acknowledged", "resolved", "closed")
 ROLES = ("viewer", "operator", "admin")
 
@@ -349,6 +352,11 @@ class IngestResult:
     outcome: str  # created | reopened | attached | resolved | duplicate
     ticket_id: int | None
 
+
+#: MySQL errors after which InnoDB asks for the transaction to be run again (deadlock, lock
+#: wait timeout): concurrent recurrences of one fault lock each other's new incident rows.
+RETRY_CODES = (1213, 1205)
+TXN_ATTEMPTS = 4
 
 #: How stale ``api_tokens.last_used_at`` may be: it is written when a token authenticates and
 #: the recorded use is older than this (the account review counts inactivity in days).
@@ -692,7 +700,6 @@ class Store:
         occurrences of a fingerprint (the common case) are filed with multi-row statements;
         recurrences, reopenings and resolutions go one by one.
         """
-        results: list[IngestResult | None] = [None] * len(events)
         if events and all(ev.status == "firing" for ev in events):
             # A repeated notification (Alertmanager's retries, HA twins) whose occurrences are
             # all filed already changes nothing: answer it from a read-only transaction, without
@@ -709,76 +716,98 @@ class Store:
             for i, ev in enumerate(events)
             if ev.status == "firing"
         }
-        with self._begin_dbapi() as conn:
-            firing = [i for i, ev in enumerate(events) if ev.status == "firing"]
-            claimed, taken = self._claim_occurrences(conn, [events[i] for i in firing])
-            fresh = self._fingerprints_without_incident(
-                conn,
-                {
-                    events[i].fingerprint
-                    for i in firing
-                    if (events[i].fingerprint, events[i].starts_at) in claimed
-                },
-            )
-            counts: dict[str, int] = {}
-            for i in firing:
-                counts[events[i].fingerprint] = counts.get(events[i].fingerprint, 0) + 1
-            batch = []
-            for i in firing:
-                ev = events[i]
-                key = (ev.fingerprint, ev.starts_at)
-                if key not in claimed:
-                    results[i] = IngestResult("duplicate", taken.get(key))
-                elif ev.fingerprint in fresh and counts[ev.fingerprint] == 1:
-                    batch.append(i)
-            now = self.clock()
-            tickets_new = []
-            for i in batch:
-                row = prepared[i]
-                row["created_at"] = now
-                tickets_new.append(row)
-            if tickets_new:
-                self._insert_tickets(conn, tickets_new)
-                for i, row in zip(batch, tickets_new, strict=True):
-                    results[i] = IngestResult("created", row["id"])
-                self._p_link.executemany(
-                    conn,
-                    [
-                        {"oid": claimed[(t["fingerprint"], t["starts_at"])], "tid": t["id"]}
-                        for t in tickets_new
-                    ],
-                )
-                self._p_audit.executemany(
-                    conn,
-                    [
-                        self._audit_row(
-                            "alertmanager",
-                            "create",
-                            "ticket",
-                            t["id"],
-                            fingerprint=t["fingerprint"],
-                            starts_at=t["starts_at"],
-                            recurrence_of=None,
-                        )
-                        for t in tickets_new
-                    ],
-                )
-                self._queue_many(conn, [(t, planner(t, "new")) for t in tickets_new])
-            for i, ev in enumerate(events):
-                if results[i] is not None:
-                    continue
-                if ev.status == "resolved":
-                    results[i] = self._ingest_resolved(conn, ev, planner)
-                else:
-                    results[i] = self._ingest_firing(
+        for attempt in range(1, TXN_ATTEMPTS + 1):
+            try:
+                with self._begin_dbapi() as conn:
+                    return self._ingest_txn(
                         conn,
-                        ev,
-                        claimed[(ev.fingerprint, ev.starts_at)],
+                        events,
+                        prepared,
                         planner,
                         reopen_window,
                         problem_threshold,
                         problem_window,
                     )
+            except StoreUnavailable as exc:
+                if attempt == TXN_ATTEMPTS or _error_code(exc.__cause__) not in RETRY_CODES:
+                    raise
+                log.info("transaction retried", extra={"kv": {"attempt": attempt}})
+                time.sleep(random.uniform(0.005, 0.03) * attempt)
+        raise AssertionError("unreachable")
+
+    def _ingest_txn(
+        self, conn, events, prepared, planner, reopen_window, problem_threshold, problem_window
+    ) -> list[IngestResult]:
+        results: list[IngestResult | None] = [None] * len(events)
+        firing = [i for i, ev in enumerate(events) if ev.status == "firing"]
+        claimed, taken = self._claim_occurrences(conn, [events[i] for i in firing])
+        fresh = self._fingerprints_without_incident(
+            conn,
+            {
+                events[i].fingerprint
+                for i in firing
+                if (events[i].fingerprint, events[i].starts_at) in claimed
+            },
+        )
+        counts: dict[str, int] = {}
+        for i in firing:
+            counts[events[i].fingerprint] = counts.get(events[i].fingerprint, 0) + 1
+        batch = []
+        for i in firing:
+            ev = events[i]
+            key = (ev.fingerprint, ev.starts_at)
+            if key not in claimed:
+                results[i] = IngestResult("duplicate", taken.get(key))
+            elif ev.fingerprint in fresh and counts[ev.fingerprint] == 1:
+                batch.append(i)
+        now = self.clock()
+        tickets_new = []
+        for i in batch:
+            row = prepared[i]
+            row["created_at"] = now
+            tickets_new.append(row)
+        if tickets_new:
+            self._insert_tickets(conn, tickets_new)
+            for i, row in zip(batch, tickets_new, strict=True):
+                results[i] = IngestResult("created", row["id"])
+            self._p_link.executemany(
+                conn,
+                [
+                    {"oid": claimed[(t["fingerprint"], t["starts_at"])], "tid": t["id"]}
+                    for t in tickets_new
+                ],
+            )
+            self._p_audit.executemany(
+                conn,
+                [
+                    self._audit_row(
+                        "alertmanager",
+                        "create",
+                        "ticket",
+                        t["id"],
+                        fingerprint=t["fingerprint"],
+                        starts_at=t["starts_at"],
+                        recurrence_of=None,
+                    )
+                    for t in tickets_new
+                ],
+            )
+            self._queue_many(conn, [(t, planner(t, "new")) for t in tickets_new])
+        for i, ev in enumerate(events):
+            if results[i] is not None:
+                continue
+            if ev.status == "resolved":
+                results[i] = self._ingest_resolved(conn, ev, planner)
+            else:
+                results[i] = self._ingest_firing(
+                    conn,
+                    ev,
+                    claimed[(ev.fingerprint, ev.starts_at)],
+                    planner,
+                    reopen_window,
+                    problem_threshold,
+                    problem_window,
+                )
         return results  # type: ignore[return-value]
 
     def _claim_occurrences(
@@ -1615,6 +1644,13 @@ class Store:
         except IntegrityError:
             pass
         return self.get_setting(name) or ""
+
+
+def _error_code(exc: BaseException | None) -> int | None:
+    """The driver's numeric error code (MySQL) behind a SQLAlchemy error, if any."""
+    orig = getattr(exc, "orig", None)
+    code = orig.args[0] if getattr(orig, "args", None) else None
+    return code if isinstance(code, int) else None
 
 
 def _is_unavailable(exc: OperationalError) -> bool:
