@@ -26,8 +26,9 @@ _MISSING = object()
 
 
 def _memo(type_, dialect) -> Callable | None:
-    """The type's bind conversion, remembering its last input: a notification binds the same
-    ``now`` into a dozen rows, and the SQLite datetime conversion is string formatting. The
+    """The type's bind conversion, remembering its last input: one notification binds the same
+    ``now`` into the rows of each statement, and the SQLite datetime conversion is string
+    formatting. The
     (input, output) pair is swapped in as one tuple, so threads never see a torn pair; the
     pair holds its input, so an ``is`` match can't be a recycled id."""
     proc = type_.dialect_impl(dialect).bind_processor(dialect)

@@ -615,9 +615,11 @@ class Store:
         with self._read() as conn:
             conn.execute(sa.text("SELECT 1"))
 
-    def _audit_row(self, actor: str, action: str, kind: str, oid: int, **detail) -> dict:
+    def _audit_row(
+        self, actor: str, action: str, kind: str, oid: int, at: dt.datetime | None = None, **detail
+    ) -> dict:
         return {
-            "at": self.clock(),
+            "at": at or self.clock(),
             "actor": actor,
             "action": action,
             "object_type": kind,
@@ -640,6 +642,7 @@ class Store:
     def _queue_many(self, conn: Connection, pairs: Sequence[tuple[dict | None, Sequence[Notice]]]):
         """Write the notices of several ticket changes (multi-row inserts); returns how many."""
         now = self.clock()
+        expires = now + dt.timedelta(seconds=self.ack_link_ttl)
         rows, links = [], []
         for ticket, notices in pairs:
             tid = ticket["id"] if ticket else None
@@ -663,7 +666,7 @@ class Store:
                             "token_hash": hash_token(n.ack_token),
                             "ticket_id": tid,
                             "contact": n.ack_contact,
-                            "expires_at": now + dt.timedelta(seconds=self.ack_link_ttl),
+                            "expires_at": expires,
                         }
                     )
         self._p_outbox.executemany(conn, rows)
@@ -785,6 +788,7 @@ class Store:
                         "create",
                         "ticket",
                         t["id"],
+                        at=now,
                         fingerprint=t["fingerprint"],
                         starts_at=t["starts_at"],
                         recurrence_of=None,
