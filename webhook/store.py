@@ -446,6 +446,7 @@ class Store:
             self._lock_path = f"{parsed.database}.lock"
         self._thread_lock = threading.Lock()
         self._dbapi = self.engine.dialect.loaded_dbapi
+        self._sqlite = self.engine.dialect.name == "sqlite"
         self._prepare(self.engine.dialect)
 
     def _prepare(self, dialect) -> None:
@@ -546,35 +547,33 @@ class Store:
             raise
 
     @contextmanager
-    def _begin_dbapi(self) -> Iterator[Any]:
-        """A write transaction on the pooled DB-API connection, for the statements of
-        :mod:`webhook.dbapi` (the alert path): the same write lock and ``BEGIN IMMEDIATE`` as
-        :meth:`_begin`, without SQLAlchemy's per-transaction machinery. A connection that
-        failed is invalidated, so the pool never hands it out again."""
-        sqlite = self.engine.dialect.name == "sqlite"
-        with self._read_dbapi() as conn:
-            try:
-                with self._write_lock():
-                    if sqlite:
-                        conn.cursor().execute("BEGIN IMMEDIATE")
-                    try:
-                        yield conn
-                        conn.commit()
-                    except BaseException:
-                        conn.rollback()
-                        raise
-            except self._dbapi.Error as exc:
-                conn.invalidate()
-                raise DBAPIError.instance(None, None, exc, self._dbapi.Error) from exc
-            except OperationalError:
-                conn.invalidate()
-                raise
+    def _write_txn(self, conn) -> Iterator[None]:
+        """A write transaction on a pooled DB-API connection (from :meth:`_read_dbapi`), for
+        the statements of :mod:`webhook.dbapi` (the alert path): the same write lock and
+        ``BEGIN IMMEDIATE`` as :meth:`_begin`, without SQLAlchemy's per-transaction machinery.
+        A connection that failed is invalidated, so the pool never hands it out again."""
+        try:
+            with self._write_lock():
+                if self._sqlite:
+                    conn.cursor().execute("BEGIN IMMEDIATE")
+                try:
+                    yield
+                    conn.commit()
+                except BaseException:
+                    conn.rollback()
+                    raise
+        except self._dbapi.Error as exc:
+            conn.invalidate()
+            raise DBAPIError.instance(None, None, exc, self._dbapi.Error) from exc
+        except OperationalError:
+            conn.invalidate()
+            raise
 
     @contextmanager
     def _read_dbapi(self) -> Iterator[Any]:
         """A pooled DB-API connection. Used bare for a single read run without BEGIN (SQLite:
         one statement reads one snapshot; MySQL: the pool rolls back on return), and by
-        :meth:`_begin_dbapi` for write transactions."""
+        :meth:`_write_txn` for write transactions."""
         try:  # the pool hands out the driver's own error when it can't connect
             conn = self.engine.raw_connection()
         except (OperationalError, self._dbapi.OperationalError) as exc:
@@ -703,39 +702,42 @@ class Store:
         occurrences of a fingerprint (the common case) are filed with multi-row statements;
         recurrences, reopenings and resolutions go one by one.
         """
-        if events and all(ev.status == "firing" for ev in events):
-            # A repeated notification (Alertmanager's retries, HA twins) whose occurrences are
-            # all filed already changes nothing: answer it from a read-only transaction, without
-            # queueing for the write lock. Anything not yet filed goes the write path below,
-            # where the unique key decides.
-            taken = self._taken_occurrences_readonly(events)
-            if len(taken) == len({(ev.fingerprint, ev.starts_at) for ev in events}):
-                return [
-                    IngestResult("duplicate", taken[(e.fingerprint, e.starts_at)]) for e in events
-                ]
+        args = (planner, reopen_window, problem_threshold, problem_window)
         # Built before taking the write lock: it only depends on the event.
         prepared = {
             i: self._incident_row(ev, None, None)
             for i, ev in enumerate(events)
             if ev.status == "firing"
         }
-        for attempt in range(1, TXN_ATTEMPTS + 1):
+        try:
+            with self._read_dbapi() as conn:
+                if events and all(ev.status == "firing" for ev in events):
+                    # A repeated notification (Alertmanager's retries, HA twins) whose
+                    # occurrences are all filed already changes nothing: answer it from one
+                    # read, without queueing for the write lock. Anything not yet filed goes
+                    # the write path below, where the unique key decides.
+                    taken = self._taken_occurrences(conn, events)
+                    if len(taken) == len({(ev.fingerprint, ev.starts_at) for ev in events}):
+                        return [
+                            IngestResult("duplicate", taken[(e.fingerprint, e.starts_at)])
+                            for e in events
+                        ]
+                with self._write_txn(conn):
+                    return self._ingest_txn(conn, events, prepared, *args)
+        except StoreUnavailable as exc:
+            if _error_code(exc.__cause__) not in RETRY_CODES:
+                raise
+        # InnoDB chose this transaction as a deadlock victim (or its lock wait timed out):
+        # run it again, as MySQL asks, on a fresh connection.
+        for attempt in range(2, TXN_ATTEMPTS + 1):
+            log.info("transaction retried", extra={"kv": {"attempt": attempt}})
+            time.sleep(random.uniform(0.005, 0.03) * attempt)
             try:
-                with self._begin_dbapi() as conn:
-                    return self._ingest_txn(
-                        conn,
-                        events,
-                        prepared,
-                        planner,
-                        reopen_window,
-                        problem_threshold,
-                        problem_window,
-                    )
+                with self._read_dbapi() as conn, self._write_txn(conn):
+                    return self._ingest_txn(conn, events, prepared, *args)
             except StoreUnavailable as exc:
                 if attempt == TXN_ATTEMPTS or _error_code(exc.__cause__) not in RETRY_CODES:
                     raise
-                log.info("transaction retried", extra={"kv": {"attempt": attempt}})
-                time.sleep(random.uniform(0.005, 0.03) * attempt)
         raise AssertionError("unreachable")
 
     def _ingest_txn(
@@ -842,11 +844,11 @@ class Store:
                     taken[(fp, start)] = tid
         return claimed, taken
 
-    def _taken_occurrences_readonly(self, events: Sequence[AlertEvent]) -> dict[tuple, int]:
-        """{key: ticket id} of the events' occurrences already filed with a ticket (committed)."""
+    def _taken_occurrences(self, conn, events: Sequence[AlertEvent]) -> dict[tuple, int]:
+        """{key: ticket id} of the events' occurrences already filed with a ticket (committed;
+        one statement outside any transaction)."""
         wanted = {(ev.fingerprint, ev.starts_at) for ev in events}
-        with self._read_dbapi() as conn:
-            rows = self._p_occurrences.rows(conn, "fp", sorted({fp for fp, _ in wanted}))
+        rows = self._p_occurrences.rows(conn, "fp", sorted({fp for fp, _ in wanted}))
         return {
             (fp, start): tid
             for _oid, fp, start, tid in rows
