@@ -59,6 +59,20 @@ def test_roster_rotation_by_day_and_week():
     assert on_call(weekly, at("2026-01-12T02:00:00+00:00"))[0].name == "乙"
 
 
+def test_planner_pages_whoever_is_on_duty_at_the_handover_minute(webhook_config, clock):
+    """The planner works the roster out once per minute: the page right after the 09:00
+    (+08) handover goes to the next shift, the one a second before to the previous one."""
+    from webhook.notices import Planner
+
+    planner = Planner(webhook_config(), clock)
+    ticket = {"id": 1, "severity": "warning", "summary": "磁盘将满", "target": "db1"}
+    clock.now = dt.datetime(2026, 1, 6, 0, 59, 59, tzinfo=dt.UTC)
+    assert [n.recipient for n in planner(ticket, "new")] == [PHONES[0]]
+    assert [n.recipient for n in planner(ticket, "new")] == [PHONES[0]]
+    clock.advance(1)
+    assert [n.recipient for n in planner(ticket, "new")] == [PHONES[1]]
+
+
 def test_routing_by_severity(services):
     [tid] = fire(services)  # critical: primary and backup
     rows = services.store.outbox_rows(tid)

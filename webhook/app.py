@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 
 from flask import Flask, jsonify
+from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException
 
 from sscp_ops.config.webhook import WebhookConfig
@@ -19,12 +20,28 @@ from webhook.store import StoreUnavailable
 MAX_BODY = 1024 * 1024  # 1 MiB
 
 
+class _Sessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, with the signing serializer built once per key instead
+    of on every request (Flask opens the session for API calls too)."""
+
+    _cached: tuple = (None, None)
+
+    def get_signing_serializer(self, app: Flask):
+        key = (app.secret_key, tuple(app.config.get("SECRET_KEY_FALLBACKS") or ()))
+        seen, serializer = self._cached
+        if seen != key:
+            serializer = super().get_signing_serializer(app)
+            self._cached = (key, serializer)
+        return serializer
+
+
 def create_app(config: WebhookConfig | None = None, services: Services | None = None) -> Flask:
     config = config or WebhookConfig()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    app.session_interface = _Sessions()
     app.json.ensure_ascii = False
     if services is None:
         services = Services.from_config(config)

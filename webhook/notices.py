@@ -72,6 +72,7 @@ class Planner:
     def __init__(self, config: WebhookConfig, clock: Callable[[], dt.datetime] = utcnow) -> None:
         self.config = config
         self.clock = clock
+        self._duty: tuple = (None, (None, None))
 
     def __call__(self, ticket: dict, reason: str) -> Sequence[Notice]:
         if reason not in REASON_CN or ticket.get("kind") == "vulnerability":
@@ -93,10 +94,20 @@ class Planner:
             return []
         if reason == "escalation":
             return list(roster.escalation)
-        primary, backup = on_call(roster, self.clock())
+        primary, backup = self._on_duty()
         roles = ["primary"] if reason == "pipeline_down" else roster.routes.get(severity, [])
         people = {"primary": primary, "backup": backup}
         return [people[r] for r in roles if people.get(r) is not None]
+
+    def _on_duty(self) -> tuple[Contact | None, Contact | None]:
+        """:func:`on_call` now, worked out once per minute (handovers are on the minute; a
+        notification asks once per alert)."""
+        minute = self.clock().replace(second=0, microsecond=0)
+        seen, duty = self._duty
+        if seen != minute:
+            duty = on_call(self.config.roster, minute)
+            self._duty = (minute, duty)
+        return duty
 
     def _sms(self, ticket: dict, reason: str, contact: Contact) -> Notice:
         sms = self.config.sms
