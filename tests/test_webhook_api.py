@@ -295,3 +295,22 @@ def test_incident_per_alert_or_group(webhook_config, make_services, per):
     assert svc.store.count_tickets() == (2 if per == "alert" else 1)
     post_alerts(client, "resolved-diskfull.json")
     assert {t["status"] for t in svc.store.list_tickets()} == {"resolved"}
+
+
+@pytest.mark.parametrize("public_url", ["https://itss.example.gov.cn", "http://127.0.0.1:9811"])
+def test_session_cookie_secure_behind_tls(webhook_config, make_services, tokens, public_url):
+    """The UI's session cookie: HttpOnly and SameSite always, Secure when the service is
+    published over HTTPS (the TLS proxy), so the browser never sends it in clear."""
+    from webhook.app import create_app
+
+    svc = make_services(webhook_config(public_url=public_url))
+    client = create_app(svc.config, svc).test_client()
+    client.get("/login")
+    with client.session_transaction() as sess:
+        csrf = sess.get("csrf")
+    token = svc.store.create_token("viewer", "browser")
+    r = client.post("/login", data={"token": token, "csrf": csrf})
+    assert r.status_code == 302
+    cookie = r.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert ("Secure" in cookie) == public_url.startswith("https:")

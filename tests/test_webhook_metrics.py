@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from fx_webhook import bearer as auth
 from fx_webhook import payload
 from helpers import parse_exposition
 
@@ -89,3 +90,47 @@ def test_vulnerability_deadline_metric(client, services, clock):
         name == "sscp_vulnerabilities_overdue" and dict(labels).keys() != {"risk"}
         for name, labels in m
     )
+
+
+def test_vulnerabilities_stay_out_of_the_incident_sla_timers(client, services, clock):
+    """A scan found 3 days ago and imported fixed now: its ticket has a fix-time deadline of
+    its own (48 h for high), not the 15 min / 2 h incident timers, and a fix dated before the
+    import must not show as a negative resolution time."""
+    import datetime as dt
+
+    found = clock.now - dt.timedelta(days=3)
+    t, _ = services.store.upsert_vulnerability(
+        "scan:2", {"risk": "high", "title": "弱口令", "found_at": found}, "token:scanner"
+    )
+    services.store.set_vulnerability_status(
+        t["id"], "resolved", "token:scanner", at=clock.now - dt.timedelta(days=1)
+    )
+    services.store.ingest_many(parse_alertmanager(payload("firing-hostdown.json")))
+    clock.advance(3 * 3600)
+    m = parse_exposition(client.get("/metrics").get_data(as_text=True))
+    assert sample(m, "sscp_tickets_created_total", kind="vulnerability") == 1
+    for name in (
+        "sscp_ticket_response_seconds_count",
+        "sscp_ticket_resolution_seconds_count",
+        "sscp_ticket_response_breaches_total",
+        "sscp_ticket_resolution_breaches_total",
+    ):
+        assert sample(m, name, kind="vulnerability") is None, name
+    assert sample(m, "sscp_ticket_response_breaches_total", kind="incident") == 1
+
+
+def test_fault_over_before_its_ticket_counts_zero_resolution_time(client, services, clock, tokens):
+    """The webhook was down while a fault came and went: the resolved notification files the
+    incident with resolved = endsAt, before the ticket's creation. Its resolution time is 0,
+    in /metrics and in the API, not negative."""
+    import datetime as dt
+
+    [ev] = parse_alertmanager(payload("resolved-hostdown.json"))
+    ev = dataclasses.replace(ev, ends_at=clock.now - dt.timedelta(hours=1))
+    [result] = services.store.ingest_many([ev])
+    assert result.outcome == "resolved"
+    m = parse_exposition(client.get("/metrics").get_data(as_text=True))
+    assert sample(m, "sscp_ticket_resolution_seconds_count", kind="incident") == 1
+    assert sample(m, "sscp_ticket_resolution_seconds_sum", kind="incident") == 0
+    r = client.get(f"/api/v1/tickets/{result.ticket_id}", headers=auth(tokens["viewer"]))
+    assert r.json["sla"]["resolution_seconds"] == 0

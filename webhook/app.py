@@ -42,6 +42,8 @@ def create_app(config: WebhookConfig | None = None, services: Services | None = 
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.session_interface = _Sessions()
+    # Behind the TLS proxy (public_url https://…) the session cookie never travels in clear.
+    app.config["SESSION_COOKIE_SECURE"] = str(config.public_url).startswith("https:")
     app.json.ensure_ascii = False
     if services is None:
         services = Services.from_config(config)

@@ -133,8 +133,12 @@ class TicketCollector:
                 open_c[(r.kind, r.severity, r.status)] += 1
             else:
                 resolved_c[(r.kind, r.resolution_source or "manual")] += 1
+            if r.kind != "incident":
+                # Vulnerabilities are timed against their own deadline (48 h for high, see
+                # vulnerability_metric_families); changes have no response/resolution SLA.
+                continue
             if r.acknowledged_at is not None:
-                secs = (r.acknowledged_at - r.created_at).total_seconds()
+                secs = max(0.0, (r.acknowledged_at - r.created_at).total_seconds())
                 response.setdefault(r.kind, []).append(secs)
                 if secs > cfg.response_sla:
                     response_breach[r.kind] += 1
@@ -146,7 +150,9 @@ class TicketCollector:
                     if r.status == "open" and r.kind == "incident":
                         overdue += 1
             if r.resolved_at is not None:
-                secs = (r.resolved_at - r.created_at).total_seconds()
+                # A fault that ended before its ticket was filed (the alert reached us late)
+                # took none of our resolution time: 0, never negative.
+                secs = max(0.0, (r.resolved_at - r.created_at).total_seconds())
                 resolution.setdefault(r.kind, []).append(secs)
                 if secs > cfg.resolution_sla:
                     resolution_breach[r.kind] += 1

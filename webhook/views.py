@@ -36,6 +36,12 @@ def _masked_json(text: str) -> dict:
     return {k: mask_text(str(v)) for k, v in data.items()} if isinstance(data, dict) else {}
 
 
+def _seconds(delta: dt.timedelta) -> float:
+    """A duration for the SLA fields: never negative (a fault that ended before its ticket was
+    filed, because the alert reached us late, took none of our time)."""
+    return max(0.0, round(delta.total_seconds(), 3))
+
+
 def sla(ticket: dict, response_sla: float, resolution_sla: float, now: dt.datetime) -> dict:
     """Seconds to respond / resolve, and whether the 15 min / 2 h targets are (being) missed."""
     created = ticket["created_at"]
@@ -44,8 +50,8 @@ def sla(ticket: dict, response_sla: float, resolution_sla: float, now: dt.dateti
     response = ((ack or resolved or now) - created).total_seconds()
     resolution = ((resolved or now) - created).total_seconds()
     return {
-        "response_seconds": round((ack - created).total_seconds(), 3) if ack else None,
-        "resolution_seconds": round((resolved - created).total_seconds(), 3) if resolved else None,
+        "response_seconds": _seconds(ack - created) if ack else None,
+        "resolution_seconds": _seconds(resolved - created) if resolved else None,
         "response_due_at": iso(created + dt.timedelta(seconds=response_sla)),
         "resolution_due_at": iso(created + dt.timedelta(seconds=resolution_sla)),
         "response_breached": response > response_sla,
