@@ -8,7 +8,10 @@ sscp_outbox_oldest_pending_age_seconds{channel="sms"} 12.5
 sscp_webhook_heartbeat_last_timestamp_seconds 1.7646e+09
 sscp_vulnerabilities_overdue{risk="high"} 1
 
-The vulnerability metrics (``sscp_vulnerabilities_*``, ``sscp_vulnerability_fix_ratio``) are
+The response/resolution timers (``sscp_ticket_response_*``, ``sscp_ticket_resolution_*``,
+the breaches) measure incidents only, the contract's fault response and resolution; a
+vulnerability is timed against its own deadline. The vulnerability metrics
+(``sscp_vulnerabilities_*``, ``sscp_vulnerability_fix_ratio``) are
 computed by the shared ``sscp_ops.vulns.vulnerability_metric_families`` (docs/metrics-vulns.md).
 """
 
