@@ -360,19 +360,40 @@ def test_worker_killed_mid_delivery_loses_nothing_sends_nothing_twice(
 
 def test_worker_checkpoints_the_wal_requests_do_not(services, tmp_path):
     """SQLite: a committing request leaves its pages in the WAL (no checkpoint under the write
-    lock); the worker's loop copies them into the database file."""
+    lock); the worker's checkpoint thread copies them into the database file, and the WAL
+    then starts again from its beginning instead of growing."""
     import dataclasses
+    import threading
 
-    db = tmp_path / "tickets.db"
+    db, wal = tmp_path / "tickets.db", tmp_path / "tickets.db-wal"
     services.store.checkpoint()
     before = db.stat().st_size
     [ev] = parse_alertmanager(payload("firing-hostdown.json"))
-    for i in range(200):
-        services.store.ingest(
-            dataclasses.replace(ev, fingerprint=f"{i:016x}", target=f"host{i}"), services.planner
-        )
+
+    def burst(first: int, n: int) -> None:
+        for i in range(first, first + n):
+            services.store.ingest(
+                dataclasses.replace(ev, fingerprint=f"{i:016x}", target=f"host{i}"),
+                services.planner,
+            )
+
+    burst(0, 200)
     assert db.stat().st_size == before
-    assert (tmp_path / "tickets.db-wal").stat().st_size > 200 * 4096
-    Worker(services.store, services.config, senders={}).run_once()
-    assert db.stat().st_size > before
-    assert services.store.count_tickets() == 200
+    assert wal.stat().st_size > 200 * 4096
+    grown = wal.stat().st_size
+    stop = threading.Event()
+    worker = Worker(services.store, services.config, senders={})
+    thread = threading.Thread(target=worker.checkpoints, args=(stop, 0.05))
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while db.stat().st_size == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert db.stat().st_size > before
+        time.sleep(0.2)
+        burst(200, 100)  # written from the start of the WAL again: it does not grow
+        assert wal.stat().st_size <= grown
+    finally:
+        stop.set()
+        thread.join()
+    assert services.store.count_tickets() == 300
