@@ -37,12 +37,12 @@ def worker_class(threads: int) -> str:
     A sync worker accepts one connection, answers it and closes it: the next request goes to
     whichever worker is free, so the load spreads evenly. ``gthread`` workers keep keep-alive
     connections for good, and under load one worker ended up with most of them (CPU split 19 s
-    to 2 s in one measured run) while threads of one process also contend for the GIL; on
-    SQLite, where writes are serialised anyway, 2 sync workers carried twice the notifications
-    per second of 2 × 4 threads (docs/performance.md). Threads help where a request mostly
-    waits for the network (MySQL on another host): set ``webhook.threads`` above 1 there. The
-    server sits behind the Nginx proxy in production, which buffers slow clients for sync
-    workers."""
+    to 2 s in one measured run) while threads of one process also contend for the GIL. On
+    SQLite, where writes are serialised anyway, 2 sync workers carried 1.2-1.8x the
+    notifications per second of 2 x 4 threads in 4 interleaved pairs (docs/performance.md).
+    Threads help where a request mostly waits for the network (MySQL on another host): set
+    ``webhook.threads`` above 1 there. In production the server sits behind the Nginx proxy,
+    which buffers slow clients for sync workers."""
     return "sync" if threads == 1 else "gthread"
 
 
