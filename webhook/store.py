@@ -1676,9 +1676,8 @@ def _error_code(exc: BaseException | None) -> int | None:
 
 def _is_unavailable(exc: OperationalError) -> bool:
     """Connection-level failures (MySQL 2002/2003/2006/2013, locked SQLite) can be retried."""
-    orig = exc.orig
-    code = orig.args[0] if getattr(orig, "args", None) else None
-    if isinstance(code, int):
+    code = _error_code(exc)
+    if code is not None:
         return code in (2002, 2003, 2006, 2013, 1040, 1205, 1213)
-    text = str(orig).lower()
+    text = str(exc.orig).lower()
     return "locked" in text or "unable to open" in text or "disk i/o" in text
