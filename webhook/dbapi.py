@@ -103,6 +103,14 @@ class Prepared:
             raise self._wrap(exc, params) from exc
         return cur
 
+    def write(self, conn: Connection, values: Mapping[str, Any] | None = None) -> tuple[int, Any]:
+        """Run an INSERT / UPDATE once: (rows affected, the new row's id where there is one)."""
+        cur = self.execute(conn, values)
+        try:
+            return cur.rowcount, cur.lastrowid
+        finally:
+            cur.close()
+
     def executemany(self, conn: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
         params = [self.args(r) for r in rows]
         if not params:

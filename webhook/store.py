@@ -642,7 +642,7 @@ class Store:
         }
 
     def _audit(self, conn: Connection, actor: str, action: str, kind: str, oid: int, **detail):
-        self._p_audit.execute(conn, self._audit_row(actor, action, kind, oid, **detail)).close()
+        self._p_audit.write(conn, self._audit_row(actor, action, kind, oid, **detail))
 
     def _ticket(self, conn, ticket_id: int) -> dict:
         row = self._p_ticket_by_id.first(conn, {"tid": ticket_id})
@@ -843,14 +843,11 @@ class Store:
         claimed: dict[tuple, int] = {}
         lost: set[tuple] = set()
         for key in dict.fromkeys((ev.fingerprint, ev.starts_at) for ev in events):
-            cur = self._p_claim.execute(
-                conn, {"fingerprint": key[0], "starts_at": key[1], "received_at": now}
-            )
-            if cur.rowcount == 1:
-                claimed[key] = cur.lastrowid
-            else:
+            oid = self._claim(conn, *key, now)
+            if oid is None:
                 lost.add(key)
-            cur.close()
+            else:
+                claimed[key] = oid
         taken: dict[tuple, int | None] = {}
         if lost:
             fps = sorted({fp for fp, _ in lost})
@@ -873,9 +870,7 @@ class Store:
     def _insert_tickets(self, conn: Connection, rows: list[dict]) -> None:
         """Insert new incident tickets and set each row's ``id``."""
         for row in rows:
-            cur = self._p_ticket.execute(conn, row)
-            row["id"] = cur.lastrowid
-            cur.close()
+            row["id"] = self._p_ticket.write(conn, row)[1]
 
     def _fingerprints_without_incident(self, conn: Connection, fps: set[str]) -> set[str]:
         if not fps:
@@ -900,15 +895,12 @@ class Store:
             "recurrence_of": recurrence_of,
         }
 
-    def _claim_occurrence(self, conn, ev: AlertEvent) -> int | None:
+    def _claim(self, conn, fp: str, starts_at: dt.datetime, now: dt.datetime) -> int | None:
         """The new occurrence's id, or None when (fingerprint, starts_at) is already taken."""
-        cur = self._p_claim.execute(
-            conn,
-            {"fingerprint": ev.fingerprint, "starts_at": ev.starts_at, "received_at": self.clock()},
+        changed, oid = self._p_claim.write(
+            conn, {"fingerprint": fp, "starts_at": starts_at, "received_at": now}
         )
-        oid = cur.lastrowid if cur.rowcount == 1 else None
-        cur.close()
-        return oid
+        return oid if changed == 1 else None
 
     def _occurrence_ticket(self, conn, ev: AlertEvent) -> int | None:
         return self._p_occurrence_ticket.scalar(conn, {"fp": ev.fingerprint, "sa_": ev.starts_at})
@@ -920,7 +912,7 @@ class Store:
         prev = self._p_prev.first(conn, {"fp": ev.fingerprint})
         if prev and prev["status"] in ("open", "acknowledged"):
             # Flapped without a resolved notification: the same incident continues.
-            self._p_attach.execute(conn, {"tid": prev["id"], "lsa": ev.starts_at}).close()
+            self._p_attach.write(conn, {"tid": prev["id"], "lsa": ev.starts_at})
             self._link(conn, occ_id, prev["id"])
             return IngestResult("attached", prev["id"])
         if (
@@ -929,7 +921,7 @@ class Store:
             and prev["resolved_at"] is not None
             and ev.starts_at - prev["resolved_at"] <= dt.timedelta(seconds=reopen_window)
         ):
-            self._p_reopen.execute(conn, {"tid": prev["id"], "lsa": ev.starts_at}).close()
+            self._p_reopen.write(conn, {"tid": prev["id"], "lsa": ev.starts_at})
             self._link(conn, occ_id, prev["id"])
             self._audit(
                 conn, "alertmanager", "reopen", "ticket", prev["id"], starts_at=ev.starts_at
@@ -958,7 +950,7 @@ class Store:
         return IngestResult("created", tid)
 
     def _link(self, conn, occ_id: int, ticket_id: int) -> None:
-        self._p_link.execute(conn, {"oid": occ_id, "tid": ticket_id}).close()
+        self._p_link.write(conn, {"oid": occ_id, "tid": ticket_id})
 
     def _maybe_open_problem(self, conn, ev: AlertEvent, tid: int, threshold: int, window: float):
         fault = {
@@ -974,7 +966,7 @@ class Store:
         if pid is None:
             # At most one open problem per fault: the unique open_key decides between
             # concurrent transactions (the loser's insert does nothing and reads the winner's).
-            cur = self._p_problem.execute(
+            created, new_id = self._p_problem.write(
                 conn,
                 {
                     "alertname": ev.alertname[:200],
@@ -985,13 +977,12 @@ class Store:
                     "open_key": key,
                 },
             )
-            if cur.rowcount == 1:
-                pid = cur.lastrowid
+            if created == 1:
+                pid = new_id
                 self._audit(conn, "system", "create", "problem", pid, recurrences=count - 1)
             else:
                 pid = self._p_open_problem.scalar(conn, {"key": key})
-            cur.close()
-        self._p_fault_problem.execute(conn, {**fault, "pid": pid}).close()
+        self._p_fault_problem.write(conn, {**fault, "pid": pid})
 
     def _ingest_resolved(self, conn, ev: AlertEvent, planner: Planner) -> IngestResult:
         resolved_at = ev.ends_at or self.clock()
@@ -999,16 +990,14 @@ class Store:
         if tid is None:
             # Never saw it fire (the webhook was down and the firing notice lost): file the
             # occurrence as it was, then resolve it, without paging anyone.
-            occ_id = self._claim_occurrence(conn, ev)
+            occ_id = self._claim(conn, ev.fingerprint, ev.starts_at, self.clock())
             if occ_id is None:
                 return IngestResult("duplicate", self._occurrence_ticket(conn, ev))
             fired = dataclasses.replace(ev, status="firing", ends_at=None)
             tid = self._ingest_firing(conn, fired, occ_id, _no_notices, 0.0, 10**6, 1.0).ticket_id
-        cur = self._p_resolve_by_alert.execute(
+        changed, _ = self._p_resolve_by_alert.write(
             conn, {"tid": tid, "lsa": ev.starts_at, "rat": resolved_at}
         )
-        changed = cur.rowcount
-        cur.close()
         if changed != 1:
             return IngestResult("duplicate", tid)
         self._audit(conn, "alertmanager", "resolve", "ticket", tid, ends_at=resolved_at)
