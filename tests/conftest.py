@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 import subprocess
 import textwrap
@@ -22,6 +23,36 @@ pytest_plugins = [
     "fx_servers",
     "fx_targets",
 ]
+
+
+#: How far ``time_shift`` moves the clock for the second run of a test marked ``dates``:
+#: a year and a month, so a date fixed in a fixture, a year boundary or a contract year
+#: that ends shows up as a failure today instead of on a later day.
+TIME_SHIFT = dt.timedelta(days=365 + 31)
+
+
+def pytest_generate_tests(metafunc):
+    """Tests marked ``dates`` run twice: on today's clock and on a clock moved ahead by
+    TIME_SHIFT (time-machine moves time.time and datetime.now for the whole process, threads
+    included; subprocesses keep the real clock, so tests marked ``slow`` run once)."""
+    marked = metafunc.definition.get_closest_marker
+    if marked("dates") and not marked("slow") and "time_shift" in metafunc.fixturenames:
+        metafunc.parametrize(
+            "time_shift", [None, TIME_SHIFT], ids=["today", "shifted"], indirect=True
+        )
+
+
+@pytest.fixture(autouse=True)
+def time_shift(request):
+    """Moves the clock by ``request.param`` (a timedelta) for the test, ticking on."""
+    shift = getattr(request, "param", None)
+    if not shift:
+        yield None
+        return
+    import time_machine
+
+    with time_machine.travel(dt.datetime.now(dt.UTC) + shift, tick=True):
+        yield shift
 
 
 @pytest.fixture

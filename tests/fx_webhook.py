@@ -26,8 +26,47 @@ AM_TOKEN = "am-" + "x" * 20
 PHONES = ("13812345678", "13987654321", "15011112222")
 
 
-def payload(name: str) -> dict:
-    return json.loads((WEBHOOK_FIXTURES / name).read_text(encoding="utf-8"))
+#: When the captured Alertmanager notifications under fixtures/webhook/ started firing.
+CAPTURED_AT = dt.datetime(2026, 11, 28, 21, 9, 55, tzinfo=dt.UTC)
+#: Alertmanager's "no end" time, left as it is when dates are moved.
+_ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+class _Anchor:
+    """When the running test started (set by the autouse fixture ``payload_anchor``), so that
+    every payload one test loads is moved by the same amount."""
+
+    at: dt.datetime | None = None
+
+
+def payload(name: str, at: dt.datetime | None = None) -> dict:
+    """A captured notification with its dates moved so that it started firing ``at``
+    (default: 10 seconds before the running test started), keeping the gaps between them.
+
+    Captured dates are in the past once the suite runs on a later day; a store whose clock is
+    today's would then see a fault that resolved before it started (the time bomb of
+    2026-12-02). Tests that need the captured dates pass ``at=CAPTURED_AT``."""
+    body = json.loads((WEBHOOK_FIXTURES / name).read_text(encoding="utf-8"))
+    if at is None:
+        started = _Anchor.at or dt.datetime.now(dt.UTC)
+        at = started.replace(microsecond=0) - dt.timedelta(seconds=10)
+    shift = at - CAPTURED_AT
+    for alert in body.get("alerts", []):
+        for key in ("startsAt", "endsAt"):
+            value = alert.get(key)
+            if value and value != _ZERO_TIME:
+                moved = dt.datetime.fromisoformat(value) + shift
+                alert[key] = moved.isoformat().replace("+00:00", "Z")
+    return body
+
+
+@pytest.fixture(autouse=True)
+def payload_anchor(time_shift):
+    """Payloads loaded by this test start 10 s before it started (on the shifted clock when
+    the test runs under ``time_shift``)."""
+    _Anchor.at = dt.datetime.now(dt.UTC)
+    yield
+    _Anchor.at = None
 
 
 class Clock:

@@ -12,6 +12,9 @@ from fx_webhook import bearer as auth
 
 from webhook.store import StoreUnavailable
 
+#: Dates relative to the clock: run also on a clock moved ahead (conftest.time_shift).
+pytestmark = pytest.mark.dates
+
 AM = auth(AM_TOKEN)
 
 

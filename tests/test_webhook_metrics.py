@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
 from fx_webhook import bearer as auth
 from fx_webhook import payload
 from helpers import parse_exposition
 
 from webhook.events import parse_alertmanager
 from webhook.worker import Worker
+
+#: Dates relative to the clock: run also on a clock moved ahead (conftest.time_shift).
+pytestmark = pytest.mark.dates
 
 
 def sample(metrics: dict, name: str, **labels) -> float | None:

@@ -23,6 +23,9 @@ from webhook.events import parse_alertmanager
 from webhook.notices import on_call
 from webhook.worker import Worker
 
+#: Dates relative to the clock: run also on a clock moved ahead (conftest.time_shift).
+pytestmark = pytest.mark.dates
+
 
 def http_sms(gateway, **extra):
     return {"backend": "http", "http": {"url": f"{gateway.url}/sms/send"}, **extra}
@@ -315,6 +318,7 @@ def _worker_config(tmp_path, db, gateway, lease):
     return path
 
 
+@pytest.mark.slow  # a worker process on the real clock
 def test_worker_killed_mid_delivery_loses_nothing_sends_nothing_twice(
     tmp_path, webhook_config, make_services, gateway
 ):

@@ -11,6 +11,9 @@ from fx_webhook import payload
 
 from webhook.events import PayloadError, parse_alertmanager, parse_time
 
+#: Dates relative to the clock: run also on a clock moved ahead (conftest.time_shift).
+pytestmark = pytest.mark.dates
+
 
 def test_firing_single_alert():
     [ev] = parse_alertmanager(payload("firing-hostdown.json"))

@@ -15,6 +15,9 @@ from fx_webhook import payload
 from webhook.events import parse_alertmanager
 from webhook.store import Notice, Store, metadata
 
+#: Dates relative to the clock: run also on a clock moved ahead (conftest.time_shift).
+pytestmark = pytest.mark.dates
+
 
 @pytest.fixture
 def store(db_url, clock):
