@@ -262,7 +262,8 @@ def bearer(token: str) -> dict[str, str]:
 
 class FakeGateway:
     """A local SMS gateway / robot endpoint: records what arrives, drops duplicate out_ids
-    (like a real provider), and can answer 500 or stall for a while."""
+    (like a real provider), and can answer 500, stall for a while, or hang on some paths
+    until it is closed. Each request is recorded with its arrival time (``at``, monotonic)."""
 
     def __init__(self) -> None:
         self.requests: list[dict] = []
@@ -270,6 +271,8 @@ class FakeGateway:
         self.duplicates: list[str] = []
         self.fail_next = 0
         self.delay = 0.0
+        self.hang_paths: set[str] = set()
+        self.release = threading.Event()
         self.lock = threading.Lock()
         gw = self
 
@@ -278,12 +281,21 @@ class FakeGateway:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 with gw.lock:
                     gw.requests.append(
-                        {"path": self.path, "headers": dict(self.headers), "body": body}
+                        {
+                            "path": self.path,
+                            "headers": dict(self.headers),
+                            "body": body,
+                            "at": time.monotonic(),
+                        }
                     )
+                    number = len(gw.requests)
                     fail = gw.fail_next > 0
                     if fail:
                         gw.fail_next -= 1
                     delay = gw.delay
+                if self.path in gw.hang_paths:
+                    gw.release.wait(120)  # a provider that never answers
+                    return
                 if delay:
                     time.sleep(delay)
                 if fail:
@@ -293,7 +305,7 @@ class FakeGateway:
                     self._answer(400, {"error": "bad template"})
                     return
                 data = json.loads(body)
-                key = data.get("out_id") or f"robot-{len(gw.requests)}"
+                key = data.get("out_id") or f"robot-{number}"
                 with gw.lock:
                     if key in gw.accepted:
                         gw.duplicates.append(key)
@@ -321,6 +333,7 @@ class FakeGateway:
         return [v for v in self.accepted.values() if "phone" in v]
 
     def close(self) -> None:
+        self.release.set()
         self.server.shutdown()
         self.server.server_close()
 

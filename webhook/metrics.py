@@ -34,6 +34,7 @@ from prometheus_client.core import (
 from sscp_ops.vulns import VulnRecord, vulnerability_metric_families
 from webhook.services import Services, current
 from webhook.store import StoreUnavailable, outbox, problems, tickets
+from webhook.worker import WorkerStatus
 
 bp = Blueprint("metrics", __name__)
 
@@ -103,6 +104,7 @@ class TicketCollector:
                 .where(problems.c.status != "closed")
             ).scalar()
         heartbeat = store.get_setting("heartbeat_at")
+        worker = WorkerStatus.read(store)
 
         open_g = GaugeMetricFamily(
             "sscp_tickets_open", "Tickets not yet resolved.", labels=["kind", "severity", "status"]
@@ -232,6 +234,36 @@ class TicketCollector:
                 "When the last Watchdog heartbeat arrived.",
                 value=dt.datetime.fromisoformat(heartbeat).timestamp(),
             )
+        yield from _worker_metrics(worker, now, cfg.worker_timeout)
+
+
+def _worker_metrics(worker: WorkerStatus | None, now: dt.datetime, timeout: float):
+    """The notice worker's liveness, from the record it writes after each pass."""
+    yield GaugeMetricFamily(
+        "sscp_webhook_worker_up",
+        "1 when a notice worker completed a pass within webhook.worker_timeout.",
+        value=1 if worker is not None and worker.alive(now, timeout) else 0,
+    )
+    if worker is None:
+        return
+    yield GaugeMetricFamily(
+        "sscp_webhook_worker_last_pass_timestamp_seconds",
+        "When the notice worker last completed a pass of its periodic jobs.",
+        value=worker.at.timestamp(),
+    )
+    yield CounterMetricFamily(
+        "sscp_webhook_worker_errors",
+        "Errors the notice worker's loops caught and retried, since it started.",
+        value=worker.errors,
+    )
+    loops = GaugeMetricFamily(
+        "sscp_webhook_worker_loop_last_success_timestamp_seconds",
+        "When each loop of the notice worker (delivery per channel, jobs, ...) last succeeded.",
+        labels=["loop"],
+    )
+    for name, at in sorted(worker.loops.items()):
+        loops.add_metric([name], at.timestamp())
+    yield loops
 
 
 @bp.get("/metrics")
@@ -243,5 +275,17 @@ def metrics():
 
 @bp.get("/healthz")
 def healthz():
-    current().store.ping()
-    return jsonify(status="ok")
+    """200 while the store answers and a notice worker completed a pass within
+    ``webhook.worker_timeout`` (or the app started less than that ago); else 503 naming what
+    failed. A store that does not answer: 503 through the StoreUnavailable handler."""
+    svc = current()
+    svc.store.ping()
+    now = svc.store.clock()
+    timeout = svc.config.worker_timeout
+    worker = WorkerStatus.read(svc.store)
+    if worker is not None and worker.alive(now, timeout):
+        return jsonify(status="ok", store="ok", worker="ok")
+    if worker is None and (now - svc.started_at).total_seconds() <= timeout:
+        return jsonify(status="ok", store="ok", worker="starting")
+    last = worker.at.isoformat() if worker else None
+    return jsonify(status="degraded", store="ok", worker="stale", worker_last_pass=last), 503

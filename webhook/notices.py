@@ -19,7 +19,14 @@ from dataclasses import dataclass
 
 import requests
 
-from sscp_ops.config.webhook import Contact, RobotConfig, RosterConfig, SmsConfig, WebhookConfig
+from sscp_ops.config.webhook import (
+    ROBOT_TIMEOUT,
+    Contact,
+    RobotConfig,
+    RosterConfig,
+    SmsConfig,
+    WebhookConfig,
+)
 from sscp_ops.masking import mask_phone, mask_text
 from webhook.store import Notice, utcnow
 
@@ -228,7 +235,7 @@ class Robot:
     def send(self, d: Delivery) -> None:
         body = {"msgtype": "text", "text": {"content": d.text}}
         try:
-            resp = self.session.post(self.config.webhook_url(), json=body, timeout=5)
+            resp = self.session.post(self.config.webhook_url(), json=body, timeout=ROBOT_TIMEOUT)
         except requests.RequestException as exc:
             raise TemporaryError(type(exc).__name__) from None
         if resp.status_code >= 500 or resp.status_code == 429:

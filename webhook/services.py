@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 
 from flask import Flask, current_app
@@ -18,9 +19,12 @@ class Services:
     store: Store
     planner: Planner
     alertmanager_token: SecretFile = field(init=False)
+    #: When these services were made (the grace before /healthz expects a worker's pass).
+    started_at: dt.datetime = field(init=False)
 
     def __post_init__(self) -> None:
         self.alertmanager_token = SecretFile(self.config.alertmanager_token_file)
+        self.started_at = self.store.clock()
 
     @classmethod
     def from_config(cls, config: WebhookConfig, migrate: bool = True) -> Services:

@@ -211,6 +211,9 @@ outbox = sa.Table(
     sa.Column("sent_at", UTCDateTime, nullable=True),
     sa.Column("last_error", _str(500), nullable=True),
     sa.Column("merged_into", sa.Integer, nullable=True),
+    # The claim that owns a notice in "sending" (a fresh token per claim): only its owner
+    # renews, marks or defers it, so a worker whose lease ran out cannot mark it twice.
+    sa.Column("claim_token", _str(32), nullable=True),
     sa.Index("ix_outbox_due", "status", "next_attempt_at"),
     sa.Index("ix_outbox_recipient", "channel", "recipient", "status"),
 )
@@ -1421,32 +1424,66 @@ class Store:
         return TokenInfo(row.id, row.name, row.role)
 
     # -- outbox -----------------------------------------------------------------------------
-    def claim_notices(self, limit: int = 20, lease: float = 60.0) -> list[dict]:
-        """Take due notices for delivery; a claim expires after ``lease`` (a crashed worker's
-        notices are taken again, with the same id, so the provider drops the duplicate)."""
+    def claim_notices(
+        self,
+        limit: int = 20,
+        lease: float = 60.0,
+        channels: Sequence[str] | None = None,
+        exclude: Sequence[str] = (),
+    ) -> list[dict]:
+        """Take due notices for delivery (only ``channels`` when given, never ``exclude``).
+
+        A claim expires after ``lease`` (a crashed worker's notices are taken again, with the
+        same id, so the provider drops the duplicate) and carries a fresh ``claim_token``: only
+        the claim that holds it renews, marks or defers the notice. An SMS is not claimed while
+        another SMS to the same number is being sent under a live claim (by any worker), so
+        the per-number limits see every send before the next one. The due rows are read with
+        ``FOR UPDATE`` (MySQL), so two workers' claims of the same rows queue; SQLite
+        serialises them with the write lock."""
         now = self.clock()
+        token = secrets.token_hex(16)
         free = sa.or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < now)
         due = outbox.c.status.in_(("pending", "sending")) & (outbox.c.next_attempt_at <= now)
-        claimed = []
+        where = [due, free]
+        if channels is not None:
+            where.append(outbox.c.channel.in_(list(channels)))
+        if exclude:
+            where.append(outbox.c.channel.not_in(list(exclude)))
+        claimed: list[dict] = []
+        with self._read() as conn:  # the common case, nothing due: no write lock taken
+            if conn.execute(sa.select(outbox.c.id).where(*where).limit(1)).first() is None:
+                return claimed
         with self._begin() as conn:
             rows = conn.execute(
                 sa.select(outbox.c.id, outbox.c.channel, outbox.c.recipient)
-                .where(due, free)
+                .where(*where)
                 .order_by(outbox.c.id)
                 .limit(limit)
+                .with_for_update()
             ).all()
-            seen: set[str] = set()
+            busy: set[str] = set()
+            if any(channel == "sms" for _, channel, _ in rows):
+                busy = set(
+                    conn.execute(
+                        sa.select(outbox.c.recipient).where(
+                            outbox.c.channel == "sms",
+                            outbox.c.status == "sending",
+                            outbox.c.claimed_until >= now,
+                        )
+                    ).scalars()
+                )
             for oid, channel, recipient in rows:
-                if channel == "sms":  # one per number per batch: the rest may join a digest
-                    if recipient in seen:
+                if channel == "sms":  # one per number at a time: the rest may join a digest
+                    if recipient in busy:
                         continue
-                    seen.add(recipient)
+                    busy.add(recipient)
                 res = conn.execute(
                     outbox.update()
                     .where(outbox.c.id == oid, due, free)
                     .values(
                         status="sending",
                         claimed_until=now + dt.timedelta(seconds=lease),
+                        claim_token=token,
                         attempts=outbox.c.attempts + 1,
                     )
                 )
@@ -1455,6 +1492,22 @@ class Store:
                         _row(conn.execute(sa.select(outbox).where(outbox.c.id == oid)).one())
                     )
         return claimed
+
+    @staticmethod
+    def _owned(notice: dict):
+        """The notice's row while the claim that took it still holds it."""
+        return (outbox.c.id == notice["id"]) & (outbox.c.claim_token == notice.get("claim_token"))
+
+    def renew_claim(self, notice: dict, lease: float) -> bool:
+        """Extend the claim on ``notice`` to ``lease`` seconds from now, right before it is
+        sent; False when another claim took it since (its lease ran out): then do not send."""
+        with self._begin() as conn:
+            res = conn.execute(
+                outbox.update()
+                .where(self._owned(notice), outbox.c.status == "sending")
+                .values(claimed_until=self.clock() + dt.timedelta(seconds=lease))
+            )
+        return res.rowcount == 1
 
     def sms_sent_times(self, phone: str, within: float) -> list[dt.datetime]:
         since = self.clock() - dt.timedelta(seconds=within)
@@ -1496,27 +1549,39 @@ class Store:
                 )
             ]
 
-    def defer_notice(self, oid: int, until: dt.datetime) -> None:
+    def defer_notice(self, notice: dict, until: dt.datetime) -> bool:
+        """Give a claimed notice back until ``until`` (a rate limit), the attempt not counted."""
         with self._begin() as conn:
-            conn.execute(
+            res = conn.execute(
                 outbox.update()
-                .where(outbox.c.id == oid)
+                .where(self._owned(notice))
                 .values(
                     status="pending",
                     claimed_until=None,
+                    claim_token=None,
                     next_attempt_at=until,
                     attempts=outbox.c.attempts - 1,
                 )
             )
+        return res.rowcount == 1
 
-    def mark_sent(self, notice: dict) -> None:
+    def mark_sent(self, notice: dict) -> bool:
+        """Record the delivery; False (nothing written) when the claim was lost meanwhile."""
         now = self.clock()
         with self._begin() as conn:
-            conn.execute(
+            res = conn.execute(
                 outbox.update()
-                .where(outbox.c.id == notice["id"])
-                .values(status="sent", sent_at=now, claimed_until=None, last_error=None)
+                .where(self._owned(notice))
+                .values(
+                    status="sent",
+                    sent_at=now,
+                    claimed_until=None,
+                    claim_token=None,
+                    last_error=None,
+                )
             )
+            if res.rowcount != 1:
+                return False
             conn.execute(
                 outbox.update().where(outbox.c.merged_into == notice["id"]).values(sent_at=now)
             )
@@ -1532,28 +1597,40 @@ class Store:
                     .where(tickets.c.id.in_(ids), tickets.c.notified_at.is_(None))
                     .values(notified_at=now)
                 )
+        return True
 
-    def mark_retry(self, notice: dict, error: str, delay: float) -> None:
+    def mark_retry(self, notice: dict, error: str, delay: float) -> bool:
         with self._begin() as conn:
-            conn.execute(
+            res = conn.execute(
                 outbox.update()
-                .where(outbox.c.id == notice["id"])
+                .where(self._owned(notice))
                 .values(
                     status="pending",
                     claimed_until=None,
+                    claim_token=None,
                     last_error=error[:500],
                     next_attempt_at=self.clock() + dt.timedelta(seconds=delay),
                 )
             )
+        return res.rowcount == 1
 
-    def mark_failed(self, notice: dict, error: str) -> None:
+    def mark_failed(self, notice: dict, error: str) -> bool:
         with self._begin() as conn:
-            for where in (outbox.c.id == notice["id"], outbox.c.merged_into == notice["id"]):
-                conn.execute(
-                    outbox.update()
-                    .where(where)
-                    .values(status="failed", claimed_until=None, last_error=error[:500])
+            res = conn.execute(
+                outbox.update()
+                .where(self._owned(notice))
+                .values(
+                    status="failed", claimed_until=None, claim_token=None, last_error=error[:500]
                 )
+            )
+            if res.rowcount != 1:
+                return False
+            conn.execute(
+                outbox.update()
+                .where(outbox.c.merged_into == notice["id"])
+                .values(status="failed", claimed_until=None, last_error=error[:500])
+            )
+        return True
 
     # -- jobs -------------------------------------------------------------------------------
     def escalate_due(self, after: float, planner: Planner) -> list[int]:
@@ -1663,10 +1740,22 @@ def _error_code(exc: BaseException | None) -> int | None:
     return code if isinstance(code, int) else None
 
 
+#: MySQL error codes after which a retry can succeed: the server gone or unreachable
+#: (2002/2003/2006/2013), too many connections (1040), lock wait / deadlock (1205/1213), and
+#: out of space or read-only (1021 disk full, 1114 table full, 1030 storage engine error such
+#: as errno 28, 1290/1836 read-only): the alert must be retried, never dropped.
+_RETRYABLE_CODES = frozenset(
+    (2002, 2003, 2006, 2013, 1040, 1205, 1213, 1021, 1114, 1030, 1290, 1836)
+)
+#: SQLite's words for the same: locked, cannot open, I/O error, disk full, read-only.
+_RETRYABLE_WORDS = ("locked", "unable to open", "disk i/o", "is full", "readonly", "read-only")
+
+
 def _is_unavailable(exc: OperationalError) -> bool:
-    """Connection-level failures (MySQL 2002/2003/2006/2013, locked SQLite) can be retried."""
+    """Failures a retry can cure (the server gone, a lock, a full or read-only store), as
+    opposed to a bad statement or bad data."""
     code = _error_code(exc)
     if code is not None:
-        return code in (2002, 2003, 2006, 2013, 1040, 1205, 1213)
+        return code in _RETRYABLE_CODES
     text = str(exc.orig).lower()
-    return "locked" in text or "unable to open" in text or "disk i/o" in text
+    return any(word in text for word in _RETRYABLE_WORDS)

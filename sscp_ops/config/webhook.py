@@ -158,6 +158,10 @@ class SmsConfig(Model):
         return self.ack_links and self.backend in ("log", "http")
 
 
+#: Seconds a WeCom / DingTalk robot call may wait for the connection and again for the answer.
+ROBOT_TIMEOUT = 5.0
+
+
 class RobotConfig(Model):
     name: Name
     kind: Literal["wecom", "dingtalk"]
@@ -199,8 +203,14 @@ class WebhookConfig(Model):
     heartbeat_timeout: Seconds = 300
     reconcile_interval: Seconds = 300
     ack_link_ttl: Seconds = 86400
-    #: How long a worker holds a notice it is sending before another may take it over.
+    #: How long a worker holds the notices it claimed before another may take them over (a
+    #: worker that died). Right before a send the claim is renewed for at least the send's
+    #: longest possible duration (connect + read timeout), so a slow provider never lets a
+    #: second worker send the same notice.
     delivery_lease: Seconds = 60
+    #: How long the notice worker may go without a successful pass of its periodic jobs
+    #: before ``/healthz`` answers 503 and ``sscp_webhook_worker_up`` is 0.
+    worker_timeout: Seconds = 60
     #: Recurrences of one fault (alertname + target) within ``problem_window`` that open a problem.
     problem_threshold: Annotated[int, Field(ge=1, le=100)] = 3
     problem_window: Seconds = 183 * 86400
