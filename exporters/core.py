@@ -12,11 +12,17 @@ overruns is reported as failed and the rest of the scrape still answers::
 
 Target collectors derive from :class:`TargetCollector`, which writes ``<system>_up{target}``
 once for all of them and stops early when the target is unreachable.
+
+Scrapes that overlap (two Prometheus servers of an HA pair) share collections: a scrape that
+finds a collector's collection still running within that collection's deadline waits for it,
+up to its own deadline, and reports its result, instead of starting a second one on the same
+connection or reporting the target down.
 """
 
 from __future__ import annotations
 
 import abc
+import copy
 import logging
 import platform
 import threading
@@ -110,7 +116,11 @@ class TargetCollector(Collector):
 
 @dataclass
 class Outcome:
+    """One collection of one collector; shared by every scrape that waits for it."""
+
     collector: Collector
+    started: float = 0.0
+    ends: float = 0.0  # the deadline of the scrape that started it
     success: bool = False
     duration: float = 0.0
     metrics: list[Metric] = field(default_factory=list)
@@ -127,8 +137,11 @@ def _labels(collector: Collector) -> dict[str, str]:
 class ScrapeRunner:
     """Runs collectors concurrently under a deadline and merges what they return.
 
-    A collector whose previous run is still going (it hung past an earlier deadline) is not
-    started again: it is reported failed at once, so a stuck target never piles up threads.
+    A collector runs at most once at a time. A scrape that finds its collection still running
+    joins it: it waits for that collection (up to its own deadline) and reports its result,
+    as the scrape that started it does. A collection already past the deadline of the scrape
+    that started it has hung: it is reported failed at once, so a stuck target never piles up
+    threads nor holds up every later scrape.
     """
 
     def __init__(
@@ -141,11 +154,11 @@ class ScrapeRunner:
         self.deadline = deadline
         self._clock = clock
         self._lock = threading.Lock()
-        self._running: set[int] = set()
+        self._running: dict[int, Outcome] = {}  # id(collector) -> its collection in flight
 
     def _run(self, outcome: Outcome, timeout: float) -> None:
         collector = outcome.collector
-        start = self._clock()
+        start = outcome.started
         try:
             outcome.metrics = list(collector.collect(timeout))
             outcome.success = True
@@ -157,7 +170,8 @@ class ScrapeRunner:
         finally:
             outcome.duration = self._clock() - start
             with self._lock:
-                self._running.discard(id(collector))
+                if self._running.get(id(collector)) is outcome:
+                    del self._running[id(collector)]
             outcome.done.set()
 
     def effective_deadline(self, scrape_timeout: float | None) -> float:
@@ -171,19 +185,22 @@ class ScrapeRunner:
         start = self._clock()
         outcomes: list[Outcome] = []
         for collector in self.collectors:
-            outcome = Outcome(collector)
-            outcomes.append(outcome)
             with self._lock:
-                busy = id(collector) in self._running
-                if not busy:
-                    self._running.add(id(collector))
-            if busy:
-                log.error(
-                    "collector still running from an earlier scrape",
-                    extra={"kv": _labels(collector)},
-                )
-                outcome.done.set()
+                running = self._running.get(id(collector))
+                if running is None:
+                    outcome = Outcome(collector, started=start, ends=start + budget)
+                    self._running[id(collector)] = outcome
+            if running is not None:
+                if running.ends <= start:
+                    log.error(
+                        "collector still running from an earlier scrape",
+                        extra={"kv": _labels(collector)},
+                    )
+                    running = Outcome(collector, started=start)
+                    running.done.set()
+                outcomes.append(running)  # an overlapping scrape's collection: share it
                 continue
+            outcomes.append(outcome)
             threading.Thread(
                 target=self._run,
                 args=(outcome, budget),
@@ -198,17 +215,18 @@ class ScrapeRunner:
                     "collector overran the deadline",
                     extra={"kv": {**_labels(outcome.collector), "deadline": f"{budget:.3f}"}},
                 )
-        return self._merge(outcomes, budget, start)
+        return self._merge(outcomes)
 
-    def _merge(self, outcomes: list[Outcome], budget: float, start: float) -> list[Metric]:
+    def _merge(self, outcomes: list[Outcome]) -> list[Metric]:
         families: dict[str, Metric] = {}
 
         def add(metric: Metric) -> None:
+            # a copy: the collector's own families may be shared with an overlapping scrape
             have = families.get(metric.name)
             if have is None:
-                families[metric.name] = metric
-            else:
-                have.samples.extend(metric.samples)
+                have = families[metric.name] = copy.copy(metric)
+                have.samples = []
+            have.samples.extend(metric.samples)
 
         success = GaugeMetricFamily(
             "sscp_exporter_collector_success",
@@ -225,7 +243,7 @@ class ScrapeRunner:
             metrics = outcome.metrics if ok else outcome.collector.failure_metrics()
             for metric in metrics:
                 add(metric)
-            took = outcome.duration if finished else self._clock() - start
+            took = outcome.duration if finished else self._clock() - outcome.started
             success.add_sample(success.name, labels, 1.0 if ok else 0.0)
             duration.add_sample(duration.name, labels, round(took, 6))
         build = GaugeMetricFamily(

@@ -15,6 +15,8 @@ fixtures below wrap the first ones:
 - ``nginx_factory`` / ``redis_factory``: start extra servers inside one test (stopped at its
   end), e.g. a Redis to stop and start again.
 - ``silent_port``: a TCP server that accepts connections and never answers.
+- ``slow_proxy(upstream, delay, marker)``: a TCP proxy that holds matching requests to a real
+  server for ``delay`` seconds (a healthy but slow target).
 
 - ``mariadb_server(dir, *options)``: a private ``mariadbd`` (fresh ``mariadb-install-db``
   data dir, root without password on its unix socket), for what the shared MariaDB on
@@ -356,6 +358,79 @@ def silent_server() -> Iterator[int]:
             yield port
     finally:
         for conn in held:
+            conn.close()
+
+
+@dataclass
+class SlowProxy:
+    """What :func:`slow_proxy` saw: ``requests`` counts the requests it held back."""
+
+    port: int
+    delay: float
+    requests: int = 0
+    _changed: threading.Condition = field(default_factory=threading.Condition)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def url(self, path: str = "/") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def seen(self, chunk: int) -> None:
+        with self._changed:
+            self.requests += chunk
+            self._changed.notify_all()
+
+    def wait_requests(self, count: int, timeout: float) -> bool:
+        """Wait until ``count`` requests were held in all; False if ``timeout`` passed."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self.requests >= count, timeout)
+
+
+@contextmanager
+def slow_proxy(upstream: tuple[str, int], delay: float, marker: bytes) -> Iterator[SlowProxy]:
+    """A TCP proxy in front of a real server that holds each request containing ``marker``
+    (``b"GET "``, ``b"INFO"``, a SQL keyword) for ``delay`` seconds before passing it on: the
+    server stays healthy, it only answers that request late (a slow Nginx, Redis or MySQL).
+    Other requests (handshakes, logins) and all answers pass at once."""
+    conns: list[socket.socket] = []
+    proxy = SlowProxy(port=0, delay=delay)
+
+    def pump(src: socket.socket, dst: socket.socket, slow: bool) -> None:
+        try:
+            while data := src.recv(65536):
+                if slow and marker in data:
+                    proxy.seen(1)
+                    time.sleep(delay)  # the slowness this proxy exists to add
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def on_connect(client: socket.socket) -> None:
+        try:
+            server = socket.create_connection(upstream, timeout=5)
+        except OSError:
+            client.close()
+            return
+        client.settimeout(None)
+        server.settimeout(None)
+        conns.extend((client, server))
+        for args in ((client, server, True), (server, client, False)):
+            threading.Thread(target=pump, args=args, name="slow-proxy", daemon=True).start()
+
+    try:
+        with tcp_listener(on_connect, "slow-proxy") as port:
+            proxy.port = port
+            yield proxy
+    finally:
+        for conn in conns:
             conn.close()
 
 

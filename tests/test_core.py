@@ -106,6 +106,65 @@ def test_still_running_collector_is_not_started_twice() -> None:
     assert got[key("sscp_exporter_collector_success", collector="hangs")] == 1
 
 
+class Slow(TargetCollector):
+    """A healthy target that answers when released; counts its collections."""
+
+    name = "slow"
+
+    def __init__(self, target: str) -> None:
+        super().__init__(target)
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.calls = 0
+
+    def scrape(self, timeout: float) -> Iterable[Metric]:
+        self.calls += 1
+        self.entered.set()
+        self.release.wait(timeout)
+        fam = GaugeMetricFamily("slow_value", "A value.", labels=["target"])
+        fam.add_metric([self.target], self.calls)
+        return [fam]
+
+
+def test_overlapping_scrape_shares_the_running_collection() -> None:
+    slow = [Slow("a"), Slow("b")]
+    runner = ScrapeRunner(slow, deadline=5)
+    results: dict[str, list[Metric]] = {}
+
+    def scrape(name: str, scrape_timeout: float | None = None) -> threading.Thread:
+        thread = threading.Thread(
+            target=lambda: results.__setitem__(name, runner.scrape(scrape_timeout))
+        )
+        thread.start()
+        return thread
+
+    first = scrape("first")
+    assert all(s.entered.wait(5) for s in slow)
+    second = scrape("second")
+    # a third scrape with a short deadline gives up on the shared collection in time
+    start = time.monotonic()
+    third = scrape("third", scrape_timeout=0.8)
+    third.join(5)
+    assert 0.25 <= time.monotonic() - start < 1.5
+    for s in slow:
+        s.release.set()
+    first.join(5)
+    second.join(5)
+    assert [s.calls for s in slow] == [1, 1], "one collection per collector"
+    for name in ("first", "second"):
+        metrics = results[name]
+        got = samples(metrics)
+        for target in ("a", "b"):
+            assert got[key("slow_up", target=target)] == 1, name
+            assert got[key("slow_value", target=target)] == 1, name
+            assert got[key("sscp_exporter_collector_success", collector="slow", target=target)]
+        # each scrape merges its own copy of the shared families: no sample twice
+        assert sum(len(m.samples) for m in metrics if m.name == "slow_value") == 2, name
+    got = samples(results["third"])
+    assert got[key("slow_up", target="a")] == 0
+    assert got[key("sscp_exporter_collector_success", collector="slow", target="a")] == 0
+
+
 def test_scrape_timeout_header_lowers_the_deadline() -> None:
     runner = ScrapeRunner([], deadline=5)
     assert runner.effective_deadline(None) == 5
