@@ -66,6 +66,11 @@ def watch_parent(parent: int, on_exit: Callable[[], None], interval: float = 1.0
     threading.Thread(target=watch, name="watch-parent", daemon=True).start()
 
 
+def spawn(argv: Sequence[str]) -> subprocess.Popen:
+    """Start ``argv`` as a child that ends with this process (:func:`exit_with_parent`)."""
+    return subprocess.Popen(list(argv), preexec_fn=exit_with_parent())
+
+
 class Supervised:
     """A child process kept running: started again when it exits, at once after a steady run
     (``steady`` seconds or more), else after 1, 2, 4 ... ``longest`` seconds, so a child that
@@ -82,11 +87,13 @@ class Supervised:
         first: float = 1.0,
         longest: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        spawn: Callable[[Sequence[str]], subprocess.Popen] = spawn,
     ) -> None:
         self.name = name
         self.argv = list(argv)
         self.steady, self.first, self.longest = steady, first, longest
         self.clock = clock
+        self.spawn = spawn
         self.proc: subprocess.Popen | None = None
         self.restarts = 0
         self._quick_exits = 0
@@ -95,7 +102,7 @@ class Supervised:
         self._stopped = False
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(self.argv, preexec_fn=exit_with_parent())
+        self.proc = self.spawn(self.argv)
         self._started_at = self.clock()
         self._due = None
 
