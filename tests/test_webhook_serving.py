@@ -206,6 +206,7 @@ def test_a_killed_notice_worker_is_started_again(tmp_path, am_token_file, gatewa
     print(json.dumps({"worker_restart_s": restarts}))
     log = (tmp_path / "webhook.log").read_text()
     assert log.count("notice worker exited") == 2, log
+    assert log.count("returncode=-9") == 2, log
 
 
 # -- item 10: the notice worker does not outlive the serving process --------------------------

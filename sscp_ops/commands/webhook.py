@@ -187,6 +187,11 @@ def _serve(args: argparse.Namespace) -> int:
             if notices is not None:
                 notices.check()
 
+        def reap_workers(self):
+            if notices is not None and notices.proc is not None:
+                notices.proc.poll()  # its exit status, before gunicorn's waitpid(-1) takes it
+            super().reap_workers()
+
     notices = None
     if args.worker:
         cmd = [sys.executable, "-m", "sscp_ops", "webhook", "worker", "--log.level", args.log_level]
