@@ -67,7 +67,9 @@ def alive(procs: list[psutil.Process]) -> list[str]:
     return left
 
 
-@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
+@pytest.mark.parametrize(
+    "sig", [signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGKILL], ids=lambda s: s.name
+)
 def test_every_child_stops_with_the_stack(tmp_path: Path, sig: signal.Signals) -> None:
     require_binary("prometheus")
     require_binary("prometheus-alertmanager", "alertmanager")
