@@ -1,9 +1,10 @@
 """The whole kit on one machine (``make run``): exporter, webhook, Prometheus, Alertmanager.
 
 Everything listens on loopback, keeps its data under one directory (``./var`` by default) and
-is stopped on Ctrl-C / SIGTERM. Config files for the child processes are generated into the
-data directory on every start from the shipped ones, so a second run in a row works and
-nothing in the checkout is modified.
+is stopped on Ctrl-C, SIGTERM and SIGHUP (a closed terminal); if the stack itself is killed
+with SIGKILL, every child gets SIGTERM from the kernel (``sscp_ops.lifetime``). Config files
+for the child processes are generated into the data directory on every start from the shipped
+ones, so a second run in a row works and nothing in the checkout is modified.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from pathlib import Path
 
 import requests
 import yaml
+
+from sscp_ops.lifetime import exit_with_parent
 
 log = logging.getLogger("stack")
 
@@ -264,8 +267,14 @@ class Stack:
         self.check_ports()
         for child in self.prepare():
             logfile = open(self.plan.data / "logs" / f"{child.name}.log", "ab")  # noqa: SIM115
+            # A session of its own (a Ctrl-C reaches the stack only, which stops the children
+            # in order), and a SIGTERM when the stack is gone, even killed with SIGKILL.
             child.proc = subprocess.Popen(
-                child.argv, stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True
+                child.argv,
+                stdout=logfile,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=exit_with_parent(),
             )
             logfile.close()
             self.children.append(child)

@@ -53,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
         base_config=base,
     )
     stack = Stack(plan)
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    # Ctrl-C, `kill`/systemd, and a closed terminal or lost SSH session (SIGHUP)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: stack.stop_event.set())
     try:
         stack.start()

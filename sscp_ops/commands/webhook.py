@@ -7,10 +7,12 @@
 The server is gunicorn (through its application API, so it is the same command in production
 and in ``make run``): pre-fork workers give real parallelism on SQLite and MySQL alike, and a
 crashed worker process is replaced by the arbiter. With ``webhook.threads: 1`` (the default)
-they are ``sync`` workers, with more threads ``gthread`` workers (see :func:`worker_class`).
+they are sync workers that read each request whole first (webhook/intake.py), with more
+threads ``gthread`` workers (see :func:`worker_class`).
 The schema is migrated once in the arbiter before the workers start. The notice worker (outbox
 delivery, escalation, heartbeat, reconciliation) runs as a child process of its own, started
-and stopped with it.
+and stopped with it, started again by the arbiter when it exits (with backoff, logged), and
+ending with the arbiter even when that one is killed with SIGKILL (sscp_ops/lifetime.py).
 """
 
 from __future__ import annotations
@@ -19,11 +21,11 @@ import argparse
 import logging
 import os
 import signal
-import subprocess
 import sys
 import threading
 
 from sscp_ops.commands import EXIT_FAILURE, EXIT_OK, load
+from sscp_ops.lifetime import Supervised, watch_parent
 
 log = logging.getLogger("webhook")
 
@@ -32,18 +34,21 @@ GIL_SWITCH_INTERVAL = 0.001
 
 
 def worker_class(threads: int) -> str:
-    """``sync`` for one thread per worker, ``gthread`` for more.
+    """``webhook.intake.BufferingWorker`` for one thread per worker, ``gthread`` for more.
 
-    A sync worker accepts one connection, answers it and closes it: the next request goes to
-    whichever worker is free, so the load spreads evenly. ``gthread`` workers keep keep-alive
-    connections for good, and under load one worker ended up with most of them (CPU split 19 s
-    to 2 s in one measured run) while threads of one process also contend for the GIL. On
-    SQLite, where writes are serialised anyway, 2 sync workers carried 1.2-1.8x the
-    notifications per second of 2 x 4 threads in 4 interleaved pairs (docs/performance.md).
-    Threads help where a request mostly waits for the network (MySQL on another host): set
-    ``webhook.threads`` above 1 there. In production the server sits behind the Nginx proxy,
-    which buffers slow clients for sync workers."""
-    return "sync" if threads == 1 else "gthread"
+    The buffering worker is gunicorn's ``sync`` worker that handles a request only once it
+    has arrived whole (webhook/intake.py), so idle and slow clients never hold it. Like sync
+    workers it answers one request at a time and closes the connection, so the next request
+    goes to whichever worker is free. ``gthread`` workers keep keep-alive connections for
+    good, and under load one worker ended up with most of them (CPU split 19 s to 2 s in one
+    measured run) while threads of one process also contend for the GIL. On SQLite, where
+    writes are serialised anyway, 2 sync workers carried 1.2-1.8x the notifications per
+    second of 2 x 4 threads in 4 interleaved pairs (docs/performance.md). Threads help where a
+    request mostly waits for the network (MySQL on another host): set ``webhook.threads``
+    above 1 there; a gthread worker holds a thread for up to 5 s per connection that sends
+    nothing and for as long as a client takes to send a request head, so put the Nginx proxy
+    (deploy/) in front of it."""
+    return "webhook.intake.BufferingWorker" if threads == 1 else "gthread"
 
 
 def _common(p: argparse.ArgumentParser, top: bool) -> None:
@@ -89,6 +94,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     create.set_defaults(func=_token_create)
     worker = actions.add_parser("worker", help="deliver notices and run the periodic jobs")
     _common(worker, top=False)
+    # set by the serving process that supervises the worker: exit when it is gone
+    worker.add_argument("--parent-pid", dest="parent_pid", type=int, help=argparse.SUPPRESS)
     worker.set_defaults(func=_worker)
 
 
@@ -113,6 +120,8 @@ def _worker(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    if args.parent_pid:
+        watch_parent(args.parent_pid, stop.set)
     try:
         Worker(services.store, config, planner=services.planner, lease=config.delivery_lease).run(
             stop
@@ -124,6 +133,7 @@ def _worker(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from gunicorn.app.base import BaseApplication
+    from gunicorn.arbiter import Arbiter
 
     from webhook.app import create_app
     from webhook.services import Services
@@ -161,22 +171,40 @@ def _serve(args: argparse.Namespace) -> int:
             sys.setswitchinterval(GIL_SWITCH_INTERVAL)
             return create_app(config, Services.from_config(config, migrate=False))
 
-    worker = None
+        def run(self):
+            try:
+                SupervisingArbiter(self).run()
+            except RuntimeError as exc:  # as BaseApplication.run
+                print(f"\nError: {exc}\n", file=sys.stderr, flush=True)
+                sys.exit(1)
+
+    class SupervisingArbiter(Arbiter):
+        """gunicorn's arbiter, which also starts the notice worker again when it exits (its
+        main loop runs this at least once a second, and at once on SIGCHLD)."""
+
+        def manage_workers(self):
+            super().manage_workers()
+            if notices is not None:
+                notices.check()
+
+        def reap_workers(self):
+            if notices is not None and notices.proc is not None:
+                notices.proc.poll()  # its exit status, before gunicorn's waitpid(-1) takes it
+            super().reap_workers()
+
+    notices = None
     if args.worker:
         cmd = [sys.executable, "-m", "sscp_ops", "webhook", "worker", "--log.level", args.log_level]
         if args.config_file:
             cmd += ["--config.file", args.config_file]
-        worker = subprocess.Popen(cmd, env=os.environ.copy())
+        notices = Supervised("notice worker", [*cmd, "--parent-pid", str(os.getpid())])
+        notices.start()  # from the main thread, which the arbiter's loop runs in
     log.info("listening", extra={"kv": {"address": address, "workers": config.workers}})
     try:
         Application().run()
     except SystemExit as exc:
         return EXIT_OK if not exc.code else EXIT_FAILURE
     finally:
-        if worker is not None and worker.poll() is None:
-            worker.terminate()
-            try:
-                worker.wait(10)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+        if notices is not None:
+            notices.stop()
     return EXIT_OK
