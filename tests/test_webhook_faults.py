@@ -122,3 +122,78 @@ def test_mariadb_killed_and_restarted_under_load(tmp_path, am_token_file):
             cur.execute("SELECT count(*) FROM outbox")
         conn.close()
         assert tickets == distinct == total * 5
+
+
+def test_request_workers_killed_under_load_lose_nothing(tmp_path, am_token_file):
+    """``kill -9`` of gunicorn's request workers while clients post the way Alertmanager does
+    (each notification twice, as an HA pair): the arbiter replaces them, the clients retry
+    what got no answer, and every alert is filed exactly once."""
+    import psutil
+    import sqlalchemy as sa
+
+    database = f"sqlite:///{tmp_path / 'tickets.db'}"
+    port = free_port()
+    config = tmp_path / "sscp.yml"
+    config.write_text(
+        yaml.safe_dump(
+            {"webhook": {"database": database, "alertmanager_token_file": str(am_token_file)}}
+        )
+    )
+    base = f"http://127.0.0.1:{port}"
+    cmd = sscp_ops_cmd(
+        "webhook",
+        "--no-worker",
+        "--config.file",
+        str(config),
+        "--web.listen-address",
+        f"127.0.0.1:{port}",
+    )
+    total, clients = 80, 4
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def alertmanager_like(first: int) -> None:
+        session = requests.Session()
+        for n in range(first, total, clients):
+            for _attempt in range(2):
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline:
+                    try:
+                        code = session.post(
+                            f"{base}/api/v1/alerts",
+                            data=body(n),
+                            timeout=10,
+                            headers={"Authorization": f"Bearer {AM_TOKEN}"},
+                        ).status_code
+                    except requests.RequestException:
+                        code = 0
+                    with lock:
+                        statuses.append(code)
+                    if code == 200 or 400 <= code < 500:
+                        break
+                    time.sleep(0.1)
+
+    killed = 0
+    with running(cmd, ready_url=f"{base}/healthz", timeout=60) as server:
+        threads = [threading.Thread(target=alertmanager_like, args=(c,)) for c in range(clients)]
+        for t in threads:
+            t.start()
+        for _ in range(3):  # three rounds of killing every request worker mid-load
+            deadline = time.monotonic() + 20
+            while len(statuses) < 20 * (killed + 1) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            for child in psutil.Process(server.pid).children():
+                child.kill()
+                killed += 1
+        for t in threads:
+            t.join(120)
+        assert not any(t.is_alive() for t in threads)
+    assert killed >= 3
+    assert not [s for s in statuses if 400 <= s < 500]
+    engine = sa.create_engine(database)
+    with engine.connect() as conn:
+        tickets, distinct = conn.execute(
+            sa.text("SELECT count(*), count(DISTINCT fingerprint || starts_at) FROM tickets")
+        ).one()
+    engine.dispose()
+    assert tickets == distinct == total * 5
