@@ -26,6 +26,9 @@ from pathlib import Path
 import requests
 import yaml
 
+from sscp_ops.alertmanager import shipped_alert_size, with_email, with_max_alerts
+from sscp_ops.config import Config
+from sscp_ops.config.base import SecretRef
 from sscp_ops.lifetime import exit_with_parent
 
 log = logging.getLogger("stack")
@@ -127,8 +130,10 @@ def _rewrite_urls(node: object, old: str, new: str) -> object:
     return node
 
 
-def alertmanager_config(plan: StackPlan, shipped: dict) -> dict:
-    """The shipped Alertmanager config with this stack's webhook address and token file."""
+def alertmanager_config(plan: StackPlan, shipped: dict, kit: Config) -> dict:
+    """The shipped Alertmanager config with this stack's webhook address and token file,
+    ``max_alerts`` for the webhook's body limit, and the e-mail way out of the kit config's
+    ``alertmanager.email`` (dropped, with a warning, when there is none)."""
     cfg = shipped
     for old, new in _default_ports(plan).items():
         cfg = _rewrite_urls(cfg, old, new)
@@ -146,7 +151,33 @@ def alertmanager_config(plan: StackPlan, shipped: dict) -> dict:
 
     cfg = fix(cfg)
     cfg["templates"] = [str(plan.root / "alertmanager" / "templates" / "*.tmpl")]
-    return cfg
+    size = shipped_alert_size(plan.root)
+    cfg = with_max_alerts(cfg, size.max_alerts(kit.webhook.max_body_bytes))
+    email = kit.alertmanager.email
+    if email is None:
+        log.warning(
+            "no alertmanager.email in the config: the alert pipeline's own alerts reach "
+            "the on-call person only through the webhook"
+        )
+        return with_email(cfg, None, None)
+    password_file = None
+    if email.auth_password_file is not None or email.auth_password_env is not None:
+        # Alertmanager 0.25 sends the file's bytes as they are, a final newline included (the
+        # login then fails): it gets a copy without one, as every secret file here is read.
+        password = SecretRef(
+            password_file=email.auth_password_file, password_env=email.auth_password_env
+        ).password()
+        password_file = plan.data / "alertmanager" / "smtp.password"
+        write_secret(password_file, password or "")
+    return with_email(cfg, email, password_file)
+
+
+def write_secret(path: Path, value: str) -> None:
+    """Write ``value`` to ``path``, readable by the owner only (mode 0600 from the start)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value)
 
 
 def ensure_token(path: Path) -> str:
@@ -191,7 +222,8 @@ class Stack:
             (plan.data / sub).mkdir(parents=True, exist_ok=True)
         ensure_token(plan.data / "alertmanager.token")
         kit = plan.data / "config.yml"
-        kit.write_text(yaml.safe_dump(kit_config(plan), allow_unicode=True, sort_keys=False))
+        kit_dict = kit_config(plan)
+        kit.write_text(yaml.safe_dump(kit_dict, allow_unicode=True, sort_keys=False))
         prom = plan.data / "prometheus" / "prometheus.yml"
         shipped_prom = yaml.safe_load(
             (plan.root / "deploy" / "prometheus" / "prometheus.yml").read_text()
@@ -199,7 +231,8 @@ class Stack:
         prom.write_text(yaml.safe_dump(prometheus_config(plan, shipped_prom), sort_keys=False))
         shipped = yaml.safe_load((plan.root / "alertmanager" / "alertmanager.yml").read_text())
         am = plan.data / "alertmanager" / "alertmanager.yml"
-        am.write_text(yaml.safe_dump(alertmanager_config(plan, shipped), sort_keys=False))
+        rendered = alertmanager_config(plan, shipped, Config.model_validate(kit_dict))
+        am.write_text(yaml.safe_dump(rendered, allow_unicode=True, sort_keys=False))
         sscp = [self.python, "-m", "sscp_ops"]
         return [
             Child(

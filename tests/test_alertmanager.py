@@ -57,7 +57,7 @@ def test_amtool_routes(case: dict) -> None:
 
 def test_every_route_has_a_case_and_timings_fit_the_response_target() -> None:
     config = yaml.safe_load(CONFIG.read_text())
-    routes = {r["matchers"][0]: r for r in config["route"]["routes"]}
+    routes = {",".join(r["matchers"]): r for r in config["route"]["routes"]}
     tested = {c["route"].strip("{}") for c in CASES}
     assert set(routes) | {"default-route"} == tested
     critical, warning = routes['severity="critical"'], routes['severity="warning"']
@@ -71,13 +71,57 @@ def test_every_route_has_a_case_and_timings_fit_the_response_target() -> None:
     # heartbeat cadence is repeat_interval rounded up to a whole number of ticks.
     tick, repeat = _duration(watchdog["group_interval"]), _duration(watchdog["repeat_interval"])
     assert -(-repeat // tick) * tick == 60 and watchdog["group_wait"] == "0s"
+    # The pipeline's own alerts go out as fast as critical ones.
+    for key, route in routes.items():
+        if route["receiver"] == "pipeline":
+            assert _duration(route["group_wait"]) <= _duration(critical["group_wait"]), key
+            assert _duration(route["repeat_interval"]) <= 15 * 60, key
     for receiver in config["receivers"]:
         for hook in receiver["webhook_configs"]:
             assert hook["url"].startswith("http://127.0.0.1:9811/api/v1/")
             auth = hook["http_config"]["authorization"]
             assert auth["type"] == "Bearer" and "credentials" not in auth
             assert auth["credentials_file"]
-            assert hook["send_resolved"] is (receiver["name"] == "ticket-webhook")
+            tickets = hook["url"].endswith("/api/v1/alerts")
+            assert tickets is (receiver["name"] in ("ticket-webhook", "pipeline"))
+            assert hook["send_resolved"] is tickets
+            # A notification always fits the webhook's body limit (see below).
+            assert (hook.get("max_alerts", 0) > 0) is tickets
+
+
+def test_pipeline_alerts_have_a_way_out_that_is_not_the_webhook() -> None:
+    config = yaml.safe_load(CONFIG.read_text())
+    receivers = {r["name"]: r for r in config["receivers"]}
+    pipeline = receivers["pipeline"]
+    assert set(pipeline) == {"name", "webhook_configs", "email_configs"}
+    (mail,) = pipeline["email_configs"]
+    # Secrets are never inline: the password comes from a file (`sscp-ops stack` fills it in).
+    assert not {"auth_password", "auth_secret"} & set(mail)
+    assert mail["text"] == '{{ template "sscp.text" . }}' and mail["html"] == ""
+    assert mail["headers"]["Subject"] == '{{ template "sscp.title" . }}'
+    # Every alert of the pipeline's own rules takes that route.
+    names = {
+        "AlertPipelineDown",
+        "NotificationDeliveryFailing",
+        "NoticeWorkerDown",
+        "AlertmanagerFailedToSendAlerts",
+    }
+    routed = {c["labels"]["alertname"] for c in CASES if c["receiver"] == "pipeline"}
+    assert names | {"TargetDown"} == routed
+
+
+def test_max_alerts_keeps_the_largest_notification_under_the_body_limit() -> None:
+    from sscp_ops.alertmanager import shipped_alert_size
+    from sscp_ops.config.webhook import WebhookConfig
+
+    size = shipped_alert_size(ROOT)
+    limit = WebhookConfig().max_body_bytes
+    config = yaml.safe_load(CONFIG.read_text())
+    hooks = [h for r in config["receivers"] for h in r["webhook_configs"] if "max_alerts" in h]
+    assert {h["max_alerts"] for h in hooks} == {size.max_alerts(limit)}
+    (max_alerts,) = {h["max_alerts"] for h in hooks}
+    assert size.envelope + max_alerts * size.alert <= limit
+    assert size.envelope + (max_alerts + 1) * size.alert > limit
 
 
 # --- a real Alertmanager ---------------------------------------------------------------

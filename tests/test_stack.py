@@ -42,3 +42,52 @@ def test_time_wait_from_a_previous_run_is_no_conflict(tmp_path: Path) -> None:
     client.recv(1)
     client.close()
     Stack(plan_with(port, tmp_path)).check_ports()  # a second `make run` starts
+
+
+def _rendered_alertmanager(tmp_path: Path, kit: dict) -> dict:
+    import yaml
+
+    from sscp_ops.config import Config
+    from sscp_ops.stack import alertmanager_config
+
+    shipped = yaml.safe_load((ROOT / "alertmanager" / "alertmanager.yml").read_text())
+    plan = StackPlan(root=ROOT, data=tmp_path, ports=Ports(webhook=19811))
+    return alertmanager_config(plan, shipped, Config.model_validate(kit))
+
+
+def test_rendered_alertmanager_follows_the_kit_config(tmp_path: Path, monkeypatch) -> None:
+    from sscp_ops.alertmanager import shipped_alert_size
+
+    # No alertmanager.email: the pipeline's alerts still make tickets, and no e-mail receiver
+    # is left that would fail on every send.
+    cfg = _rendered_alertmanager(tmp_path, {})
+    receivers = {r["name"]: r for r in cfg["receivers"]}
+    assert "email_configs" not in receivers["pipeline"]
+    assert receivers["pipeline"]["webhook_configs"][0]["url"].startswith("http://127.0.0.1:19811/")
+    # max_alerts follows webhook.max_body_bytes.
+    size = shipped_alert_size(ROOT)
+    cfg = _rendered_alertmanager(tmp_path, {"webhook": {"max_body_bytes": 4 * 1024 * 1024}})
+    hooks = [h for r in cfg["receivers"] for h in r["webhook_configs"] if "max_alerts" in h]
+    assert len(hooks) == 2
+    assert {h["max_alerts"] for h in hooks} == {size.max_alerts(4 * 1024 * 1024)} != {23}
+    # The SMTP password from an environment variable: into a 0600 file, never inline.
+    monkeypatch.setenv("SSCP_SMTP_PASSWORD", "from-env")
+    kit = {
+        "alertmanager": {
+            "email": {
+                "to": ["oncall@example.gov.cn"],
+                "sender": "am@example.gov.cn",
+                "smarthost": "smtp.example.gov.cn:587",
+                "auth_username": "am",
+                "auth_password_env": "SSCP_SMTP_PASSWORD",
+            }
+        }
+    }
+    cfg = _rendered_alertmanager(tmp_path, kit)
+    (mail,) = {r["name"]: r for r in cfg["receivers"]}["pipeline"]["email_configs"]
+    assert mail["to"] == "oncall@example.gov.cn" and mail["from"] == "am@example.gov.cn"
+    assert mail["smarthost"] == "smtp.example.gov.cn:587" and mail["require_tls"] is True
+    assert mail["text"] == '{{ template "sscp.text" . }}'
+    secret = Path(mail["auth_password_file"])
+    assert secret.read_text() == "from-env" and secret.stat().st_mode & 0o777 == 0o600
+    assert "from-env" not in str(cfg)

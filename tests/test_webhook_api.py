@@ -10,6 +10,7 @@ import pytest
 from fx_webhook import AM_TOKEN, payload
 from fx_webhook import bearer as auth
 
+from webhook.events import TRUNCATION_PREFIX
 from webhook.store import StoreUnavailable
 
 #: Dates relative to the clock: run also on a clock moved ahead (conftest.time_shift).
@@ -65,6 +66,64 @@ def test_body_limits_and_bad_payloads(client):
     r = client.post("/api/v1/alerts", json=body, headers=AM)
     assert r.status_code == 400
     assert r.json["field"] == "alerts[0].startsAt" and "startsAt" in r.json["error"]
+
+
+def test_body_limit_is_the_webhook_setting(webhook_config, make_services):
+    from webhook.app import create_app
+
+    services = make_services(webhook_config(max_body_bytes=300 * 1024))
+    client = create_app(services.config, services).test_client()
+    headers = {**AM, "Content-Type": "application/json"}
+
+    def body(size: int) -> bytes:
+        data = payload("firing-hostdown.json")
+        data["pad"] = ""
+        text = json.dumps(data).encode()
+        data["pad"] = "x" * (size - len(text))
+        return json.dumps(data).encode()
+
+    assert len(body(300 * 1024)) == 300 * 1024
+    r = client.post("/api/v1/alerts", data=body(300 * 1024), headers=headers)
+    assert r.status_code == 200 and r.json["received"] == 1
+    r = client.post("/api/v1/alerts", data=body(300 * 1024 + 1), headers=headers)
+    assert r.status_code == 413
+    assert services.store.count_tickets() == 1
+
+
+def test_alerts_cut_by_max_alerts_are_counted_on_one_ticket_of_the_group(client, services):
+    """Alertmanager lists max_alerts alerts and sends the rest as ``truncatedAlerts``: the
+    group gets one more ticket saying how many; repeats of the notification add nothing."""
+    body = payload("firing-hostdown.json")
+    body["truncatedAlerts"] = 57
+    r = client.post("/api/v1/alerts", json=body, headers=AM)
+    assert r.status_code == 200 and r.json["received"] == 2
+    tickets = services.store.list_tickets()
+    (note,) = [t for t in tickets if t["fingerprint"].startswith(TRUNCATION_PREFIX)]
+    listed = [t for t in tickets if t is not note]
+    assert len(listed) == len(body["alerts"]) == 1
+    assert "另有 57 条告警未列出" in note["summary"]
+    assert "只列出了 1 条告警" in note["description"] and "另有 57 条" in note["description"]
+    assert note["severity"] == listed[0]["severity"] and note["status"] == "open"
+    # The on-call person is told like for any new ticket of that severity.
+    assert any("另有 57 条告警未列出" in n["body"] for n in services.store.outbox_rows(note["id"]))
+    # Alertmanager's repeats (even with another count) and a later notice without cut alerts
+    # change nothing.
+    for cut in (57, 60, 0):
+        body["truncatedAlerts"] = cut
+        assert client.post("/api/v1/alerts", json=body, headers=AM).status_code == 200
+    assert services.store.count_tickets() == 2
+    # Reconciliation with Alertmanager's alerts leaves it open (no alert has its fingerprint);
+    # the alert's own ticket, gone from Alertmanager, is resolved.
+    assert services.store.reconcile(set(), grace=-60) == [listed[0]["id"]]
+    assert services.store.get_ticket(note["id"])["status"] == "open"
+
+
+@pytest.mark.parametrize("bad", ["3", -1, True, 1.5])
+def test_a_bad_truncated_alerts_count_is_named(client, bad):
+    body = payload("firing-hostdown.json")
+    body["truncatedAlerts"] = bad
+    r = client.post("/api/v1/alerts", json=body, headers=AM)
+    assert r.status_code == 400 and r.json["field"] == "truncatedAlerts"
 
 
 def test_store_down_is_503(client, services, monkeypatch):

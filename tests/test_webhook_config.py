@@ -14,6 +14,8 @@ def test_defaults():
     assert cfg.sms.backend == "log"
     assert (cfg.reopen_window, cfg.escalate_after, cfg.heartbeat_timeout) == (3600, 900, 300)
     assert [(lim.count, lim.seconds) for lim in cfg.sms.limits] == [(1, 30), (5, 3600)]
+    assert cfg.max_body_bytes == 1024 * 1024
+    assert parse_config("").alertmanager.email is None
 
 
 @pytest.mark.parametrize(
@@ -28,6 +30,20 @@ def test_defaults():
         ("webhook:\n  robots:\n    - {name: r, kind: wecom}\n", "<t>:3: webhook.robots[0]"),
         ("webhook:\n  roster:\n    rotation: month\n", "<t>:3: webhook.roster.rotation"),
         ("webhook:\n  unknown: 1\n", "<t>:2: webhook.unknown: unknown key"),
+        ("webhook:\n  max_body_bytes: 1000\n", "<t>:2: webhook.max_body_bytes: input should be"),
+        (
+            "alertmanager:\n  email: {to: [], sender: a@b.cn, smarthost: 'm:25'}\n",
+            "<t>:2: alertmanager.email.to",
+        ),
+        (
+            "alertmanager:\n  email: {to: [x@b.cn], sender: a@b.cn, smarthost: m}\n",
+            "<t>:2: alertmanager.email.smarthost",
+        ),
+        (
+            "alertmanager:\n  email: {to: [x@b.cn], sender: a@b.cn, smarthost: 'm:25',\n"
+            "    auth_password_file: /p}\n",
+            "<t>:2: alertmanager.email: a password needs auth_username",
+        ),
     ],
 )
 def test_bad_values_are_named(text, where):

@@ -1,7 +1,8 @@
 """``POST /api/v1/alerts`` (Alertmanager's webhook) and ``POST /api/v1/heartbeat`` (Watchdog).
 
 Answers: 200 applied (duplicates included), 400 unusable body (JSON error naming the field),
-401 no or wrong token, 413 over 1 MiB, 503 store down (the only case Alertmanager should retry).
+401 no or wrong token, 413 over ``webhook.max_body_bytes`` (1 MiB), 503 store down (the only
+case Alertmanager should retry).
 """
 
 from __future__ import annotations

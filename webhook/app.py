@@ -17,8 +17,6 @@ from sscp_ops.config.webhook import WebhookConfig
 from webhook.services import Services
 from webhook.store import StoreUnavailable
 
-MAX_BODY = 1024 * 1024  # 1 MiB
-
 
 class _Sessions(SecureCookieSessionInterface):
     """Flask's signed-cookie sessions, with the signing serializer built once per key instead
@@ -38,7 +36,8 @@ class _Sessions(SecureCookieSessionInterface):
 def create_app(config: WebhookConfig | None = None, services: Services | None = None) -> Flask:
     config = config or WebhookConfig()
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+    # Over the limit: 413, final for Alertmanager (its max_alerts keeps notifications below).
+    app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.session_interface = _Sessions()

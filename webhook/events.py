@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,9 +132,65 @@ def parse_alertmanager(payload: Any, per: str = "alert") -> list[AlertEvent]:
                 group_key=group_key,
             )
         )
+    cut = _truncated(payload)
     if per == "group" and events:
-        return [_group_event(events, common, group_key)]
+        events = [_group_event(events, common, group_key)]
+    if cut and payload.get("status") == "firing" and events:
+        events.append(_truncation_event(payload, events, common, cut))
     return events
+
+
+#: Fingerprints of the tickets that count a group's alerts Alertmanager did not list (never a
+#: fingerprint Alertmanager gives: those are hexadecimal).
+TRUNCATION_PREFIX = "t"
+_SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
+
+
+def _truncated(payload: dict) -> int:
+    value = payload.get("truncatedAlerts", 0)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise PayloadError("truncatedAlerts", "expected a non-negative integer")
+    return value
+
+
+def _truncation_event(
+    payload: dict, events: list[AlertEvent], common: dict[str, str], cut: int
+) -> AlertEvent:
+    """One firing occurrence per group saying that ``cut`` alerts were not listed (over the
+    receiver's ``max_alerts``): they have no ticket of their own. Keyed by the group and the
+    earliest start of the listed alerts, so Alertmanager's repeats change nothing."""
+    group_key = str(payload.get("groupKey", ""))
+    group = _str_map(payload.get("groupLabels"), "groupLabels") or common
+    first = min(events, key=lambda e: e.starts_at)
+    severity = common.get("severity") or min(
+        (e.severity for e in events), key=lambda s: _SEVERITY_RANK.get(s, 1)
+    )
+    alertname = common.get("alertname", first.alertname)
+    target = target_of(common)
+    matchers = "{" + ", ".join(f'{k}="{v}"' for k, v in sorted(group.items())) + "}"
+    url = str(payload.get("externalURL", "")).rstrip("/")
+    link = f"{url}/#/alerts?filter={urllib.parse.quote(matchers)}" if url else "Alertmanager 页面"
+    where = f"（{target}）" if target else ""
+    return AlertEvent(
+        status="firing",
+        fingerprint=TRUNCATION_PREFIX + hashlib.sha256(group_key.encode()).hexdigest()[:15],
+        starts_at=first.starts_at,
+        ends_at=None,
+        alertname=alertname,
+        severity=severity,
+        target=target,
+        summary=f"告警组 {alertname}{where}另有 {cut} 条告警未列出，未单独建单",
+        description=(
+            f"Alertmanager 发送此告警组 {matchers} 时只列出了 {len(payload['alerts'])} 条告警"
+            f"（单次通知上限 max_alerts），另有 {cut} 条告警未列出，没有各自的工单和短信。"
+            f"请在 Alertmanager 查看该组全部告警：{link} 。"
+            "已列出的告警恢复后，其余仍在触发的告警会在后续通知中列出并建单；处理完毕后手工关闭此工单。"
+        ),
+        labels={**common, "truncated_alerts": str(cut)},
+        annotations={},
+        receiver=str(payload.get("receiver", "")),
+        group_key=group_key,
+    )
 
 
 def _group_event(events: list[AlertEvent], common: dict[str, str], group_key: str) -> AlertEvent:

@@ -37,7 +37,7 @@ from sqlalchemy.types import TypeDecorator
 
 from sscp_ops.vulns import due_at as vuln_due_at
 from webhook.dbapi import Prepared, PreparedIn
-from webhook.events import AlertEvent
+from webhook.events import TRUNCATION_PREFIX, AlertEvent
 
 UTC = dt.UTC
 log = logging.getLogger("webhook.store")
@@ -1688,7 +1688,8 @@ class Store:
                 )
             ).all()
             for tid, fp in rows:
-                if fp in active:
+                # A group's count of alerts not listed is no alert of Alertmanager's.
+                if fp in active or (fp or "").startswith(TRUNCATION_PREFIX):
                     continue
                 res = conn.execute(
                     tickets.update()

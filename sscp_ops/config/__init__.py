@@ -15,6 +15,7 @@ import yaml
 from pydantic import ValidationError
 
 from sscp_ops.config.account_review import AccountReviewConfig
+from sscp_ops.config.alertmanager import AlertmanagerConfig
 from sscp_ops.config.backup import BackupConfig
 from sscp_ops.config.base import Model
 from sscp_ops.config.calendar import CalendarConfig
@@ -40,6 +41,7 @@ class Config(Model):
     tls_checks: TlsChecksConfig = TlsChecksConfig()
     account_review: AccountReviewConfig = AccountReviewConfig()
     webhook: WebhookConfig = WebhookConfig()
+    alertmanager: AlertmanagerConfig = AlertmanagerConfig()
     logs: LogsConfig | None = None
     backup: BackupConfig | None = None
 

@@ -194,6 +194,9 @@ class WebhookConfig(Model):
     #: SQLite), more = ``gthread`` workers (for MySQL on another host).
     workers: Annotated[int, Field(ge=1, le=32)] = 2
     threads: Annotated[int, Field(ge=1, le=64)] = 1
+    #: Largest request body (bytes) the webhook takes; a larger one gets 413, which
+    #: Alertmanager does not retry. `sscp-ops stack` derives the receivers' max_alerts from it.
+    max_body_bytes: Annotated[int, Field(ge=256 * 1024, le=64 * 1024 * 1024)] = 1024 * 1024
     #: One incident per alert occurrence, or one per Alertmanager group.
     incident_per: Literal["alert", "group"] = "alert"
     reopen_window: Seconds = 3600
