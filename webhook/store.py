@@ -36,6 +36,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.types import TypeDecorator
 
 from sscp_ops.vulns import due_at as vuln_due_at
+from webhook.columns import TEXT_BYTES, fit_bytes, fit_chars, fit_key, labels_json
 from webhook.dbapi import Prepared, PreparedIn
 from webhook.events import AlertEvent
 
@@ -420,6 +421,27 @@ def make_engine(url: str) -> Engine:
     )
 
 
+def _fit_event(ev: AlertEvent) -> AlertEvent:
+    """The event with every field cut to its column (webhook.columns): the same ticket on
+    SQLite and MySQL, and the key, alertname and target the later lookups use."""
+    if (
+        len(ev.fingerprint) <= 64
+        and len(ev.alertname) <= 200
+        and len(ev.target) <= 255
+        and len(ev.summary) <= 500
+        and len(ev.description) * 4 <= TEXT_BYTES
+    ):
+        return ev
+    return dataclasses.replace(
+        ev,
+        fingerprint=fit_key(ev.fingerprint),
+        alertname=fit_chars(ev.alertname, 200),
+        target=fit_chars(ev.target, 255),
+        summary=fit_chars(ev.summary, 500),
+        description=fit_bytes(ev.description),
+    )
+
+
 def _row(row) -> dict:
     return dict(row._mapping)
 
@@ -718,6 +740,7 @@ class Store:
         recurrences, reopenings and resolutions go one by one.
         """
         args = (planner, reopen_window, problem_threshold, problem_window)
+        events = [_fit_event(ev) for ev in events]
         # Built before taking the write lock: it only depends on the event.
         prepared = {
             i: self._incident_row(ev, None, None)
@@ -882,12 +905,12 @@ class Store:
         return {
             "kind": "incident",
             "status": "open",
-            "alertname": ev.alertname[:200],
+            "alertname": ev.alertname,
             "severity": ev.severity[:16],
-            "target": ev.target[:255],
-            "summary": ev.summary[:500],
+            "target": ev.target,
+            "summary": ev.summary,
             "description": ev.description,
-            "labels": _json(ev.labels),
+            "labels": labels_json(ev.labels),
             "fingerprint": ev.fingerprint,
             "starts_at": ev.starts_at,
             "last_starts_at": ev.starts_at,
@@ -1199,9 +1222,10 @@ class Store:
             ("description", "description", None),
         ):
             if key in fields:
-                values[column] = fields[key] if limit is None else fields[key][:limit]
+                value = fields[key]
+                values[column] = fit_bytes(value) if limit is None else fit_chars(value, limit)
         if "labels" in fields:
-            values["labels"] = _json(fields["labels"])
+            values["labels"] = labels_json(fields["labels"])
         with self._begin() as conn:
             existing = conn.execute(
                 sa.select(tickets).where(tickets.c.external_key == external_key)
@@ -1601,6 +1625,7 @@ class Store:
         """Resolve open incidents whose alert Alertmanager no longer has (silenced ones never
         send "resolved"); marked ``resolution_source = reconcile``."""
         cutoff = self.clock() - dt.timedelta(seconds=grace)
+        active = {fit_key(fp) for fp in active}  # as the tickets hold them
         done = []
         with self._begin() as conn:
             rows = conn.execute(
