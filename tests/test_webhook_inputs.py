@@ -5,15 +5,17 @@ going away in the middle of a transaction. Each answer is 200, a 4xx naming the 
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import hashlib
+import http.client
 import json
 import threading
 import time
 
 import pytest
-from fx_webhook import AM_TOKEN, payload
+import yaml
+from fx_webhook import AM_TOKEN, PHONES, payload
 from fx_webhook import bearer as auth
+from helpers import free_port, running, sscp_ops_cmd
 
 #: Dates relative to the clock: run also on a clock moved ahead (conftest.time_shift).
 pytestmark = pytest.mark.dates
@@ -93,3 +95,194 @@ def test_same_oversized_bodies_give_the_same_tickets_on_both_stores(
             )
         )
     assert len(seen[0]) == 5 and seen[0] == seen[1]
+
+
+def test_dates_at_the_calendar_edges_are_400_naming_the_field(db_client):
+    client, svc = db_client
+    for key, value in (
+        ("startsAt", "9999-12-31T23:59:59-01:00"),  # year 10000 in UTC
+        ("startsAt", "0001-01-01T00:00:00+01:00"),  # year 0 in UTC
+        ("startsAt", "0001-01-01T00:00:01Z"),  # before any DATETIME MySQL holds
+        ("endsAt", "9999-12-31T23:59:59-01:00"),
+    ):
+        body = payload("resolved-hostdown.json")
+        body["alerts"][0][key] = value
+        r = client.post("/api/v1/alerts", json=body, headers=AM)
+        assert r.status_code == 400, (value, r.get_data(as_text=True)[:200])
+        assert r.json["field"] == f"alerts[0].{key}"
+    body = payload("firing-hostdown.json")
+    body["alerts"][0]["startsAt"] = "9999-12-31T22:59:59-01:00"  # the last second it holds
+    assert client.post("/api/v1/alerts", json=body, headers=AM).status_code == 200
+    assert svc.store.count_tickets() == 1
+
+
+def test_deep_json_and_lone_surrogates_are_400_naming_the_field(client, tokens):
+    deep = b"[" * 100_000 + b"]" * 100_000
+    for path, headers in (("/api/v1/alerts", AM), ("/api/v1/tickets/1/ack", auth(tokens["admin"]))):
+        r = client.post(path, data=deep, headers={**headers, "Content-Type": "application/json"})
+        assert r.status_code == 400 and r.json["field"] == "(body)", path
+    text = json.dumps(payload("firing-hostdown.json"))
+    for old, new, field in (
+        ('"summary": "', '"summary": "\\ud800', "alerts[0].annotations.summary"),
+        ('"job": "node"', '"\\udfff": "node"', "alerts[0].labels"),
+        ('"fingerprint": "', '"fingerprint": "\\udc00', "alerts[0].fingerprint"),
+    ):
+        body = text.replace(old, new, 1).encode()
+        assert b"\\u" in body
+        r = client.post("/api/v1/alerts", data=body, headers=AM)
+        assert r.status_code == 400, r.get_data(as_text=True)[:300]
+        assert r.json["field"] == field
+    # a surrogate pair is one character (an emoji): accepted
+    body = text.replace('"summary": "', '"summary": "\\ud83d\\ude00', 1).encode()
+    assert client.post("/api/v1/alerts", data=body, headers=AM).status_code == 200
+    r = client.post(
+        "/api/v1/tickets/1/comments",
+        data=b'{"body": "\\ud800"}',
+        headers={**auth(tokens["operator"]), "Content-Type": "application/json"},
+    )
+    assert r.status_code == 400 and r.json["field"] == "body"
+
+
+def test_list_parameters_are_validated(db_client):
+    client, svc = db_client
+    token = svc.store.create_token("viewer", "t")
+    for i in range(3):
+        body = payload("firing-hostdown.json")
+        body["alerts"][0]["fingerprint"] = f"{i:016x}"
+        client.post("/api/v1/alerts", json=body, headers=AM)
+    for query, field in (
+        ("limit=-1", "limit"),
+        ("limit=0", "limit"),
+        ("limit=abc", "limit"),
+        ("offset=-1", "offset"),
+        ("offset=" + "9" * 30, "offset"),
+        ("since=9999-12-31T23:59:59-01:00", "since"),
+        ("until=yesterday", "until"),
+        ("since=2026-01-01T00:00:00", "since"),
+    ):
+        r = client.get(f"/api/v1/tickets?{query}", headers=auth(token))
+        assert r.status_code == 400, (query, r.get_data(as_text=True)[:200])
+        assert r.json["field"] == field, query
+    r = client.get("/api/v1/tickets?limit=2&offset=1", headers=auth(token))
+    assert r.status_code == 200 and len(r.json["tickets"]) == 2
+    r = client.get("/api/v1/tickets?limit=1000&offset=1000000000", headers=auth(token))
+    assert r.status_code == 200 and r.json["tickets"] == []
+
+
+@pytest.fixture
+def served_webhook(tmp_path, am_token_file):
+    """``sscp-ops webhook`` (gunicorn) on a free port, SQLite, without the notice worker."""
+    port = free_port()
+    config = tmp_path / "sscp.yml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "webhook": {
+                    "database": f"sqlite:///{tmp_path / 'var/tickets.db'}",
+                    "alertmanager_token_file": str(am_token_file),
+                    "public_url": f"http://127.0.0.1:{port}",
+                    "roster": {"shifts": [{"primary": {"name": "张三", "phone": PHONES[0]}}]},
+                }
+            },
+            allow_unicode=True,
+        )
+    )
+    cmd = sscp_ops_cmd(
+        "webhook",
+        "--no-worker",
+        "--config.file",
+        str(config),
+        "--web.listen-address",
+        f"127.0.0.1:{port}",
+    )
+    log = (tmp_path / "webhook.log").open("w")
+    with running(cmd, ready_url=f"http://127.0.0.1:{port}/healthz", timeout=30, stderr=log):
+        yield port
+    log.close()
+
+
+def post_chunked(port: int, chunks) -> tuple[int, dict]:
+    """POST with Transfer-Encoding: chunked (no Content-Length), as a proxy streaming a body."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.putrequest("POST", "/api/v1/alerts")
+        conn.putheader("Authorization", AM["Authorization"])
+        conn.putheader("Content-Type", "application/json")
+        conn.putheader("Transfer-Encoding", "chunked")
+        conn.endheaders()
+        try:
+            for chunk in chunks:
+                conn.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            conn.send(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered before reading it all
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read() or b"null")
+    finally:
+        conn.close()
+
+
+@pytest.mark.slow
+def test_chunked_body_over_the_limit_is_413_on_the_real_server(served_webhook):
+    pad = b"x" * 65536
+    chunks = [b'{"version": "4", "alerts": [], "pad": "'] + [pad] * 256 + [b'"}']  # 16 MiB
+    status, answer = post_chunked(served_webhook, chunks)
+    assert status == 413, answer
+    assert answer["error"]
+    # a chunked body within the limit is read as usual
+    body = json.dumps(payload("firing-hostdown.json")).encode()
+    status, answer = post_chunked(served_webhook, [body[:100], body[100:]])
+    assert status == 200 and answer["outcomes"] == {"created": 1}, answer
+
+
+def test_connection_killed_in_a_transaction_is_503_and_the_retry_files_it(
+    mariadb_url, webhook_config, make_services
+):
+    """The server drops the connection in the middle of the alert transaction (what a MySQL
+    shutdown does): the driver's InterfaceError on the dead connection means "retry", 503."""
+    import pymysql
+    import sqlalchemy as sa
+
+    from webhook.app import create_app
+
+    svc = make_services(webhook_config(database=mariadb_url))
+    client = create_app(svc.config, svc).test_client()
+    body = payload("firing-hostdown.json")
+    alert = body["alerts"][0]
+    url = sa.engine.make_url(mariadb_url)
+    admin = pymysql.connect(host=url.host, port=url.port, user="root", database=url.database)
+    admin.autocommit(False)
+    try:
+        with admin.cursor() as cur:  # hold the occurrence's key: the webhook's claim waits
+            cur.execute(
+                "INSERT INTO occurrences (fingerprint, starts_at, received_at)"
+                " VALUES (%s, %s, NOW())",
+                (alert["fingerprint"], alert["startsAt"].replace("T", " ").rstrip("Z")),
+            )
+        answers = []
+        post = threading.Thread(
+            target=lambda: answers.append(client.post("/api/v1/alerts", json=body, headers=AM))
+        )
+        post.start()
+        killer = pymysql.connect(host=url.host, port=url.port, user="root", autocommit=True)
+        with killer.cursor() as cur:
+            deadline = time.monotonic() + 20
+            waiting = ()
+            while not waiting and time.monotonic() < deadline:
+                cur.execute(
+                    "SELECT ID FROM information_schema.PROCESSLIST"
+                    " WHERE INFO LIKE 'INSERT IGNORE INTO occurrences%%'"
+                )
+                waiting = cur.fetchall()
+                time.sleep(0.05)
+            assert waiting, "the webhook's claim never waited"
+            cur.execute(f"KILL CONNECTION {waiting[0][0]}")
+        killer.close()
+        post.join(30)
+        [r] = answers
+        assert r.status_code == 503, r.get_data(as_text=True)[:300]
+    finally:
+        admin.rollback()
+        admin.close()
+    r = client.post("/api/v1/alerts", json=body, headers=AM)  # Alertmanager's retry
+    assert r.status_code == 200 and r.json["outcomes"] == {"created": 1}

@@ -14,6 +14,9 @@ from typing import Any
 
 #: Alertmanager sends this for "no end time yet".
 _ZERO_TIME = "0001-01-01T00:00:00Z"
+_ZERO = dt.datetime(1, 1, 1, tzinfo=dt.UTC)
+#: The earliest year a store holds (MySQL DATETIME: 1000-01-01 to 9999-12-31).
+MIN_YEAR = 1000
 #: Go prints up to nanoseconds; Python keeps microseconds.
 _FRACTION = re.compile(r"\.([0-9]+)")
 
@@ -58,7 +61,15 @@ def parse_time(value: Any, where: str) -> dt.datetime | None:
         raise PayloadError(where, f"not an RFC 3339 timestamp: {value!r}") from None
     if parsed.tzinfo is None:
         raise PayloadError(where, "timestamp without a time zone")
-    return parsed.astimezone(dt.UTC)
+    try:
+        utc = parsed.astimezone(dt.UTC)
+    except OverflowError:  # 9999-12-31T23:59:59-01:00 is in year 10000
+        utc = None
+    if utc == _ZERO:
+        return None
+    if utc is None or utc.year < MIN_YEAR:
+        raise PayloadError(where, f"outside the years {MIN_YEAR}-9999 (UTC): {value!r}")
+    return utc
 
 
 def _str_map(value: Any, where: str) -> dict[str, str]:

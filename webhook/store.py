@@ -32,7 +32,7 @@ from sqlalchemy import event
 from sqlalchemy.dialects import mysql
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.types import TypeDecorator
 
 from sscp_ops.vulns import due_at as vuln_due_at
@@ -48,6 +48,12 @@ ROLES = ("viewer", "operator", "admin")
 
 class StoreUnavailable(Exception):
     """The database cannot be reached; the API answers 503 so Alertmanager retries."""
+
+
+#: The driver's errors that may mean the server is gone (PyMySQL raises InterfaceError on a
+#: connection the server closed, e.g. during a shutdown; SQLite's InterfaceError is a bad
+#: parameter, not retried); :func:`_is_unavailable` decides.
+_CONNECTION_ERRORS = (OperationalError, InterfaceError)
 
 
 class NotFound(Exception):
@@ -564,7 +570,7 @@ class Store:
             with self.engine.connect() as conn:
                 with self._write_lock(), conn.begin():
                     yield conn
-        except OperationalError as exc:
+        except _CONNECTION_ERRORS as exc:
             if _is_unavailable(exc):
                 raise StoreUnavailable(str(exc.orig)) from exc
             raise
@@ -583,12 +589,17 @@ class Store:
                     yield
                     conn.commit()
                 except BaseException:
-                    conn.rollback()
+                    try:
+                        conn.rollback()
+                    except self._dbapi.Error:
+                        # The connection is gone (the server closed it): the first error
+                        # says why; the connection is invalidated below.
+                        pass
                     raise
         except self._dbapi.Error as exc:
             conn.invalidate()
             raise DBAPIError.instance(None, None, exc, self._dbapi.Error) from exc
-        except OperationalError:
+        except _CONNECTION_ERRORS:
             conn.invalidate()
             raise
 
@@ -599,11 +610,15 @@ class Store:
         :meth:`_write_txn` for write transactions."""
         try:  # the pool hands out the driver's own error when it can't connect
             conn = self.engine.raw_connection()
-        except (OperationalError, self._dbapi.OperationalError) as exc:
+        except (
+            *_CONNECTION_ERRORS,
+            self._dbapi.OperationalError,
+            self._dbapi.InterfaceError,
+        ) as exc:
             raise StoreUnavailable(str(getattr(exc, "orig", exc))) from exc
         try:
             yield conn
-        except OperationalError as exc:
+        except _CONNECTION_ERRORS as exc:
             if _is_unavailable(exc):
                 raise StoreUnavailable(str(exc.orig)) from exc
             raise
@@ -618,7 +633,7 @@ class Store:
                 conn.execution_options(sscp_readonly=True)
                 with conn.begin():
                     yield conn
-        except OperationalError as exc:
+        except _CONNECTION_ERRORS as exc:
             if _is_unavailable(exc):
                 raise StoreUnavailable(str(exc.orig)) from exc
             raise
@@ -1688,8 +1703,11 @@ def _error_code(exc: BaseException | None) -> int | None:
     return code if isinstance(code, int) else None
 
 
-def _is_unavailable(exc: OperationalError) -> bool:
-    """Connection-level failures (MySQL 2002/2003/2006/2013, locked SQLite) can be retried."""
+def _is_unavailable(exc: OperationalError | InterfaceError) -> bool:
+    """Connection-level failures (MySQL 2002/2003/2006/2013, a connection the server closed,
+    locked SQLite) can be retried."""
+    if isinstance(exc, InterfaceError):  # PyMySQL's (0, ""): no socket any more
+        return _error_code(exc) is not None
     code = _error_code(exc)
     if code is not None:
         return code in (2002, 2003, 2006, 2013, 1040, 1205, 1213)
