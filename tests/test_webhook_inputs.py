@@ -286,3 +286,36 @@ def test_connection_killed_in_a_transaction_is_503_and_the_retry_files_it(
         admin.close()
     r = client.post("/api/v1/alerts", json=body, headers=AM)  # Alertmanager's retry
     assert r.status_code == 200 and r.json["outcomes"] == {"created": 1}
+
+
+def test_severity_case_is_normalised_and_unknown_ones_page_as_warning(db_client):
+    client, svc = db_client
+    token = svc.store.create_token("viewer", "t")
+    for i, severity in enumerate(("Critical", " WARNING ", "page", "P1")):
+        body = payload("firing-hostdown.json")
+        alert = body["alerts"][0]
+        alert["fingerprint"] = f"{i:016x}"
+        alert["labels"]["severity"] = severity
+        assert client.post("/api/v1/alerts", json=body, headers=AM).status_code == 200
+    tickets = {
+        t["fingerprint"]: t
+        for t in client.get("/api/v1/tickets", headers=auth(token)).json["tickets"]
+    }
+    got = [(tickets[f"{i:016x}"]["severity"], tickets[f"{i:016x}"]["labels"]) for i in range(4)]
+    assert [s for s, _ in got] == ["critical", "warning", "warning", "warning"]
+    assert [labels["severity"] for _, labels in got] == ["Critical", " WARNING ", "page", "P1"]
+    # paged at once (not at escalation): critical to primary and backup, warning to primary
+    sms = {}
+    for t in tickets.values():
+        sms[t["severity"]] = sms.get(t["severity"], 0)
+        sms[t["severity"]] += sum(
+            1 for n in svc.store.outbox_rows(t["id"]) if n["channel"] == "sms"
+        )
+    assert sms == {"critical": 2, "warning": 3}
+    text = client.get("/metrics").get_data(as_text=True)
+    assert "sscp_webhook_unknown_severity_total 2.0" in text
+    # a repeated notification is not counted again
+    client.post("/api/v1/alerts", json=body, headers=AM)
+    assert "sscp_webhook_unknown_severity_total 2.0" in client.get("/metrics").get_data(
+        as_text=True
+    )

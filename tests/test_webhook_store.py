@@ -209,7 +209,7 @@ def test_migrations_match_table_models(store):
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == []
     with store.engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0003"
 
 
 def test_partly_repeated_notification_files_only_the_new_alerts(store):

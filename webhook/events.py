@@ -86,6 +86,23 @@ def _require(obj: dict, key: str, where: str) -> Any:
     return obj[key]
 
 
+#: The severities routed as they are (docs/webhook.md, roster.routes).
+SEVERITIES = ("critical", "warning", "info")
+
+
+def severity_of(labels: dict[str, str]) -> str:
+    """The severity a ticket is routed by: the label in lower case (``Critical`` is
+    critical); a missing or unknown one (``page``) is warning. The label itself is kept."""
+    value = labels.get("severity", "").strip().lower()
+    return value if value in SEVERITIES else "warning"
+
+
+def unknown_severity(labels: dict[str, str]) -> bool:
+    """A severity label that is none of :data:`SEVERITIES`, whatever its case."""
+    value = labels.get("severity")
+    return value is not None and value.strip().lower() not in SEVERITIES
+
+
 def target_of(labels: dict[str, str]) -> str:
     for key in ("target", "instance", "service", "job"):
         if labels.get(key):
@@ -131,7 +148,7 @@ def parse_alertmanager(payload: Any, per: str = "alert") -> list[AlertEvent]:
                 starts_at=starts_at,
                 ends_at=ends_at if status == "resolved" else None,
                 alertname=labels.get("alertname", ""),
-                severity=labels.get("severity", "warning"),
+                severity=severity_of(labels),
                 target=target_of(labels),
                 summary=annotations.get("summary", labels.get("alertname", "")),
                 description=annotations.get("description", ""),
@@ -159,7 +176,7 @@ def _group_event(events: list[AlertEvent], common: dict[str, str], group_key: st
         starts_at=first.starts_at,
         ends_at=max(ends) if resolved and ends else None,
         alertname=common.get("alertname", first.alertname),
-        severity=common.get("severity", first.severity),
+        severity=severity_of(common) if "severity" in common else first.severity,
         target=target_of(common) or first.target,
         summary=summary,
         description="\n".join(sorted({e.description for e in events if e.description})),

@@ -35,10 +35,11 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.types import TypeDecorator
 
+from sscp_ops.config import ConfigError
 from sscp_ops.vulns import due_at as vuln_due_at
 from webhook.columns import TEXT_BYTES, fit_bytes, fit_chars, fit_key, labels_json
 from webhook.dbapi import Prepared, PreparedIn
-from webhook.events import AlertEvent
+from webhook.events import AlertEvent, unknown_severity
 
 UTC = dt.UTC
 log = logging.getLogger("webhook.store")
@@ -54,6 +55,11 @@ class StoreUnavailable(Exception):
 #: connection the server closed, e.g. during a shutdown; SQLite's InterfaceError is a bad
 #: parameter, not retried); :func:`_is_unavailable` decides.
 _CONNECTION_ERRORS = (OperationalError, InterfaceError)
+
+
+class StoreCannotHoldText(ConfigError):
+    """The database would refuse Chinese text (tables or connection not in utf8mb4): the
+    webhook refuses to start (exit 2) rather than answer every alert with 500."""
 
 
 class NotFound(Exception):
@@ -294,6 +300,14 @@ _FAULT = (
 _SEL_FAULT_COUNT = sa.select(sa.func.count()).select_from(tickets).where(_FAULT)
 _UPD_FAULT_PROBLEM = tickets.update().where(_FAULT).values(problem_id=sa.bindparam("pid"))
 _SEL_OPEN_PROBLEM = sa.select(problems.c.id).where(problems.c.open_key == sa.bindparam("key"))
+#: Counters kept in ``settings`` (text): one UPDATE adds to them inside a transaction.
+_UPD_COUNT = (
+    settings.update()
+    .where(settings.c.name == sa.bindparam("name"))
+    .values(value=sa.cast(sa.cast(settings.c.value, sa.Integer) + sa.bindparam("n"), sa.Text))
+)
+#: Firing alerts filed with a severity label none of critical/warning/info (routed as warning).
+UNKNOWN_SEVERITY_SETTING = "unknown_severity_total"
 #: The columns of a new incident row (Store._incident_row) and of a queued notice.
 _INCIDENT_KEYS = (
     "kind",
@@ -511,6 +525,8 @@ class Store:
         self._p_outbox = insert(outbox, _OUTBOX_KEYS)
         self._p_ack_link = insert(ack_links, ("token_hash", "ticket_id", "contact", "expires_at"))
         self._p_link = Prepared(_LINK_OCCURRENCE, dialect)
+        self._p_count = Prepared(_UPD_COUNT, dialect)
+        self._p_count_init = insert(settings, ("name", "value"), True)
         self._p_occurrences = PreparedIn(
             lambda n: sa.select(
                 occurrences.c.id,
@@ -549,15 +565,51 @@ class Store:
     # -- plumbing ---------------------------------------------------------------------------
     def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision."""
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # before its import logs
         from alembic import command
         from alembic.config import Config as AlembicConfig
 
-        logging.getLogger("alembic").setLevel(logging.WARNING)
         cfg = AlembicConfig()
         cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
         with self._begin() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
+        self.check_text()
+
+    def check_text(self) -> None:
+        """MySQL: raise :class:`StoreCannotHoldText` unless the connection and every text
+        column of the webhook's tables are utf8mb4 (the migration makes them so; a table
+        restored from a latin1 dump is not)."""
+        if self._sqlite:
+            return
+        with self._read() as conn:
+            database, charset = conn.execute(
+                sa.text("SELECT DATABASE(), @@character_set_connection")
+            ).one()
+            rows = conn.execute(
+                sa.text(
+                    "SELECT TABLE_NAME, COLUMN_NAME, CHARACTER_SET_NAME"
+                    " FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE()"
+                    " AND CHARACTER_SET_NAME IS NOT NULL AND CHARACTER_SET_NAME <> 'utf8mb4'"
+                    " ORDER BY TABLE_NAME, ORDINAL_POSITION"
+                )
+            ).all()
+        bad = [f"{t}.{c} ({cs})" for t, c, cs in rows if t in metadata.tables]
+        url = self.engine.url
+        where = f"database {database!r} on {url.host}:{url.port or 3306}"
+        if charset != "utf8mb4":
+            raise StoreCannotHoldText(
+                f"{where}: the connection's character set is {charset}, not utf8mb4, so Chinese"
+                " text cannot be stored; remove charset= from webhook.database"
+            )
+        if bad:
+            tables = sorted({b.split(".", 1)[0] for b in bad})
+            shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+            raise StoreCannotHoldText(
+                f"{where} cannot hold Chinese text: {shown} not utf8mb4; run ALTER TABLE"
+                f" <table> CONVERT TO CHARACTER SET utf8mb4 for {', '.join(tables)}, or start"
+                " on a new database created with CHARACTER SET utf8mb4"
+            )
 
     def close(self) -> None:
         self.engine.dispose()
@@ -867,7 +919,20 @@ class Store:
                     problem_threshold,
                     problem_window,
                 )
+        unknown = sum(
+            1
+            for ev, res in zip(events, results, strict=True)
+            if ev.status == "firing" and res.outcome != "duplicate" and unknown_severity(ev.labels)
+        )
+        if unknown:
+            self._count(conn, UNKNOWN_SEVERITY_SETTING, unknown)
         return results  # type: ignore[return-value]
+
+    def _count(self, conn, name: str, n: int) -> None:
+        """Add ``n`` to the counter kept in the setting ``name`` (created at 0 when missing)."""
+        if self._p_count.write(conn, {"name": name, "n": n})[0] == 0:
+            self._p_count_init.write(conn, {"name": name, "value": "0"})
+            self._p_count.write(conn, {"name": name, "n": n})
 
     def _claim_occurrences(
         self, conn: Connection, events: Sequence[AlertEvent]
