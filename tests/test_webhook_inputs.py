@@ -319,3 +319,20 @@ def test_severity_case_is_normalised_and_unknown_ones_page_as_warning(db_client)
     assert "sscp_webhook_unknown_severity_total 2.0" in client.get("/metrics").get_data(
         as_text=True
     )
+
+
+def test_change_bodies_the_store_cannot_take_are_400(db_client):
+    """Found by tests/test_webhook_properties.py: a change naming a problem that does not
+    exist (foreign key) and a reason over a TEXT column gave 500."""
+    client, svc = db_client
+    op = auth(svc.store.create_token("operator", "t"))
+    r = client.post(
+        "/api/v1/changes", json={"title": "t", "reason": "r", "problem_id": 999}, headers=op
+    )
+    assert r.status_code == 400 and r.json["field"] == "problem_id"
+    r = client.post("/api/v1/changes", json={"title": "t", "reason": "😀" * 16384}, headers=op)
+    assert r.status_code == 400 and r.json["field"] == "reason"
+    r = client.post("/api/v1/changes", json={"title": "t", "reason": "😀" * 16383}, headers=op)
+    assert r.status_code == 201
+    r = client.patch("/api/v1/changes/1", json={"problem_id": 2**40}, headers=op)
+    assert r.status_code == 400 and r.json["field"] == "problem_id"

@@ -17,6 +17,8 @@ from collections.abc import Mapping
 CUT_MARK = "…[截断]"
 #: MySQL ``TEXT``: bytes, and utf8mb4 needs up to 4 per character.
 TEXT_BYTES = 65535
+#: The most characters a TEXT column always holds (the API's limit for free text).
+TEXT_CHARS = TEXT_BYTES // 4
 #: ``occurrences.fingerprint`` / ``tickets.fingerprint``: VARCHAR(64).
 KEY_CHARS = 64
 

@@ -66,6 +66,16 @@ class NotFound(Exception):
     pass
 
 
+class Invalid(ValueError):
+    """A value the store cannot take (e.g. a reference to a row that does not exist); the API
+    answers 400 naming ``field``."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
 class Conflict(Exception):
     """A transition not allowed from the ticket's current status."""
 
@@ -1463,9 +1473,20 @@ class Store:
             self._audit(conn, actor, "update", "problem", pid, fields=sorted(fields))
         return next(p for p in self.list_problems() if p["id"] == pid)
 
+    def _check_problem(self, conn: Connection, fields: dict) -> None:
+        pid = fields.get("problem_id")
+        if pid is None:
+            return
+        found = None
+        if -(2**31) <= pid < 2**31:  # an INTEGER column
+            found = conn.execute(sa.select(problems.c.id).where(problems.c.id == pid)).first()
+        if found is None:
+            raise Invalid("problem_id", f"no problem {pid}")
+
     def create_change(self, fields: dict, actor: str) -> dict:
         now = self.clock()
         with self._begin() as conn:
+            self._check_problem(conn, fields)
             cid = conn.execute(
                 changes.insert().values(created_at=now, updated_at=now, **fields)
             ).inserted_primary_key[0]
@@ -1474,6 +1495,7 @@ class Store:
 
     def update_change(self, cid: int, fields: dict, actor: str) -> dict:
         with self._begin() as conn:
+            self._check_problem(conn, fields)
             res = conn.execute(
                 changes.update()
                 .where(changes.c.id == cid)

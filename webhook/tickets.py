@@ -16,8 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from webhook.auth import require_role
 from webhook.body import bad_request as _bad_request
 from webhook.body import json_body
+from webhook.columns import TEXT_CHARS
 from webhook.services import current
-from webhook.store import STATUSES, Conflict, NotFound
+from webhook.store import STATUSES, Conflict, Invalid, NotFound
 from webhook.views import notice_json, plain_json, ticket_json
 
 bp = Blueprint("tickets", __name__, url_prefix="/api/v1")
@@ -76,26 +77,30 @@ class VulnerabilityPatch(_Body):
         return self
 
 
+#: Free text kept in a TEXT column (MySQL: 64 KB, up to 4 bytes a character).
+LongText = Annotated[str, Field(max_length=TEXT_CHARS)]
+
+
 class ChangeBody(_Body):
     title: Annotated[str, Field(min_length=1, max_length=500)]
-    reason: Annotated[str, Field(min_length=1)]
+    reason: Annotated[str, Field(min_length=1, max_length=TEXT_CHARS)]
     problem_id: int | None = None
     planned_start: dt.datetime | None = None
     planned_end: dt.datetime | None = None
     executor: Annotated[str, Field(max_length=64)] | None = None
     result: Literal["success", "failed", "rolled_back"] | None = None
-    verification: str | None = None
+    verification: LongText | None = None
 
 
 class ChangePatch(ChangeBody):
     title: Annotated[str, Field(min_length=1, max_length=500)] | None = None
-    reason: Annotated[str, Field(min_length=1)] | None = None
+    reason: Annotated[str, Field(min_length=1, max_length=TEXT_CHARS)] | None = None
 
 
 class ProblemPatch(_Body):
     status: Literal["open", "known_error", "closed"] | None = None
     title: Annotated[str, Field(min_length=1, max_length=500)] | None = None
-    root_cause: str | None = None
+    root_cause: LongText | None = None
 
 
 class TokenBody(_Body):
@@ -136,6 +141,11 @@ def _actor() -> str:
 @bp.errorhandler(NotFound)
 def _not_found(exc):
     return jsonify(error=str(exc)), 404
+
+
+@bp.errorhandler(Invalid)
+def _invalid(exc: Invalid):
+    return _bad_request(exc.field, exc.problem)
 
 
 @bp.errorhandler(Conflict)
