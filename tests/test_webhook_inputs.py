@@ -336,3 +336,38 @@ def test_change_bodies_the_store_cannot_take_are_400(db_client):
     assert r.status_code == 201
     r = client.patch("/api/v1/changes/1", json={"problem_id": 2**40}, headers=op)
     assert r.status_code == 400 and r.json["field"] == "problem_id"
+
+
+def test_an_alert_the_database_refuses_does_not_block_the_others(db_url, db_client):
+    """Whatever the database refuses in one alert (here a trigger, standing for any error no
+    cut foresaw), the other alerts of the notification are filed; the answer stays 500 so the
+    refused one is retried and seen, and the retry finds the others filed."""
+    import sqlalchemy as sa
+
+    client, svc = db_client
+    with svc.store.engine.begin() as conn:
+        if db_url.startswith("sqlite"):
+            conn.exec_driver_sql(
+                "CREATE TRIGGER refuse BEFORE INSERT ON tickets WHEN NEW.fingerprint = 'bad'"
+                " BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+        else:
+            conn.exec_driver_sql(
+                "CREATE TRIGGER refuse BEFORE INSERT ON tickets FOR EACH ROW"
+                " IF NEW.fingerprint = 'bad' THEN"
+                " SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused'; END IF"
+            )
+    body = payload("firing-hostdown.json")
+    good = body["alerts"][0]
+    body["alerts"] = [
+        {**good, "fingerprint": fp, "labels": {**good["labels"], "instance": fp}}
+        for fp in ("a1", "bad", "a2")
+    ]
+    client.application.testing = False  # answer 500 instead of raising into the test
+    r = client.post("/api/v1/alerts", json=body, headers=AM)
+    assert r.status_code == 500
+    assert sorted(t["fingerprint"] for t in svc.store.list_tickets()) == ["a1", "a2"]
+    with svc.store.engine.begin() as conn:
+        conn.execute(sa.text("DROP TRIGGER refuse"))
+    r = client.post("/api/v1/alerts", json=body, headers=AM)  # Alertmanager's retry
+    assert r.status_code == 200 and r.json["outcomes"] == {"created": 1, "duplicate": 2}

@@ -815,9 +815,40 @@ class Store:
         the rows this transaction inserted are the ones still without a ticket. First
         occurrences of a fingerprint (the common case) are filed with multi-row statements;
         recurrences, reopenings and resolutions go one by one.
+
+        An error of the database that no retry helps (one no cut foresaw) must not keep the
+        notification's other alerts from their tickets: the alerts are then filed one by one,
+        each in its own transaction, and the first error is raised afterwards (500: the
+        refused alert is retried and seen; the retry finds the others filed).
         """
         args = (planner, reopen_window, problem_threshold, problem_window)
         events = [_fit_event(ev) for ev in events]
+        try:
+            return self._ingest_once(events, args)
+        except DBAPIError as exc:
+            if len(events) < 2:
+                raise
+            log.error(
+                "notification refused, filing its alerts one by one",
+                extra={"kv": {"alerts": len(events), "error": str(exc.orig)[:200]}},
+            )
+        results: list[IngestResult] = []
+        failed: DBAPIError | None = None
+        for ev in events:
+            try:
+                results += self._ingest_once([ev], args)
+            except DBAPIError as exc:
+                log.error(
+                    "alert refused by the database",
+                    extra={"kv": {"fingerprint": ev.fingerprint, "error": str(exc.orig)[:200]}},
+                )
+                failed = failed or exc
+        if failed is not None:
+            raise failed
+        return results
+
+    def _ingest_once(self, events: list[AlertEvent], args: tuple) -> list[IngestResult]:
+        """:meth:`ingest_many` in one transaction (run again on a deadlock)."""
         # Built before taking the write lock: it only depends on the event.
         prepared = {
             i: self._incident_row(ev, None, None)
