@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, abort, jsonify, request
+from flask import Blueprint, abort, jsonify
 
 from webhook.auth import alertmanager_ok
+from webhook.body import json_body
 from webhook.events import PayloadError, parse_alertmanager
 from webhook.services import current
 
@@ -24,7 +25,7 @@ HEARTBEAT_ALERTS = ("Watchdog",)
 def _payload():
     if not alertmanager_ok():
         abort(401, "missing or invalid Alertmanager token")
-    data = request.get_json(silent=True, force=True)
+    data = json_body()
     if data is None:
         return None, (jsonify(error="body is not JSON", field="(body)"), 400)
     return data, None

@@ -15,6 +15,9 @@ from typing import Any
 
 #: Alertmanager sends this for "no end time yet".
 _ZERO_TIME = "0001-01-01T00:00:00Z"
+_ZERO = dt.datetime(1, 1, 1, tzinfo=dt.UTC)
+#: The earliest year a store holds (MySQL DATETIME: 1000-01-01 to 9999-12-31).
+MIN_YEAR = 1000
 #: Go prints up to nanoseconds; Python keeps microseconds.
 _FRACTION = re.compile(r"\.([0-9]+)")
 
@@ -59,7 +62,15 @@ def parse_time(value: Any, where: str) -> dt.datetime | None:
         raise PayloadError(where, f"not an RFC 3339 timestamp: {value!r}") from None
     if parsed.tzinfo is None:
         raise PayloadError(where, "timestamp without a time zone")
-    return parsed.astimezone(dt.UTC)
+    try:
+        utc = parsed.astimezone(dt.UTC)
+    except OverflowError:  # 9999-12-31T23:59:59-01:00 is in year 10000
+        utc = None
+    if utc == _ZERO:
+        return None
+    if utc is None or utc.year < MIN_YEAR:
+        raise PayloadError(where, f"outside the years {MIN_YEAR}-9999 (UTC): {value!r}")
+    return utc
 
 
 def _str_map(value: Any, where: str) -> dict[str, str]:
@@ -74,6 +85,23 @@ def _require(obj: dict, key: str, where: str) -> Any:
     if key not in obj:
         raise PayloadError(f"{where}{key}", "required field is missing")
     return obj[key]
+
+
+#: The severities routed as they are (docs/webhook.md, roster.routes).
+SEVERITIES = ("critical", "warning", "info")
+
+
+def severity_of(labels: dict[str, str]) -> str:
+    """The severity a ticket is routed by: the label in lower case (``Critical`` is
+    critical); a missing or unknown one (``page``) is warning. The label itself is kept."""
+    value = labels.get("severity", "").strip().lower()
+    return value if value in SEVERITIES else "warning"
+
+
+def unknown_severity(labels: dict[str, str]) -> bool:
+    """A severity label that is none of :data:`SEVERITIES`, whatever its case."""
+    value = labels.get("severity")
+    return value is not None and value.strip().lower() not in SEVERITIES
 
 
 def target_of(labels: dict[str, str]) -> str:
@@ -121,7 +149,7 @@ def parse_alertmanager(payload: Any, per: str = "alert") -> list[AlertEvent]:
                 starts_at=starts_at,
                 ends_at=ends_at if status == "resolved" else None,
                 alertname=labels.get("alertname", ""),
-                severity=labels.get("severity", "warning"),
+                severity=severity_of(labels),
                 target=target_of(labels),
                 summary=annotations.get("summary", labels.get("alertname", "")),
                 description=annotations.get("description", ""),
@@ -205,7 +233,7 @@ def _group_event(events: list[AlertEvent], common: dict[str, str], group_key: st
         starts_at=first.starts_at,
         ends_at=max(ends) if resolved and ends else None,
         alertname=common.get("alertname", first.alertname),
-        severity=common.get("severity", first.severity),
+        severity=severity_of(common) if "severity" in common else first.severity,
         target=target_of(common) or first.target,
         summary=summary,
         description="\n".join(sorted({e.description for e in events if e.description})),

@@ -6,6 +6,7 @@ sscp_tickets_response_overdue 1
 sscp_notices{channel="sms",status="pending"} 3
 sscp_outbox_oldest_pending_age_seconds{channel="sms"} 12.5
 sscp_webhook_heartbeat_last_timestamp_seconds 1.7646e+09
+sscp_webhook_unknown_severity_total 0
 sscp_vulnerabilities_overdue{risk="high"} 1
 
 The response/resolution timers (``sscp_ticket_response_*``, ``sscp_ticket_resolution_*``,
@@ -33,7 +34,13 @@ from prometheus_client.core import (
 
 from sscp_ops.vulns import VulnRecord, vulnerability_metric_families
 from webhook.services import Services, current
-from webhook.store import StoreUnavailable, outbox, problems, tickets
+from webhook.store import (
+    UNKNOWN_SEVERITY_SETTING,
+    StoreUnavailable,
+    outbox,
+    problems,
+    tickets,
+)
 from webhook.worker import WorkerStatus
 
 bp = Blueprint("metrics", __name__)
@@ -105,6 +112,7 @@ class TicketCollector:
             ).scalar()
         heartbeat = store.get_setting("heartbeat_at")
         worker = WorkerStatus.read(store)
+        unknown_severity = int(store.get_setting(UNKNOWN_SEVERITY_SETTING) or 0)
 
         open_g = GaugeMetricFamily(
             "sscp_tickets_open", "Tickets not yet resolved.", labels=["kind", "severity", "status"]
@@ -228,6 +236,12 @@ class TicketCollector:
         for channel, first in sorted(oldest):
             age.add_metric([channel], max(0.0, (now - first).total_seconds()))
         yield age
+        yield CounterMetricFamily(
+            "sscp_webhook_unknown_severity",
+            "Firing alerts filed whose severity label is not critical, warning or info "
+            "(routed as warning; the label is kept in the ticket).",
+            value=unknown_severity,
+        )
         if heartbeat:
             yield GaugeMetricFamily(
                 "sscp_webhook_heartbeat_last_timestamp_seconds",

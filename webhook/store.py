@@ -32,12 +32,14 @@ from sqlalchemy import event
 from sqlalchemy.dialects import mysql
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.types import TypeDecorator
 
+from sscp_ops.config import ConfigError
 from sscp_ops.vulns import due_at as vuln_due_at
+from webhook.columns import TEXT_BYTES, fit_bytes, fit_chars, fit_key, labels_json
 from webhook.dbapi import Prepared, PreparedIn
-from webhook.events import TRUNCATION_PREFIX, AlertEvent
+from webhook.events import TRUNCATION_PREFIX, AlertEvent, unknown_severity
 
 UTC = dt.UTC
 log = logging.getLogger("webhook.store")
@@ -49,8 +51,29 @@ class StoreUnavailable(Exception):
     """The database cannot be reached; the API answers 503 so Alertmanager retries."""
 
 
+#: The driver's errors that may mean the server is gone (PyMySQL raises InterfaceError on a
+#: connection the server closed, e.g. during a shutdown; SQLite's InterfaceError is a bad
+#: parameter, not retried); :func:`_is_unavailable` decides.
+_CONNECTION_ERRORS = (OperationalError, InterfaceError)
+
+
+class StoreCannotHoldText(ConfigError):
+    """The database would refuse Chinese text (tables or connection not in utf8mb4): the
+    webhook refuses to start (exit 2) rather than answer every alert with 500."""
+
+
 class NotFound(Exception):
     pass
+
+
+class Invalid(ValueError):
+    """A value the store cannot take (e.g. a reference to a row that does not exist); the API
+    answers 400 naming ``field``."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
 
 
 class Conflict(Exception):
@@ -290,6 +313,14 @@ _FAULT = (
 _SEL_FAULT_COUNT = sa.select(sa.func.count()).select_from(tickets).where(_FAULT)
 _UPD_FAULT_PROBLEM = tickets.update().where(_FAULT).values(problem_id=sa.bindparam("pid"))
 _SEL_OPEN_PROBLEM = sa.select(problems.c.id).where(problems.c.open_key == sa.bindparam("key"))
+#: Counters kept in ``settings`` (text): one UPDATE adds to them inside a transaction.
+_UPD_COUNT = (
+    settings.update()
+    .where(settings.c.name == sa.bindparam("name"))
+    .values(value=sa.cast(sa.cast(settings.c.value, sa.Integer) + sa.bindparam("n"), sa.Text))
+)
+#: Firing alerts filed with a severity label none of critical/warning/info (routed as warning).
+UNKNOWN_SEVERITY_SETTING = "unknown_severity_total"
 #: The columns of a new incident row (Store._incident_row) and of a queued notice.
 _INCIDENT_KEYS = (
     "kind",
@@ -423,6 +454,27 @@ def make_engine(url: str) -> Engine:
     )
 
 
+def _fit_event(ev: AlertEvent) -> AlertEvent:
+    """The event with every field cut to its column (webhook.columns): the same ticket on
+    SQLite and MySQL, and the key, alertname and target the later lookups use."""
+    if (
+        len(ev.fingerprint) <= 64
+        and len(ev.alertname) <= 200
+        and len(ev.target) <= 255
+        and len(ev.summary) <= 500
+        and len(ev.description) * 4 <= TEXT_BYTES
+    ):
+        return ev
+    return dataclasses.replace(
+        ev,
+        fingerprint=fit_key(ev.fingerprint),
+        alertname=fit_chars(ev.alertname, 200),
+        target=fit_chars(ev.target, 255),
+        summary=fit_chars(ev.summary, 500),
+        description=fit_bytes(ev.description),
+    )
+
+
 def _row(row) -> dict:
     return dict(row._mapping)
 
@@ -486,6 +538,8 @@ class Store:
         self._p_outbox = insert(outbox, _OUTBOX_KEYS)
         self._p_ack_link = insert(ack_links, ("token_hash", "ticket_id", "contact", "expires_at"))
         self._p_link = Prepared(_LINK_OCCURRENCE, dialect)
+        self._p_count = Prepared(_UPD_COUNT, dialect)
+        self._p_count_init = insert(settings, ("name", "value"), True)
         self._p_occurrences = PreparedIn(
             lambda n: sa.select(
                 occurrences.c.id,
@@ -524,15 +578,51 @@ class Store:
     # -- plumbing ---------------------------------------------------------------------------
     def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision."""
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # before its import logs
         from alembic import command
         from alembic.config import Config as AlembicConfig
 
-        logging.getLogger("alembic").setLevel(logging.WARNING)
         cfg = AlembicConfig()
         cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
         with self._begin() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
+        self.check_text()
+
+    def check_text(self) -> None:
+        """MySQL: raise :class:`StoreCannotHoldText` unless the connection and every text
+        column of the webhook's tables are utf8mb4 (the migration makes them so; a table
+        restored from a latin1 dump is not)."""
+        if self._sqlite:
+            return
+        with self._read() as conn:
+            database, charset = conn.execute(
+                sa.text("SELECT DATABASE(), @@character_set_connection")
+            ).one()
+            rows = conn.execute(
+                sa.text(
+                    "SELECT TABLE_NAME, COLUMN_NAME, CHARACTER_SET_NAME"
+                    " FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE()"
+                    " AND CHARACTER_SET_NAME IS NOT NULL AND CHARACTER_SET_NAME <> 'utf8mb4'"
+                    " ORDER BY TABLE_NAME, ORDINAL_POSITION"
+                )
+            ).all()
+        bad = [f"{t}.{c} ({cs})" for t, c, cs in rows if t in metadata.tables]
+        url = self.engine.url
+        where = f"database {database!r} on {url.host}:{url.port or 3306}"
+        if charset != "utf8mb4":
+            raise StoreCannotHoldText(
+                f"{where}: the connection's character set is {charset}, not utf8mb4, so Chinese"
+                " text cannot be stored; remove charset= from webhook.database"
+            )
+        if bad:
+            tables = sorted({b.split(".", 1)[0] for b in bad})
+            shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+            raise StoreCannotHoldText(
+                f"{where} cannot hold Chinese text: {shown} not utf8mb4; run ALTER TABLE"
+                f" <table> CONVERT TO CHARACTER SET utf8mb4 for {', '.join(tables)}, or start"
+                " on a new database created with CHARACTER SET utf8mb4"
+            )
 
     def close(self) -> None:
         self.engine.dispose()
@@ -545,7 +635,7 @@ class Store:
             with self.engine.connect() as conn:
                 with self._write_lock(), conn.begin():
                     yield conn
-        except OperationalError as exc:
+        except _CONNECTION_ERRORS as exc:
             if _is_unavailable(exc):
                 raise StoreUnavailable(str(exc.orig)) from exc
             raise
@@ -564,12 +654,17 @@ class Store:
                     yield
                     conn.commit()
                 except BaseException:
-                    conn.rollback()
+                    try:
+                        conn.rollback()
+                    except self._dbapi.Error:
+                        # The connection is gone (the server closed it): the first error
+                        # says why; the connection is invalidated below.
+                        pass
                     raise
         except self._dbapi.Error as exc:
             conn.invalidate()
             raise DBAPIError.instance(None, None, exc, self._dbapi.Error) from exc
-        except OperationalError:
+        except _CONNECTION_ERRORS:
             conn.invalidate()
             raise
 
@@ -580,11 +675,15 @@ class Store:
         :meth:`_write_txn` for write transactions."""
         try:  # the pool hands out the driver's own error when it can't connect
             conn = self.engine.raw_connection()
-        except (OperationalError, self._dbapi.OperationalError) as exc:
+        except (
+            *_CONNECTION_ERRORS,
+            self._dbapi.OperationalError,
+            self._dbapi.InterfaceError,
+        ) as exc:
             raise StoreUnavailable(str(getattr(exc, "orig", exc))) from exc
         try:
             yield conn
-        except OperationalError as exc:
+        except _CONNECTION_ERRORS as exc:
             if _is_unavailable(exc):
                 raise StoreUnavailable(str(exc.orig)) from exc
             raise
@@ -599,7 +698,7 @@ class Store:
                 conn.execution_options(sscp_readonly=True)
                 with conn.begin():
                     yield conn
-        except OperationalError as exc:
+        except _CONNECTION_ERRORS as exc:
             if _is_unavailable(exc):
                 raise StoreUnavailable(str(exc.orig)) from exc
             raise
@@ -719,8 +818,40 @@ class Store:
         the rows this transaction inserted are the ones still without a ticket. First
         occurrences of a fingerprint (the common case) are filed with multi-row statements;
         recurrences, reopenings and resolutions go one by one.
+
+        An error of the database that no retry helps (one no cut foresaw) must not keep the
+        notification's other alerts from their tickets: the alerts are then filed one by one,
+        each in its own transaction, and the first error is raised afterwards (500: the
+        refused alert is retried and seen; the retry finds the others filed).
         """
         args = (planner, reopen_window, problem_threshold, problem_window)
+        events = [_fit_event(ev) for ev in events]
+        try:
+            return self._ingest_once(events, args)
+        except DBAPIError as exc:
+            if len(events) < 2:
+                raise
+            log.error(
+                "notification refused, filing its alerts one by one",
+                extra={"kv": {"alerts": len(events), "error": str(exc.orig)[:200]}},
+            )
+        results: list[IngestResult] = []
+        failed: DBAPIError | None = None
+        for ev in events:
+            try:
+                results += self._ingest_once([ev], args)
+            except DBAPIError as exc:
+                log.error(
+                    "alert refused by the database",
+                    extra={"kv": {"fingerprint": ev.fingerprint, "error": str(exc.orig)[:200]}},
+                )
+                failed = failed or exc
+        if failed is not None:
+            raise failed
+        return results
+
+    def _ingest_once(self, events: list[AlertEvent], args: tuple) -> list[IngestResult]:
+        """:meth:`ingest_many` in one transaction (run again on a deadlock)."""
         # Built before taking the write lock: it only depends on the event.
         prepared = {
             i: self._incident_row(ev, None, None)
@@ -832,7 +963,20 @@ class Store:
                     problem_threshold,
                     problem_window,
                 )
+        unknown = sum(
+            1
+            for ev, res in zip(events, results, strict=True)
+            if ev.status == "firing" and res.outcome != "duplicate" and unknown_severity(ev.labels)
+        )
+        if unknown:
+            self._count(conn, UNKNOWN_SEVERITY_SETTING, unknown)
         return results  # type: ignore[return-value]
+
+    def _count(self, conn, name: str, n: int) -> None:
+        """Add ``n`` to the counter kept in the setting ``name`` (created at 0 when missing)."""
+        if self._p_count.write(conn, {"name": name, "n": n})[0] == 0:
+            self._p_count_init.write(conn, {"name": name, "value": "0"})
+            self._p_count.write(conn, {"name": name, "n": n})
 
     def _claim_occurrences(
         self, conn: Connection, events: Sequence[AlertEvent]
@@ -885,12 +1029,12 @@ class Store:
         return {
             "kind": "incident",
             "status": "open",
-            "alertname": ev.alertname[:200],
+            "alertname": ev.alertname,
             "severity": ev.severity[:16],
-            "target": ev.target[:255],
-            "summary": ev.summary[:500],
+            "target": ev.target,
+            "summary": ev.summary,
             "description": ev.description,
-            "labels": _json(ev.labels),
+            "labels": labels_json(ev.labels),
             "fingerprint": ev.fingerprint,
             "starts_at": ev.starts_at,
             "last_starts_at": ev.starts_at,
@@ -1202,9 +1346,10 @@ class Store:
             ("description", "description", None),
         ):
             if key in fields:
-                values[column] = fields[key] if limit is None else fields[key][:limit]
+                value = fields[key]
+                values[column] = fit_bytes(value) if limit is None else fit_chars(value, limit)
         if "labels" in fields:
-            values["labels"] = _json(fields["labels"])
+            values["labels"] = labels_json(fields["labels"])
         with self._begin() as conn:
             existing = conn.execute(
                 sa.select(tickets).where(tickets.c.external_key == external_key)
@@ -1362,9 +1507,20 @@ class Store:
             self._audit(conn, actor, "update", "problem", pid, fields=sorted(fields))
         return next(p for p in self.list_problems() if p["id"] == pid)
 
+    def _check_problem(self, conn: Connection, fields: dict) -> None:
+        pid = fields.get("problem_id")
+        if pid is None:
+            return
+        found = None
+        if -(2**31) <= pid < 2**31:  # an INTEGER column
+            found = conn.execute(sa.select(problems.c.id).where(problems.c.id == pid)).first()
+        if found is None:
+            raise Invalid("problem_id", f"no problem {pid}")
+
     def create_change(self, fields: dict, actor: str) -> dict:
         now = self.clock()
         with self._begin() as conn:
+            self._check_problem(conn, fields)
             cid = conn.execute(
                 changes.insert().values(created_at=now, updated_at=now, **fields)
             ).inserted_primary_key[0]
@@ -1373,6 +1529,7 @@ class Store:
 
     def update_change(self, cid: int, fields: dict, actor: str) -> dict:
         with self._begin() as conn:
+            self._check_problem(conn, fields)
             res = conn.execute(
                 changes.update()
                 .where(changes.c.id == cid)
@@ -1678,6 +1835,7 @@ class Store:
         """Resolve open incidents whose alert Alertmanager no longer has (silenced ones never
         send "resolved"); marked ``resolution_source = reconcile``."""
         cutoff = self.clock() - dt.timedelta(seconds=grace)
+        active = {fit_key(fp) for fp in active}  # as the tickets hold them
         done = []
         with self._begin() as conn:
             rows = conn.execute(
@@ -1752,9 +1910,11 @@ _RETRYABLE_CODES = frozenset(
 _RETRYABLE_WORDS = ("locked", "unable to open", "disk i/o", "is full", "readonly", "read-only")
 
 
-def _is_unavailable(exc: OperationalError) -> bool:
-    """Failures a retry can cure (the server gone, a lock, a full or read-only store), as
-    opposed to a bad statement or bad data."""
+def _is_unavailable(exc: OperationalError | InterfaceError) -> bool:
+    """Failures a retry can cure (the server gone or the connection it closed, a lock, a full
+    or read-only store), as opposed to a bad statement or bad data."""
+    if isinstance(exc, InterfaceError):  # PyMySQL's (0, ""): no socket any more
+        return _error_code(exc) is not None
     code = _error_code(exc)
     if code is not None:
         return code in _RETRYABLE_CODES

@@ -14,8 +14,11 @@ from flask import Blueprint, abort, g, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from webhook.auth import require_role
+from webhook.body import bad_request as _bad_request
+from webhook.body import json_body
+from webhook.columns import TEXT_CHARS
 from webhook.services import current
-from webhook.store import STATUSES, Conflict, NotFound
+from webhook.store import STATUSES, Conflict, Invalid, NotFound
 from webhook.views import notice_json, plain_json, ticket_json
 
 bp = Blueprint("tickets", __name__, url_prefix="/api/v1")
@@ -74,26 +77,30 @@ class VulnerabilityPatch(_Body):
         return self
 
 
+#: Free text kept in a TEXT column (MySQL: 64 KB, up to 4 bytes a character).
+LongText = Annotated[str, Field(max_length=TEXT_CHARS)]
+
+
 class ChangeBody(_Body):
     title: Annotated[str, Field(min_length=1, max_length=500)]
-    reason: Annotated[str, Field(min_length=1)]
+    reason: Annotated[str, Field(min_length=1, max_length=TEXT_CHARS)]
     problem_id: int | None = None
     planned_start: dt.datetime | None = None
     planned_end: dt.datetime | None = None
     executor: Annotated[str, Field(max_length=64)] | None = None
     result: Literal["success", "failed", "rolled_back"] | None = None
-    verification: str | None = None
+    verification: LongText | None = None
 
 
 class ChangePatch(ChangeBody):
     title: Annotated[str, Field(min_length=1, max_length=500)] | None = None
-    reason: Annotated[str, Field(min_length=1)] | None = None
+    reason: Annotated[str, Field(min_length=1, max_length=TEXT_CHARS)] | None = None
 
 
 class ProblemPatch(_Body):
     status: Literal["open", "known_error", "closed"] | None = None
     title: Annotated[str, Field(min_length=1, max_length=500)] | None = None
-    root_cause: str | None = None
+    root_cause: LongText | None = None
 
 
 class TokenBody(_Body):
@@ -102,11 +109,11 @@ class TokenBody(_Body):
 
 
 def body(model: type[BaseModel]):
-    data = request.get_json(silent=True, force=True)
+    data = json_body()
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        abort(400, "expected a JSON object")
+        abort(_bad_request("(body)", "expected a JSON object"))
     try:
         parsed = model.model_validate(data)
     except ValidationError as exc:
@@ -114,12 +121,6 @@ def body(model: type[BaseModel]):
         field = ".".join(str(p) for p in err["loc"]) or "(body)"
         abort(_bad_request(field, err["msg"]))
     return parsed
-
-
-def _bad_request(field: str, msg: str):
-    resp = jsonify(error=f"{field}: {msg}", field=field)
-    resp.status_code = 400
-    return resp
 
 
 def _aware(value: dt.datetime | None) -> dt.datetime | None:
@@ -142,6 +143,11 @@ def _not_found(exc):
     return jsonify(error=str(exc)), 404
 
 
+@bp.errorhandler(Invalid)
+def _invalid(exc: Invalid):
+    return _bad_request(exc.field, exc.problem)
+
+
 @bp.errorhandler(Conflict)
 def _conflict(exc):
     return jsonify(error=str(exc)), 409
@@ -156,24 +162,45 @@ def list_tickets():
         if s not in STATUSES:
             abort(_bad_request("status", f"unknown status {s!r}"))
     kind = request.args.get("kind") or None
-    try:
-        since = _parse_time(request.args.get("since"))
-        until = _parse_time(request.args.get("until"))
-        limit = min(int(request.args.get("limit", 100)), 1000)
-        offset = int(request.args.get("offset", 0))
-    except ValueError as exc:
-        abort(_bad_request("query", str(exc)))
+    since = _time_arg("since")
+    until = _time_arg("until")
+    limit = min(_int_arg("limit", 100, 1, None), 1000)
+    offset = _int_arg("offset", 0, 0, MAX_OFFSET)
     rows = current().store.list_tickets(status, kind, since, until, limit, offset)
     return jsonify(tickets=[_ticket(t) for t in rows], limit=limit, offset=offset)
 
 
-def _parse_time(text: str | None) -> dt.datetime | None:
+#: Far past any list (a 64-bit OFFSET on MySQL, SQLite's integers).
+MAX_OFFSET = 10**9
+
+
+def _int_arg(name: str, default: int, low: int, high: int | None) -> int:
+    """A whole-number query parameter in ``[low, high]``; a limit above its cap is capped."""
+    text = request.args.get(name)
+    if text is None or text == "":
+        return default
+    try:
+        value = int(text) if len(text) <= 12 else None
+    except ValueError:
+        value = None
+    if value is None or value < low or (high is not None and value > high):
+        top = f"..{high}" if high is not None else " or more"
+        abort(_bad_request(name, f"expected a whole number {low}{top}, got {text[:40]!r}"))
+    return value
+
+
+def _time_arg(name: str) -> dt.datetime | None:
+    """An ISO 8601 query parameter with a time zone, as UTC."""
+    text = request.args.get(name)
     if not text:
         return None
-    value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if value.tzinfo is None:
-        raise ValueError("since/until need a time zone")
-    return value
+    try:
+        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if value.tzinfo is None:
+            abort(_bad_request(name, "timestamps need a time zone (use ISO 8601 with Z)"))
+        return value.astimezone(dt.UTC)
+    except (ValueError, OverflowError):
+        abort(_bad_request(name, f"expected an ISO 8601 time, got {text[:40]!r}"))
 
 
 @bp.get("/tickets/<int:tid>")
