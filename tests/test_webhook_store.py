@@ -253,3 +253,15 @@ def test_repeated_notification_does_not_wait_for_the_write_lock(store):
         t.join(5)
         assert results == [type(created)("duplicate", created.ticket_id)]
     assert len(store.outbox_rows()) == 1
+
+
+def test_reconcile_leaves_group_tickets_to_their_group(store, clock):
+    """``incident_per: group``: a group's ticket has a fingerprint of its own, which no alert
+    in Alertmanager has; reconciliation must not resolve it while the group still fires (it
+    is resolved by the group's "resolved" notification)."""
+    [group] = parse_alertmanager(payload("firing-diskfull.json"), per="group")
+    tid = store.ingest(group).ticket_id
+    clock.advance(3600)
+    listed = {a["fingerprint"] for a in payload("firing-diskfull.json")["alerts"]}
+    assert store.reconcile(listed, grace=300) == []
+    assert store.get_ticket(tid)["status"] == "open"

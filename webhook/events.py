@@ -171,6 +171,9 @@ def parse_alertmanager(payload: Any, per: str = "alert") -> list[AlertEvent]:
 #: Fingerprints of the tickets that count a group's alerts Alertmanager did not list (never a
 #: fingerprint Alertmanager gives: those are hexadecimal).
 TRUNCATION_PREFIX = "t"
+#: The first character of a group's fingerprint (``incident_per: group``); Alertmanager's own
+#: fingerprints are hexadecimal, so neither prefix can be one of theirs.
+GROUP_PREFIX = "g"
 _SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
 
 
@@ -229,7 +232,7 @@ def _group_event(events: list[AlertEvent], common: dict[str, str], group_key: st
     summary = first.summary if len(events) == 1 else f"{first.summary} 等 {len(events)} 条告警"
     return AlertEvent(
         status="resolved" if resolved else "firing",
-        fingerprint="g" + hashlib.sha256(group_key.encode()).hexdigest()[:15],
+        fingerprint=GROUP_PREFIX + hashlib.sha256(group_key.encode()).hexdigest()[:15],
         starts_at=first.starts_at,
         ends_at=max(ends) if resolved and ends else None,
         alertname=common.get("alertname", first.alertname),

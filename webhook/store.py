@@ -39,7 +39,7 @@ from sscp_ops.config import ConfigError
 from sscp_ops.vulns import due_at as vuln_due_at
 from webhook.columns import TEXT_BYTES, fit_bytes, fit_chars, fit_key, labels_json
 from webhook.dbapi import Prepared, PreparedIn
-from webhook.events import TRUNCATION_PREFIX, AlertEvent, unknown_severity
+from webhook.events import GROUP_PREFIX, TRUNCATION_PREFIX, AlertEvent, unknown_severity
 
 UTC = dt.UTC
 log = logging.getLogger("webhook.store")
@@ -1846,8 +1846,10 @@ class Store:
                 )
             ).all()
             for tid, fp in rows:
-                # A group's count of alerts not listed is no alert of Alertmanager's.
-                if fp in active or (fp or "").startswith(TRUNCATION_PREFIX):
+                # A group's ticket (incident_per: group) and a group's count of alerts not
+                # listed are no alerts of Alertmanager's: the group's own notifications
+                # resolve them.
+                if fp in active or (fp or "").startswith((TRUNCATION_PREFIX, GROUP_PREFIX)):
                     continue
                 res = conn.execute(
                     tickets.update()
