@@ -12,11 +12,12 @@ import signal
 import subprocess
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import yaml
 from helpers import FIXTURES, free_port, wait_tcp
 
 from sscp_ops.config.webhook import WebhookConfig
@@ -336,6 +337,32 @@ class FakeGateway:
         self.release.set()
         self.server.shutdown()
         self.server.server_close()
+
+
+def write_webhook_config(path: Path, **webhook) -> Path:
+    """Write ``{"webhook": webhook}`` as the YAML config file ``path``."""
+    path.write_text(yaml.safe_dump({"webhook": webhook}, allow_unicode=True))
+    return path
+
+
+@contextmanager
+def served_webhook(config: Path, *extra: str, log: Path | None = None, timeout: float = 60):
+    """``sscp-ops webhook --config.file config`` (gunicorn, and the notice worker unless
+    ``--no-worker`` is in ``extra``) on a free loopback port, ready; yields (base URL, process).
+    Its log goes to ``log`` (a file: a long-lived chatty child must not fill a pipe)."""
+    from helpers import running, sscp_ops_cmd
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    cmd = sscp_ops_cmd(
+        "webhook", "--config.file", str(config), "--web.listen-address", f"127.0.0.1:{port}", *extra
+    )
+    with ExitStack() as stack:
+        err = stack.enter_context(open(log, "w")) if log else subprocess.DEVNULL
+        proc = stack.enter_context(
+            running(cmd, ready_url=f"{base}/healthz", timeout=timeout, stderr=err)
+        )
+        yield base, proc
 
 
 @pytest.fixture

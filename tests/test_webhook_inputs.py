@@ -12,10 +12,9 @@ import threading
 import time
 
 import pytest
-import yaml
-from fx_webhook import AM_TOKEN, PHONES, payload
+from fx_webhook import AM_TOKEN, PHONES, payload, write_webhook_config
 from fx_webhook import bearer as auth
-from helpers import free_port, running, sscp_ops_cmd
+from fx_webhook import served_webhook as serve
 
 #: Dates relative to the clock: run also on a clock moved ahead (conftest.time_shift).
 pytestmark = pytest.mark.dates
@@ -171,34 +170,16 @@ def test_list_parameters_are_validated(db_client):
 
 @pytest.fixture
 def served_webhook(tmp_path, am_token_file):
-    """``sscp-ops webhook`` (gunicorn) on a free port, SQLite, without the notice worker."""
-    port = free_port()
-    config = tmp_path / "sscp.yml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "webhook": {
-                    "database": f"sqlite:///{tmp_path / 'var/tickets.db'}",
-                    "alertmanager_token_file": str(am_token_file),
-                    "public_url": f"http://127.0.0.1:{port}",
-                    "roster": {"shifts": [{"primary": {"name": "张三", "phone": PHONES[0]}}]},
-                }
-            },
-            allow_unicode=True,
-        )
+    """``sscp-ops webhook`` (gunicorn) on a free port, SQLite, without the notice worker;
+    yields its port."""
+    config = write_webhook_config(
+        tmp_path / "sscp.yml",
+        database=f"sqlite:///{tmp_path / 'var/tickets.db'}",
+        alertmanager_token_file=str(am_token_file),
+        roster={"shifts": [{"primary": {"name": "张三", "phone": PHONES[0]}}]},
     )
-    cmd = sscp_ops_cmd(
-        "webhook",
-        "--no-worker",
-        "--config.file",
-        str(config),
-        "--web.listen-address",
-        f"127.0.0.1:{port}",
-    )
-    log = (tmp_path / "webhook.log").open("w")
-    with running(cmd, ready_url=f"http://127.0.0.1:{port}/healthz", timeout=30, stderr=log):
-        yield port
-    log.close()
+    with serve(config, "--no-worker", log=tmp_path / "webhook.log") as (base, _proc):
+        yield int(base.rsplit(":", 1)[1])
 
 
 def post_chunked(port: int, chunks) -> tuple[int, dict]:

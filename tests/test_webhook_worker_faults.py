@@ -21,9 +21,8 @@ import psutil
 import pytest
 import requests
 import sqlalchemy as sa
-import yaml
-from fx_webhook import AM_TOKEN, PHONES, private_mariadb
-from helpers import free_port, running, sscp_ops_cmd
+from fx_webhook import AM_TOKEN, PHONES, private_mariadb, served_webhook, write_webhook_config
+from helpers import sscp_ops_cmd
 
 pytestmark = pytest.mark.slow
 
@@ -63,28 +62,30 @@ def notification(name: str, n: int, description: str = "") -> dict:
 
 
 def write_config(path: Path, database: str, gateway, am_token_file: Path, **webhook) -> Path:
-    data = {
-        "database": database,
-        "alertmanager_token_file": str(am_token_file),
-        "workers": 1,
-        "sms": {
-            "backend": "http",
-            "limits": [],
-            "http": {"url": f"{gateway.url}/sms", "timeout": 1.0},
+    """One worker process, SMS through the fake gateway, a one-shift roster."""
+    return write_webhook_config(
+        path,
+        **{
+            "database": database,
+            "alertmanager_token_file": str(am_token_file),
+            "workers": 1,
+            "sms": {
+                "backend": "http",
+                "limits": [],
+                "http": {"url": f"{gateway.url}/sms", "timeout": 1.0},
+            },
+            "roster": {
+                "shifts": [
+                    {
+                        "primary": {"name": "张三", "phone": PHONES[0]},
+                        "backup": {"name": "李四", "phone": PHONES[1]},
+                    }
+                ],
+                "escalation": [{"name": "王五", "phone": PHONES[2]}],
+            },
+            **webhook,
         },
-        "roster": {
-            "shifts": [
-                {
-                    "primary": {"name": "张三", "phone": PHONES[0]},
-                    "backup": {"name": "李四", "phone": PHONES[1]},
-                }
-            ],
-            "escalation": [{"name": "王五", "phone": PHONES[2]}],
-        },
-        **webhook,
-    }
-    path.write_text(yaml.safe_dump({"webhook": data}, allow_unicode=True))
-    return path
+    )
 
 
 def post_until_accepted(url: str, body: dict, timeout: float) -> list[int]:
@@ -173,19 +174,8 @@ def fill(directory: Path) -> Path:
     return filler
 
 
-@contextlib.contextmanager
 def webhook_server(tmp_path: Path, config: Path, *extra: str):
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = open(tmp_path / "webhook.log", "w")  # noqa: SIM115 - closed below
-    cmd = sscp_ops_cmd(
-        "webhook", "--config.file", str(config), "--web.listen-address", f"127.0.0.1:{port}", *extra
-    )
-    try:
-        with running(cmd, ready_url=f"{url}/healthz", timeout=30, stderr=log) as proc:
-            yield url, proc
-    finally:
-        log.close()
+    return served_webhook(config, *extra, log=tmp_path / "webhook.log")
 
 
 def test_store_full_then_freed_intake_retries_and_the_worker_pages(
