@@ -54,6 +54,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for(check, timeout: float, what: str = "the condition", interval: float = 0.1):
+    """Call ``check()`` until it returns something true (returned), at most ``timeout``
+    seconds; then fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+
+
 def wait_http(url: str, timeout: float = 20.0, proc: subprocess.Popen | None = None) -> None:
     """Wait until ``url`` answers with any HTTP status (or raise, showing the process' stderr)."""
     deadline = time.monotonic() + timeout

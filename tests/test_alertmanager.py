@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
-from helpers import ROOT, free_port, require_binary, running, serving
+from helpers import ROOT, free_port, require_binary, running, serving, wait_for
 
 AM = ROOT / "alertmanager"
 CONFIG = AM / "alertmanager.yml"
@@ -164,16 +164,6 @@ def _alert(labels: dict, summary: str = "测试") -> dict:
     }
 
 
-def _wait(pred, timeout: float):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = pred()
-        if got:
-            return got
-        time.sleep(0.2)
-    raise TimeoutError
-
-
 @pytest.mark.slow
 def test_real_alertmanager_delivers_heartbeat_tickets_and_inhibits(sink, tmp_path: Path) -> None:
     binary = require_binary("prometheus-alertmanager", "alertmanager")
@@ -275,7 +265,12 @@ def test_real_alertmanager_delivers_heartbeat_tickets_and_inhibits(sink, tmp_pat
                 for a in got
             }
 
-        inhibited = _wait(lambda: (s := state()) and len(s) == len(alerts) and s, 10)
+        inhibited = wait_for(
+            lambda: (s := state()) and len(s) == len(alerts) and s,
+            10,
+            "the inhibitions",
+            interval=0.2,
+        )
         muted = {key for key, by in inhibited.items() if by}
         assert muted == {
             ("TlsCertificateExpiringSoon", "warning"),  # critical twin
@@ -291,14 +286,26 @@ def test_real_alertmanager_delivers_heartbeat_tickets_and_inhibits(sink, tmp_pat
                 if p == path and body["groupLabels"].get("alertname") == name
             ]
 
-        (auth, beat), *_ = _wait(lambda: delivered("/api/v1/heartbeat", "Watchdog"), 10)
+        (auth, beat), *_ = wait_for(
+            lambda: delivered("/api/v1/heartbeat", "Watchdog"), 10, "the heartbeat", interval=0.2
+        )
         assert auth == "Bearer s3cret-token"
         assert beat["receiver"] == "heartbeat" and beat["status"] == "firing"
-        (auth, ticket), *_ = _wait(lambda: delivered("/api/v1/alerts", "RedisDown"), 20)
+        (auth, ticket), *_ = wait_for(
+            lambda: delivered("/api/v1/alerts", "RedisDown"),
+            20,
+            "the RedisDown ticket",
+            interval=0.2,
+        )
         assert auth == "Bearer s3cret-token"
         assert ticket["receiver"] == "ticket-webhook"
         assert [a["labels"]["target"] for a in ticket["alerts"]] == ["cache1"]
-        _wait(lambda: delivered("/api/v1/alerts", "TlsCertificateExpiringSoon"), 20)
+        wait_for(
+            lambda: delivered("/api/v1/alerts", "TlsCertificateExpiringSoon"),
+            20,
+            "the TLS ticket",
+            interval=0.2,
+        )
         time.sleep(1)
         names = {body["groupLabels"]["alertname"] for p, _, body in sink.received}
         # Inhibited alerts and warnings (2 m group_wait) are not sent in this window.

@@ -10,7 +10,6 @@ import email
 import email.policy
 import re
 import threading
-import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +19,7 @@ import pytest
 import requests
 import yaml
 from fx_webhook import AM_TOKEN
-from helpers import ROOT, free_port, parse_exposition, require_binary, running
+from helpers import ROOT, free_port, parse_exposition, require_binary, running, wait_for
 
 from sscp_ops.alertmanager import (
     EXTERNAL_URL_BYTES,
@@ -34,16 +33,6 @@ from sscp_ops.stack import Ports, StackPlan, alertmanager_config
 from webhook.events import TRUNCATION_PREFIX
 
 pytestmark = pytest.mark.slow
-
-
-def _wait(pred, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = pred()
-        if got:
-            return got
-        time.sleep(0.2)
-    raise TimeoutError(f"{what} not within {timeout}s")
 
 
 class Alertmanager:
@@ -140,7 +129,7 @@ def test_a_group_of_4000_alerts_is_ticketed_and_the_cut_alerts_are_counted(
         am.post(alerts)
         # Alertmanager sends the group after group_wait (10 s for critical) and counts the
         # notification as sent or failed (the webhook's 413 is final for it).
-        _wait(
+        wait_for(
             lambda: (
                 am.counter("alertmanager_notifications_total", "webhook") >= 1
                 and (
@@ -150,6 +139,7 @@ def test_a_group_of_4000_alerts_is_ticketed_and_the_cut_alerts_are_counted(
             ),
             60,
             "the group's notification",
+            interval=0.2,
         )
         failed = am.counter("alertmanager_notifications_failed_total", "webhook")
     tickets = store.list_tickets(limit=5000)
@@ -263,8 +253,11 @@ def test_the_largest_notification_fits_the_body_limit(tmp_path: Path, services) 
     try:
         with alertmanager(tmp_path, hook.port) as am:
             am.post(alerts)
-            _wait(
-                lambda: [s for s in hook.seen if s[0] == "/api/v1/alerts"], 60, "the notification"
+            wait_for(
+                lambda: [s for s in hook.seen if s[0] == "/api/v1/alerts"],
+                60,
+                "the notification",
+                interval=0.2,
             )
     finally:
         hook.close()
@@ -389,16 +382,17 @@ def test_pipeline_alerts_reach_the_on_call_mailbox_when_the_webhook_is_down(
     ]
     with alertmanager(tmp_path, webhook_port, kit) as am:
         am.post(pipeline + others)
-        _wait(lambda: len(mailbox.messages) >= len(pipeline), 60, "three e-mails")
+        wait_for(lambda: len(mailbox.messages) >= len(pipeline), 60, "three e-mails", interval=0.2)
         # The webhook is tried too, for every group (and fails): the e-mail did not wait for
         # it, and once all four groups were flushed no other e-mail can come.
-        _wait(
+        wait_for(
             lambda: (
                 am.counter("alertmanager_notification_requests_failed_total", "webhook")
                 >= len(pipeline) + len(others)
             ),
             30,
             "a webhook attempt per group",
+            interval=0.2,
         )
         sent = am.counter("alertmanager_notifications_total", "email")
     rendered = yaml.safe_load((tmp_path / "am" / "alertmanager.yml").read_text())

@@ -21,19 +21,9 @@ from pathlib import Path
 import requests
 import yaml
 from fx_servers import redis_server
-from helpers import ROOT, free_port, require_binary
+from helpers import ROOT, free_port, require_binary, wait_for
 
 PHONE = "13912345678"
-
-
-def wait_for(what: str, check, timeout: float, interval: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def test_fault_travels_to_a_ticket_and_an_sms_and_back(tmp_path: Path, gateway) -> None:
@@ -129,33 +119,33 @@ def test_fault_travels_to_a_ticket_and_an_sms_and_back(tmp_path: Path, gateway) 
                 result = r.json()["data"]["result"]
                 return float(result[0]["value"][1]) if result else None
 
-            wait_for("redis_up 1 in Prometheus", lambda: redis_up() == 1, 60)
+            wait_for(lambda: redis_up() == 1, 60, "redis_up 1 in Prometheus")
             # The Watchdog heartbeat reaches the webhook.
             wait_for(
-                "the Watchdog heartbeat",
                 lambda: (
                     "sscp_webhook_heartbeat_last_timestamp_seconds"
                     in requests.get(f"{hook}/metrics", timeout=5).text
                 ),
                 60,
+                "the Watchdog heartbeat",
             )
 
             # The fault.
             t0 = time.monotonic()
             redis.stop()
             incident = wait_for(
-                "a RedisDown incident",
                 lambda: [t for t in tickets() if t["alertname"] == "RedisDown"],
                 240,
-                2,
+                "a RedisDown incident",
+                interval=2,
             )
             to_ticket = time.monotonic() - t0
             sms = wait_for(
-                "the SMS at the gateway",
                 lambda: [
                     m for m in gateway.sms() if "RedisDown" in m["text"] or "Redis" in m["text"]
                 ],
                 60,
+                "the SMS at the gateway",
             )
             to_sms = time.monotonic() - t0
             time.sleep(15)  # repeats / retries must not add tickets or SMS
@@ -172,14 +162,14 @@ def test_fault_travels_to_a_ticket_and_an_sms_and_back(tmp_path: Path, gateway) 
             t1 = time.monotonic()
             redis.start()
             resolved = wait_for(
-                "the incident resolved by the alert",
                 lambda: [
                     t
                     for t in tickets()
                     if t["alertname"] == "RedisDown" and t["status"] == "resolved"
                 ],
                 240,
-                2,
+                "the incident resolved by the alert",
+                interval=2,
             )
             to_resolved = time.monotonic() - t1
             assert resolved[0]["resolution_source"] == "alert"
@@ -199,9 +189,9 @@ def test_fault_travels_to_a_ticket_and_an_sms_and_back(tmp_path: Path, gateway) 
             try:
                 t2 = time.monotonic()
                 wait_for(
-                    "the pipeline-down SMS",
                     lambda: [m for m in gateway.sms() if "监控链路中断" in m["text"]],
                     240,
+                    "the pipeline-down SMS",
                 )
                 to_pipeline = time.monotonic() - t2
             finally:

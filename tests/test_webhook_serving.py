@@ -26,19 +26,9 @@ import pytest
 import requests
 import yaml
 from fx_webhook import AM_TOKEN, PHONES
-from helpers import free_port, running, sscp_ops_cmd
+from helpers import free_port, running, sscp_ops_cmd, wait_for
 
 pytestmark = pytest.mark.slow
-
-
-def wait_for(what: str, check, timeout: float, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def notification(n: int) -> bytes:
@@ -183,23 +173,23 @@ def test_idle_and_slow_clients_do_not_stall_intake(tmp_path, am_token_file):
 def test_a_killed_notice_worker_is_started_again(tmp_path, am_token_file, gateway):
     with webhook(tmp_path, am_token_file, gateway) as (base, proc, db):
         server = psutil.Process(proc.pid)
-        [first] = wait_for("the notice worker", lambda: notice_workers(server), 20)
+        [first] = wait_for(lambda: notice_workers(server), 20, "the notice worker")
         restarts = []
         victim = first
         for _ in range(2):  # twice in a row: the second restart comes after a backoff
             t0 = time.monotonic()
             victim.send_signal(signal.SIGKILL)
             [new] = wait_for(
-                "a new notice worker",
                 lambda v=victim: [w for w in notice_workers(server) if w.pid != v.pid],
                 10,
+                "a new notice worker",
             )
             restarts.append(round(time.monotonic() - t0, 2))
             assert gone(victim)
             victim = new
         for n in range(3):
             assert post(base, n, timeout=5).status_code == 200
-        sms = wait_for("3 SMS at the gateway", lambda: len(gateway.sms()) >= 3 or None, 20)
+        sms = wait_for(lambda: len(gateway.sms()) >= 3 or None, 20, "3 SMS at the gateway")
         assert sms and len(gateway.sms()) == 3 == tickets(db)
         assert gateway.duplicates == []
         assert len(notice_workers(server)) == 1
@@ -215,14 +205,14 @@ def test_a_killed_notice_worker_is_started_again(tmp_path, am_token_file, gatewa
 def test_the_notice_worker_exits_with_a_killed_server(tmp_path, am_token_file):
     with webhook(tmp_path, am_token_file) as (_base, proc, _db):
         server = psutil.Process(proc.pid)
-        [worker] = wait_for("the notice worker", lambda: notice_workers(server), 20)
+        [worker] = wait_for(lambda: notice_workers(server), 20, "the notice worker")
         everything = server.children(recursive=True)
         t0 = time.monotonic()
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(5)
-        wait_for("the notice worker to exit", lambda: gone(worker), 5)
+        wait_for(lambda: gone(worker), 5, "the notice worker to exit")
         took = time.monotonic() - t0
-        wait_for("every gunicorn worker to exit", lambda: all(map(gone, everything)), 10)
+        wait_for(lambda: all(map(gone, everything)), 10, "every gunicorn worker to exit")
     print(json.dumps({"worker_exit_after_server_kill_s": round(took, 2)}))
 
 

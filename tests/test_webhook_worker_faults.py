@@ -22,21 +22,11 @@ import pytest
 import requests
 import sqlalchemy as sa
 from fx_webhook import AM_TOKEN, PHONES, private_mariadb, served_webhook, write_webhook_config
-from helpers import sscp_ops_cmd
+from helpers import sscp_ops_cmd, wait_for
 
 pytestmark = pytest.mark.slow
 
 AM = {"Authorization": f"Bearer {AM_TOKEN}"}
-
-
-def poll(check, timeout: float, every: float = 0.1):
-    """``check()`` until it returns something true, at most ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(every)
 
 
 def notification(name: str, n: int, description: str = "") -> dict:
@@ -184,9 +174,9 @@ def test_store_full_then_freed_intake_retries_and_the_worker_pages(
     database = f"sqlite:///{small_disk / 'tickets.db'}"
     config = write_config(tmp_path / "sscp.yml", database, gateway, am_token_file, worker_timeout=3)
     with webhook_server(tmp_path, config) as (url, server):
-        assert poll(lambda: worker_pids(server), 20), "no notice worker started"
+        wait_for(lambda: worker_pids(server), 20, "the notice worker")
         [worker] = worker_pids(server)
-        assert poll(lambda: worker_recorded(url), 20)
+        wait_for(lambda: worker_recorded(url), 20, "the worker's first pass")
         filler = fill(small_disk)
         # an alert large enough that the WAL must grow: the write fails with "database or
         # disk is full", which Alertmanager must see as 503 (retry), never 500 (dropped)
@@ -197,8 +187,8 @@ def test_store_full_then_freed_intake_retries_and_the_worker_pages(
         statuses = post_until_accepted(url, body, timeout=30)
         assert statuses[-1] == 200, statuses
         # 3 critical incidents: 6 SMS (primary and backup), delivered by the same worker
-        assert poll(lambda: len(gateway.sms()) >= 6, 30), gateway.sms()
-        assert poll(lambda: health(url) == 200, 15)
+        wait_for(lambda: len(gateway.sms()) >= 6, 30, "6 SMS at the gateway")
+        wait_for(lambda: health(url) == 200, 15, "/healthz 200")
         assert worker_pids(server) == {worker}
     assert count(database, "SELECT count(*) FROM tickets") == 3
     assert len(gateway.sms()) == 6 and gateway.duplicates == []
@@ -223,9 +213,9 @@ def test_store_read_only_worker_goes_stale_then_recovers(tmp_path, gateway, am_t
             tmp_path / "sscp.yml", database, gateway, am_token_file, worker_timeout=2
         )
         with webhook_server(tmp_path, config) as (url, server):
-            assert poll(lambda: worker_pids(server), 20), "no notice worker started"
+            wait_for(lambda: worker_pids(server), 20, "the notice worker")
             [worker] = worker_pids(server)
-            assert poll(lambda: worker_recorded(url), 20)
+            wait_for(lambda: worker_recorded(url), 20, "the worker's first pass")
             with admin.cursor() as cur:
                 cur.execute("SET GLOBAL read_only = 1")
             try:
@@ -233,7 +223,7 @@ def test_store_read_only_worker_goes_stale_then_recovers(tmp_path, gateway, am_t
                 refused = post_until_accepted(url, body, timeout=2)
                 assert refused and set(refused) == {503}, refused
                 # no write succeeds: the worker's liveness goes stale, /healthz says so
-                assert poll(lambda: health(url) == 503, 15), "healthz never reported it"
+                wait_for(lambda: health(url) == 503, 15, "/healthz 503 (worker stale)")
                 assert requests.get(f"{url}/healthz", timeout=5).json()["worker"] == "stale"
                 metrics = requests.get(f"{url}/metrics", timeout=5).text
                 assert "sscp_webhook_worker_up 0.0" in metrics
@@ -242,8 +232,8 @@ def test_store_read_only_worker_goes_stale_then_recovers(tmp_path, gateway, am_t
                     cur.execute("SET GLOBAL read_only = 0")
             statuses = post_until_accepted(url, body, timeout=30)
             assert statuses[-1] == 200, statuses
-            assert poll(lambda: len(gateway.sms()) >= 4, 30), gateway.sms()
-            assert poll(lambda: health(url) == 200, 15)
+            wait_for(lambda: len(gateway.sms()) >= 4, 30, "4 SMS at the gateway")
+            wait_for(lambda: health(url) == 200, 15, "/healthz 200")
             metrics = requests.get(f"{url}/metrics", timeout=5).text
             assert "sscp_webhook_worker_up 1.0" in metrics
             errors = [
@@ -320,7 +310,7 @@ def test_two_workers_and_a_slow_provider_send_each_notice_once(
                 )
                 return rows == 0 and count(database, "SELECT count(*) FROM outbox") > 0
 
-            assert poll(settled, 60, every=0.3), "notices were not all delivered"
+            wait_for(settled, 60, "every notice delivered", interval=0.3)
     robot_posts = [r for r in gateway.requests if r["path"] == "/robot"]
     sms_posts = [r for r in gateway.requests if r["path"] == "/sms"]
     robot_notices = count(database, "SELECT count(*) FROM outbox WHERE channel = 'wecom'")
@@ -365,18 +355,22 @@ def test_hung_provider_delays_neither_escalation_nor_robots_nor_the_heartbeat_ch
         # 10 SMS, each 3 s in the hung gateway: 30 s in one loop. The robot messages, the
         # escalation (2 s after filing) and the pipeline-down check (3 s without heartbeat)
         # must not wait for them.
-        assert poll(lambda: len([r for r in gateway.requests if r["path"] == "/robot"]) >= 5, 8)
+        wait_for(
+            lambda: len([r for r in gateway.requests if r["path"] == "/robot"]) >= 5, 8, "robots"
+        )
         robots_at = time.monotonic() - started
-        assert poll(
+        wait_for(
             lambda: (
                 count(database, "SELECT count(*) FROM tickets WHERE escalated_at IS NOT NULL") == 5
             ),
             8,
+            "5 escalations",
         )
         escalated_at = time.monotonic() - started
-        assert poll(
+        wait_for(
             lambda: count(database, "SELECT count(*) FROM outbox WHERE reason = 'pipeline_down'"),
             8,
+            "the pipeline-down notice",
         )
         pipeline_at = time.monotonic() - started
     assert robots_at < 4 and escalated_at < 6 and pipeline_at < 8, (
