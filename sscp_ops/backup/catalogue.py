@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sscp_ops.filemode import Private
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
@@ -82,8 +84,14 @@ class CopyRow:
 class Catalogue:
     """Read-write access for the backup command."""
 
-    def __init__(self, path: Path, clock=time.time) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: Path, clock=time.time, group: str | None = None) -> None:
+        self.private = Private(group)
+        if not path.parent.is_dir():
+            path.parent.mkdir(parents=True)
+            self.private.apply(path.parent)
+        # SQLite gives its journal the mode of the database file, so the catalogue is created
+        # (or an older one tightened) with the private mode before it is opened.
+        self.private.touch(path)
         self.path = path
         self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
         self.db.execute("PRAGMA foreign_keys = ON")

@@ -43,6 +43,7 @@ from sscp_ops.backup.manifest import (
 from sscp_ops.backup.progress import Progress, no_progress
 from sscp_ops.backup.retention import runs_to_keep
 from sscp_ops.config.backup import BackupSet, Location
+from sscp_ops.filemode import PRIVATE, Private
 from sscp_ops.masking import mask_text
 
 log = logging.getLogger("backup")
@@ -75,10 +76,10 @@ class RunLocked(Exception):
 
 
 @contextmanager
-def run_lock(catalog: Path, set_name: str) -> Iterator[None]:
+def run_lock(catalog: Path, set_name: str, private: Private = PRIVATE) -> Iterator[None]:
     """One run per set at a time: an exclusive ``flock`` beside the catalogue."""
     path = catalog.with_name(f"{catalog.name}.{set_name}.lock")
-    with open(path, "a") as f:
+    with private.open(path, "ab") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -178,6 +179,7 @@ def run_set(
     report = RunReport(bset.name, run_id)
     run = catalogue.start_run(bset.name, run_id, started)
     primary = _primary(bset)
+    private = Private(bset.group)
     assert primary.path is not None
     set_dir = primary.path / bset.name
     partial = copying.partial_dir(set_dir, run_id)
@@ -186,12 +188,12 @@ def run_set(
     try:
         if not primary.path.is_dir():
             raise copying.CopyError(f"location root {primary.path} does not exist")
-        set_dir.mkdir(exist_ok=True)
-        partial.mkdir()
+        private.mkdir(set_dir, exist_ok=True)
+        private.mkdir(partial)
         manifest = _stage(bset, partial, run_id, config_file, progress)
         data = manifest.to_json()
         (partial / MANIFEST).write_bytes(data)
-        copying.publish(partial, final)
+        copying.publish(partial, final, private)
     except Exception as exc:  # any failure is recorded; the run must never stay "running"
         shutil.rmtree(partial, ignore_errors=True)
         if not isinstance(exc, DumpError | copying.CopyError | OSError):
@@ -217,7 +219,9 @@ def run_set(
     for loc in bset.locations:
         if loc is primary:
             continue
-        outcome = _copy_to(loc, final, names, expected, bset.name, run_id, copier, progress, total)
+        outcome = _copy_to(
+            loc, final, names, expected, bset.name, run_id, copier, progress, total, private
+        )
         report.copies.append(outcome)
         catalogue.record_copy(
             run,
@@ -264,17 +268,18 @@ def _copy_to(
     copier: copying.Copier,
     progress: Progress,
     total: int,
+    private: Private,
 ) -> CopyOutcome:
     try:
         if loc.rsync is not None:
-            dest = copying.rsync_run(staged, names, loc.rsync, set_name, run_id)
+            dest = copying.rsync_run(staged, names, loc.rsync, set_name, run_id, private=private)
             return CopyOutcome(loc.name, loc.kind, "ok", None, dest)
         assert loc.path is not None
         if loc.kind == "offline" and not loc.path.is_dir():
             return CopyOutcome(loc.name, loc.kind, "skipped", "offline medium not attached")
         with progress(f"{set_name}: copy to {loc.name}", total) as update:
             dest_dir = copying.copy_run(
-                staged, names, expected, loc.path, set_name, run_id, copier, update
+                staged, names, expected, loc.path, set_name, run_id, copier, update, private
             )
         return CopyOutcome(loc.name, loc.kind, "ok", None, str(dest_dir))
     except Exception as exc:  # recorded as this location's failure; the others go on

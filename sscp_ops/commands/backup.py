@@ -87,7 +87,7 @@ def _main(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.config_file}: backup: section missing")
     sets = _sets(config.backup, args.set, args.config_file)
     progress = _bar if sys.stderr.isatty() else prog.no_progress
-    catalogue = Catalogue(config.backup.catalog)
+    catalogue = Catalogue(config.backup.catalog, group=config.backup.catalog_group)
     try:
         handler = {
             "run": _run,
@@ -105,7 +105,7 @@ def _run(bset: BackupSet, catalogue, args: argparse.Namespace, progress) -> bool
     from sscp_ops.backup.run import RunLocked, run_lock, run_set
 
     try:
-        with run_lock(catalogue.path, bset.name):
+        with run_lock(catalogue.path, bset.name, catalogue.private):
             report = run_set(bset, catalogue, Path(args.config_file).absolute(), progress=progress)
     except RunLocked:
         print(f"{bset.name}: another backup run of this set is in progress", file=sys.stderr)

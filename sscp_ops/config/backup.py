@@ -88,6 +88,9 @@ class BackupSet(Model):
     drill: DrillTarget | None = None
     #: zstd level of the dump and the config tarball (3: fast, see docs/performance.md).
     compression_level: Annotated[int, Field(ge=1, le=19)] = 3
+    #: Group given read access to the set's copies (files 0640, directories 0750); without
+    #: it, files are 0600 and directories 0700.
+    group: str | None = None
 
     @model_validator(mode="after")
     def _something_to_back_up(self):
@@ -100,6 +103,8 @@ class BackupSet(Model):
 
 class BackupConfig(Model):
     catalog: Path
+    #: Group that may read the catalogue (0640), e.g. the exporter's; without it, 0600.
+    catalog_group: str | None = None
     sets: Annotated[
         list[BackupSet], Field(min_length=1), AfterValidator(lambda s: unique_names(s, "set"))
     ]
