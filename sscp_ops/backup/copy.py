@@ -9,7 +9,6 @@ import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from sscp_ops.backup.manifest import MANIFEST
 from sscp_ops.filemode import PRIVATE, Private
 
 CHUNK = 1 << 20
@@ -81,7 +80,8 @@ def copy_run(
     progress: Callable[[int], None] | None = None,
     private: Private = PRIVATE,
 ) -> Path:
-    """Copy ``names`` (data files, then the manifest) from ``staged`` to ``root/set/run_id``.
+    """Copy ``names`` in their order (data files, the manifest last) from ``staged`` to
+    ``root/set/run_id``.
 
     Every written file is read back and compared with ``expected`` sha256. On any failure the
     partial directory is removed and :class:`CopyError` raised with the reason.
@@ -96,7 +96,7 @@ def copy_run(
         if partial.exists():
             shutil.rmtree(partial)
         private.mkdir(partial)
-        for name in [n for n in names if n != MANIFEST] + [MANIFEST]:
+        for name in names:
             copier(staged / name, partial / name, progress)
             _, digest = hash_file(partial / name)
             if digest != expected[name]:
@@ -135,21 +135,28 @@ def rsync_run(
     timeout: float = 4 * 3600,
     private: Private = PRIVATE,
 ) -> str:
-    """rsync the run to ``target/set/run_id/``: data files first, the manifest last.
+    """rsync ``names`` (data files, the manifest last) of ``staged`` (a directory
+    ``.../<set>/<run_id>``) to ``target/set/run_id/``.
 
     rsync writes each file under a temporary name and renames it, so the manifest appears
     only after every data file is complete. The set and run directories are sent as implied
     directories of a ``--relative`` path, so they get the private mode like the files, whatever
     the umask on the other side. Returns the destination.
     """
+    assert (staged.parent.name, staged.name) == (set_name, run_id), staged
     root = f"{target.rstrip('/')}/"
     base = staged.parent.parent
     chmod = f"--chmod=D{private.dir_mode:o},F{private.file_mode:o}"
     options = ["--mkpath", "--checksum", "--times", "--relative", "--perms", chmod]
-    data = [f"{base}/./{set_name}/{staged.name}/{n}" for n in names if n != MANIFEST]
-    for batch in (data, [f"{base}/./{set_name}/{staged.name}/{MANIFEST}"]):
+    paths = [f"{base}/./{set_name}/{run_id}/{n}" for n in names]
+    for batch in (paths[:-1], paths[-1:]):
         _rsync([*options, *batch, root], timeout)
     return f"{root}{set_name}/{run_id}/"
+
+
+def rsync_fetch(dest: str, into: Path, timeout: float = 4 * 3600) -> None:
+    """Fetch the copy at ``dest`` into the local directory ``into`` (to hash it)."""
+    _rsync(["--recursive", "--times", f"{dest.rstrip('/')}/", f"{into}/"], timeout)
 
 
 def rsync_differences(staged: Path, dest: str, timeout: float = 4 * 3600) -> list[str]:
