@@ -9,9 +9,12 @@ Generates ``sscp_backup_bench_<hex>`` (SQL dump of about --size-mb MB) on 127.0.
 * reference backup: ``mariadb-dump --single-transaction ... | gzip -6 > file``
 * also: ``mariadb-dump ... | zstd -3 > file`` (same compressor as ours)
 * ours: ``backup run`` with one local location (dump + zstd + sha256 + row counts + config
-  tarball + manifest + fsync + rename), and with the 2 local + offsite + offline copies
+  tarball + manifest + fsync + rename), and with the 2 local + offsite + offline copies, plain
+  and with the offsite and offline copies age-encrypted (the encryption overhead)
 * reference restore: ``zstd -dc <our dump> | mariadb scratch`` (a plain restore of the same dump)
 * ours: ``backup drill`` (re-hash, restore, row counts of every table, config compare, drop)
+  into a throwaway server it starts itself (the default), and into a scratch database on the
+  running server (``drill.server: shared``)
 
 Throughput is raw SQL megabytes per second. The database and scratch databases are dropped.
 """
@@ -36,6 +39,11 @@ from sscp_ops.backup.catalogue import Catalogue  # noqa: E402
 from sscp_ops.backup.drill import drill_set  # noqa: E402
 from sscp_ops.backup.run import run_set  # noqa: E402
 from sscp_ops.config import parse_config  # noqa: E402
+
+try:
+    import pyrage
+except ImportError:
+    sys.exit("pyrage is needed: pip install 'sscp-ops[backup-encryption]'")
 
 ROOT = {"host": "127.0.0.1", "port": 3306, "user": "root"}
 DUMP = "mariadb-dump -h127.0.0.1 -P3306 -uroot --single-transaction --routines --events --triggers"
@@ -115,7 +123,10 @@ def main() -> None:
         etc.mkdir()
         (etc / "nginx.conf").write_text("worker_processes 2;\n")
 
-        def config(locations: str) -> str:
+        identity = pyrage.x25519.Identity.generate()
+        (work / "drill.key").write_text(f"{identity}\n")
+
+        def config(locations: str, extra: str = "", server: str = "throwaway") -> str:
             return (
                 f"backup:\n  catalog: {work}/catalog.db\n  sets:\n"
                 f"    - name: bench\n"
@@ -123,18 +134,21 @@ def main() -> None:
                 f"      config_paths: [{etc}]\n"
                 f"      retention: {{daily: 1, weekly: 0, monthly: 0}}\n"
                 f"      locations: [{locations}]\n"
-                f"      drill: {{address: '127.0.0.1:3306', user: root}}\n"
+                f"      drill: {{server: {server}, address: '127.0.0.1:3306', user: root,"
+                f" identity_file: {work}/drill.key}}\n{extra}"
             )
 
         one = parse_config(config(f"{{kind: local, path: {work}/one}}")).backup
-        four = parse_config(
-            config(
-                f"{{kind: local, path: {work}/a}}, {{kind: local, path: {work}/b}},"
-                f" {{kind: offsite, path: {work}/offsite}}, {{kind: offline, path: {work}/offline}}"
-            )
-        ).backup
+        locations = (
+            f"{{kind: local, path: {work}/a}}, {{kind: local, path: {work}/b}},"
+            f" {{kind: offsite, path: {work}/offsite}}, {{kind: offline, path: {work}/offline}}"
+        )
+        four = parse_config(config(locations)).backup
+        sealed = f"      encryption: {{recipients: [{identity.to_public()}]}}\n"
+        four_enc = parse_config(config(locations, sealed)).backup
+        shared = parse_config(config(locations, server="shared")).backup
         cat = Catalogue(work / "catalog.db")
-        keys = ("gzip", "zstd", "ours1", "ours4", "restore", "drill")
+        keys = ("gzip", "zstd", "ours1", "ours4", "ours4enc", "restore", "drill", "drillshared")
         best = dict.fromkeys(keys, float("inf"))
         cpu = dict.fromkeys(keys, float("inf"))
 
@@ -159,6 +173,10 @@ def main() -> None:
             r1 = timed("ours1", lambda: run_set(one.sets[0], cat))
             assert r1.ok, r1.error
             time.sleep(1)  # a new run id
+            time.sleep(1)  # a new run id
+            r4 = timed("ours4enc", lambda: run_set(four_enc.sets[0], cat))
+            assert r4.ok, r4.error
+            time.sleep(1)  # a new run id
             r4 = timed("ours4", lambda: run_set(four.sets[0], cat))
             assert r4.ok, r4.error
             dump = next((work / "a" / "bench" / r4.run_id).glob("mysql-*.sql.zst"))
@@ -174,6 +192,8 @@ def main() -> None:
                     cur.execute(f"DROP DATABASE IF EXISTS `{scratch}`")
                 conn.close()
             d = timed("drill", lambda: drill_set(four.sets[0], cat))
+            assert d.ok, d.error
+            d = timed("drillshared", lambda: drill_set(shared.sets[0], cat))
             assert d.ok, d.error
             print(f"round {rnd + 1} of {args.repeat} done", flush=True)
         cat.close()
@@ -199,8 +219,12 @@ def main() -> None:
             ("backup run, 1 location", "ours1", "gzip"),
             ("backup run, 1 location vs zstd pipe", "ours1", "zstd"),
             ("backup run, 4 locations", "ours4", "gzip"),
+            ("backup run, 4 locations, 2 encrypted", "ours4enc", "gzip"),
+            ("  encrypted vs plain 4-location run", "ours4enc", "ours4"),
             ("zstd -dc | mariadb (reference restore)", "restore", None),
-            ("backup drill", "drill", "restore"),
+            ("backup drill (throwaway server)", "drill", "restore"),
+            ("backup drill (shared server)", "drillshared", "restore"),
+            ("  throwaway vs shared drill", "drill", "drillshared"),
         ]
         print(f"{'':40} {'seconds':>8} {'MB/s':>7} {'ratio':>6} {'CPU s':>7} {'ratio':>6}")
         for name, key, ref in rows:

@@ -16,7 +16,7 @@ install -d -o root -g root -m 0755 "$prefix"
 cp -a "$src/." "$prefix/"
 rm -rf "$prefix/.venv" "$prefix/var" "$prefix/.git"
 python3 -m venv "$prefix/.venv"
-"$prefix/.venv/bin/pip" install -q "$prefix"
+"$prefix/.venv/bin/pip" install -q "$prefix[backup-encryption]"
 
 install -d -o root -g sscp-ops -m 0750 /etc/sscp-ops
 [ -f /etc/sscp-ops/config.yml ] || install -o root -g sscp-ops -m 0640 "$src/deploy/config.example.yml" /etc/sscp-ops/config.yml

@@ -13,6 +13,7 @@ Sample output::
     backup_copies{location_kind="local",set="platform"} 2
     backup_copies{location_kind="offline",set="platform"} 1
     backup_copy_verified{location="/backup/a",set="platform"} 1
+    backup_copy_encrypted{location="/mnt/offsite",set="platform"} 1
     backup_321_compliant{set="platform"} 1
     restore_drill_last_timestamp_seconds{set="platform"} 1.7951e+09
     restore_drill_last_success{set="platform"} 1
@@ -60,6 +61,11 @@ def metrics_for(summaries: Iterable[SetSummary]) -> list[Metric]:
         "Whether every copy at the location matched its manifest when last checked.",
         labels=["set", "location"],
     )
+    encrypted = g(
+        "backup_copy_encrypted",
+        "Whether the newest good copy at the location is encrypted (age).",
+        labels=["set", "location"],
+    )
     compliant = g(
         "backup_321_compliant",
         "Whether the set has 2 local, 1 off-site and 1 confirmed offline good copy.",
@@ -92,6 +98,8 @@ def metrics_for(summaries: Iterable[SetSummary]) -> list[Metric]:
             copies.add_metric([s.set, kind], s.copies[kind])
         for location, ok in sorted(s.copy_verified.items()):
             verified.add_metric([s.set, location], ok)
+        for location, enc in sorted(s.copy_encrypted.items()):
+            encrypted.add_metric([s.set, location], enc)
         compliant.add_metric([s.set], 1.0 if s.compliant_321 else 0.0)
         drill_ts.add_metric([s.set], s.drill_last or 0.0)
         if s.drill_success is not None:
@@ -107,6 +115,7 @@ def metrics_for(summaries: Iterable[SetSummary]) -> list[Metric]:
         failures,
         copies,
         verified,
+        encrypted,
         compliant,
         drill_ts,
         drill_ok,

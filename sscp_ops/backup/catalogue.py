@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sscp_ops.filemode import Private
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
@@ -42,7 +44,17 @@ CREATE TABLE IF NOT EXISTS copies (
     verify_error TEXT,
     offline_confirmed_at REAL,
     removed_at REAL,
+    encrypted INTEGER NOT NULL DEFAULT 0,  -- files are <name>.age, sha256 of manifest.json.age
     UNIQUE (run, location)
+);
+-- The ciphertexts of a run's encrypted copies (the same in each), so that verify checks them
+-- without the private key.
+CREATE TABLE IF NOT EXISTS encrypted_files (
+    run INTEGER NOT NULL REFERENCES runs(id),
+    name TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    PRIMARY KEY (run, name)
 );
 CREATE TABLE IF NOT EXISTS drills (
     id INTEGER PRIMARY KEY,
@@ -77,16 +89,27 @@ class CopyRow:
     verified_ok: int | None
     offline_confirmed_at: float | None
     removed_at: float | None
+    encrypted: bool = False
+    copy_sha256: str | None = None  # of the copy's manifest.json (.age when encrypted)
 
 
 class Catalogue:
     """Read-write access for the backup command."""
 
-    def __init__(self, path: Path, clock=time.time) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: Path, clock=time.time, group: str | None = None) -> None:
+        self.private = Private(group)
+        if not path.parent.is_dir():
+            path.parent.mkdir(parents=True)
+            self.private.apply(path.parent)
+        # SQLite gives its journal the mode of the database file, so the catalogue is created
+        # (or an older one tightened) with the private mode before it is opened.
+        self.private.touch(path)
         self.path = path
         self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
         self.db.execute("PRAGMA foreign_keys = ON")
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(copies)")}
+        if columns and "encrypted" not in columns:  # a catalogue of an older version
+            self.db.execute("ALTER TABLE copies ADD COLUMN encrypted INTEGER NOT NULL DEFAULT 0")
         self.db.executescript(SCHEMA)
         self.clock = clock
 
@@ -125,19 +148,48 @@ class Catalogue:
         error: str | None = None,
         size: int | None = None,
         sha256: str | None = None,
+        encrypted: bool = False,
     ) -> None:
         ok = 1 if result == "ok" else None
         now = self.clock()
         self.db.execute(
             "INSERT INTO copies (run, location, kind, dest, result, error, size_bytes, sha256,"
-            " copied_at, verified_at, verified_ok) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (run, location, kind, dest, result, error, size, sha256, now, now if ok else None, ok),
+            " copied_at, verified_at, verified_ok, encrypted)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                run,
+                location,
+                kind,
+                dest,
+                result,
+                error,
+                size,
+                sha256,
+                now,
+                now if ok else None,
+                ok,
+                int(encrypted),
+            ),
         )
+
+    def record_encrypted_files(self, run: int, files: dict[str, tuple[int, str]]) -> None:
+        self.db.executemany(
+            "INSERT INTO encrypted_files (run, name, size, sha256) VALUES (?, ?, ?, ?)",
+            [(run, name, size, digest) for name, (size, digest) in sorted(files.items())],
+        )
+
+    def encrypted_files(self, run: int) -> dict[str, tuple[int, str]]:
+        """name -> (size, sha256) of the files of the run's encrypted copies."""
+        rows = self.db.execute(
+            "SELECT name, size, sha256 FROM encrypted_files WHERE run = ?", (run,)
+        )
+        return {name: (size, digest) for name, size, digest in rows}
 
     def copies(self, set_name: str | None = None, live: bool = True) -> list[CopyRow]:
         sql = (
             "SELECT c.id, c.run, r.set_name, r.run_id, r.manifest_sha256, c.location, c.kind,"
-            " c.dest, c.result, c.error, c.verified_ok, c.offline_confirmed_at, c.removed_at"
+            " c.dest, c.result, c.error, c.verified_ok, c.offline_confirmed_at, c.removed_at,"
+            " c.encrypted != 0, c.sha256"
             " FROM copies c JOIN runs r ON r.id = c.run WHERE c.result = 'ok'"
         )
         args: list = []
@@ -232,6 +284,8 @@ class SetSummary:
     size: int | None = None
     copies: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
     copy_verified: dict[str, int] = field(default_factory=dict)
+    #: location -> whether its newest good copy is encrypted
+    copy_encrypted: dict[str, int] = field(default_factory=dict)
     drill_last: float | None = None
     drill_success: bool | None = None
     drill_duration: float | None = None
@@ -270,8 +324,11 @@ def _summary(db: sqlite3.Connection, name: str) -> SetSummary:
         " ORDER BY finished DESC LIMIT 1",
         (name,),
     ).fetchone()
+    columns = {row[1] for row in db.execute("PRAGMA table_info(copies)")}
+    encrypted = "c.encrypted != 0" if "encrypted" in columns else "0"  # an older catalogue
     live = db.execute(
-        "SELECT c.run, c.location, c.kind, c.verified_ok, c.offline_confirmed_at FROM copies c"
+        "SELECT c.run, c.location, c.kind, c.verified_ok, c.offline_confirmed_at,"
+        f" {encrypted} FROM copies c"
         " JOIN runs r ON r.id = c.run WHERE r.set_name = ? AND c.result = 'ok'"
         " AND c.removed_at IS NULL ORDER BY r.started, c.id",
         (name,),
@@ -279,14 +336,16 @@ def _summary(db: sqlite3.Connection, name: str) -> SetSummary:
     copies = dict.fromkeys(KINDS, 0)
     # Local and off-site: copies of the newest run that produced any; offline: the newest copy
     # confirmed detached, per offline location.
-    newest = max((run for run, _, kind, _, _ in live if kind != "offline"), default=None)
+    newest = max((run for run, _, kind, _, _, _ in live if kind != "offline"), default=None)
     offline: set[str] = set()
     verified: dict[str, int] = {}
-    for run, location, kind, ok, confirmed in live:
+    sealed: dict[str, int] = {}
+    for run, location, kind, ok, confirmed, enc in live:
         good = ok != 0
         verified[location] = min(verified.get(location, 1), 1 if good else 0)
         if not good:
             continue
+        sealed[location] = 1 if enc else 0  # rows are oldest first: the newest copy wins
         if kind == "offline":
             if confirmed is not None:
                 offline.add(location)
@@ -308,6 +367,7 @@ def _summary(db: sqlite3.Connection, name: str) -> SetSummary:
         size=size[0] if size else None,
         copies=copies,
         copy_verified=verified,
+        copy_encrypted=sealed,
         drill_last=drill[0] if drill else None,
         drill_success=(drill[1] == "success") if drill else None,
         drill_duration=drill[2] if drill else None,

@@ -9,7 +9,7 @@ import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from sscp_ops.backup.manifest import MANIFEST
+from sscp_ops.filemode import PRIVATE, Private
 
 CHUNK = 1 << 20
 
@@ -53,9 +53,12 @@ def partial_dir(set_dir: Path, run_id: str) -> Path:
     return set_dir / f".{run_id}.partial"
 
 
-def publish(partial: Path, final: Path) -> None:
-    """fsync the files of ``partial`` and rename it to ``final`` (the commit point)."""
+def publish(partial: Path, final: Path, private: Private) -> None:
+    """Give the files of ``partial`` their private mode, fsync them and rename ``partial`` to
+    ``final`` (the commit point)."""
+    private.apply(partial)
     for entry in partial.iterdir():
+        private.apply(entry)
         fd = os.open(entry, os.O_RDONLY)
         try:
             os.fsync(fd)
@@ -75,8 +78,10 @@ def copy_run(
     run_id: str,
     copier: Copier = copy_file,
     progress: Callable[[int], None] | None = None,
+    private: Private = PRIVATE,
 ) -> Path:
-    """Copy ``names`` (data files, then the manifest) from ``staged`` to ``root/set/run_id``.
+    """Copy ``names`` in their order (data files, the manifest last) from ``staged`` to
+    ``root/set/run_id``.
 
     Every written file is read back and compared with ``expected`` sha256. On any failure the
     partial directory is removed and :class:`CopyError` raised with the reason.
@@ -87,16 +92,16 @@ def copy_run(
     final = set_dir / run_id
     partial = partial_dir(set_dir, run_id)
     try:
-        set_dir.mkdir(exist_ok=True)
+        private.mkdir(set_dir, exist_ok=True)
         if partial.exists():
             shutil.rmtree(partial)
-        partial.mkdir()
-        for name in [n for n in names if n != MANIFEST] + [MANIFEST]:
+        private.mkdir(partial)
+        for name in names:
             copier(staged / name, partial / name, progress)
             _, digest = hash_file(partial / name)
             if digest != expected[name]:
                 raise CopyError(f"{name}: read-back sha256 differs from the staged file")
-        publish(partial, final)
+        publish(partial, final, private)
     except OSError as exc:
         shutil.rmtree(partial, ignore_errors=True)
         raise CopyError(_reason(exc)) from exc
@@ -128,17 +133,30 @@ def rsync_run(
     set_name: str,
     run_id: str,
     timeout: float = 4 * 3600,
+    private: Private = PRIVATE,
 ) -> str:
-    """rsync the run to ``target/set/run_id/``: data files first, the manifest last.
+    """rsync ``names`` (data files, the manifest last) of ``staged`` (a directory
+    ``.../<set>/<run_id>``) to ``target/set/run_id/``.
 
     rsync writes each file under a temporary name and renames it, so the manifest appears
-    only after every data file is complete. Returns the destination.
+    only after every data file is complete. The set and run directories are sent as implied
+    directories of a ``--relative`` path, so they get the private mode like the files, whatever
+    the umask on the other side. Returns the destination.
     """
-    dest = f"{target.rstrip('/')}/{set_name}/{run_id}/"
-    data = [str(staged / n) for n in names if n != MANIFEST]
-    for batch in (data, [str(staged / MANIFEST)]):
-        _rsync(["--mkpath", "--checksum", "--times", *batch, dest], timeout)
-    return dest
+    assert (staged.parent.name, staged.name) == (set_name, run_id), staged
+    root = f"{target.rstrip('/')}/"
+    base = staged.parent.parent
+    chmod = f"--chmod=D{private.dir_mode:o},F{private.file_mode:o}"
+    options = ["--mkpath", "--checksum", "--times", "--relative", "--perms", chmod]
+    paths = [f"{base}/./{set_name}/{run_id}/{n}" for n in names]
+    for batch in (paths[:-1], paths[-1:]):
+        _rsync([*options, *batch, root], timeout)
+    return f"{root}{set_name}/{run_id}/"
+
+
+def rsync_fetch(dest: str, into: Path, timeout: float = 4 * 3600) -> None:
+    """Fetch the copy at ``dest`` into the local directory ``into`` (to hash it)."""
+    _rsync(["--recursive", "--times", f"{dest.rstrip('/')}/", f"{into}/"], timeout)
 
 
 def rsync_differences(staged: Path, dest: str, timeout: float = 4 * 3600) -> list[str]:

@@ -105,13 +105,20 @@ class RowCounter:
         return dict(sorted(self.tables.items()))
 
 
-def option_file_text(user: str, password: str | None, host: str, port: int) -> str:
-    """A ``[client]`` option file; values are quoted and escaped the way MariaDB reads them."""
+def option_file_text(
+    user: str, password: str | None, host: str, port: int, socket: Path | None = None
+) -> str:
+    """A ``[client]`` option file; values are quoted and escaped the way MariaDB reads them.
+    With ``socket``, the client connects through that Unix socket instead of host and port."""
 
     def q(value: str) -> str:
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
-    lines = ["[client]", f"user={q(user)}", f"host={q(host)}", f"port={port}"]
+    lines = ["[client]", f"user={q(user)}"]
+    if socket is not None:
+        lines += ["host=localhost", f"socket={q(str(socket))}"]
+    else:
+        lines += [f"host={q(host)}", f"port={port}"]
     if password is not None:
         lines.append(f"password={q(password)}")
     return "\n".join(lines) + "\n"
@@ -123,14 +130,16 @@ def split_address(address: str) -> tuple[str, int]:
 
 
 @contextmanager
-def credentials_file(user: str, password: str | None, address: str) -> Iterator[Path]:
+def credentials_file(
+    user: str, password: str | None, address: str | None, socket: Path | None = None
+) -> Iterator[Path]:
     """A private temporary option file for ``--defaults-extra-file``; removed on exit."""
-    host, port = split_address(address)
+    host, port = split_address(address) if address else ("localhost", 0)
     fd, name = tempfile.mkstemp(prefix="sscp-ops-my-", suffix=".cnf")  # created 0600
     try:
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(option_file_text(user, password, host, port))
+            f.write(option_file_text(user, password, host, port, socket))
         yield Path(name)
     finally:
         os.unlink(name)

@@ -29,6 +29,10 @@ class FileEntry:
     kind: str  # "mysql" or "config"
     database: str | None = None
     raw_size: int | None = None
+    #: Size and sha256 of ``<name>.age`` where the run has encrypted copies (the ciphertext
+    #: is the same in every encrypted copy of the run).
+    age_size: int | None = None
+    age_sha256: str | None = None
 
 
 @dataclass(frozen=True)

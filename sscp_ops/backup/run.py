@@ -14,7 +14,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pymysql
@@ -22,6 +22,7 @@ import zstandard
 
 from sscp_ops import __version__
 from sscp_ops.backup import copy as copying
+from sscp_ops.backup import crypt
 from sscp_ops.backup.archive import build_config_tarball
 from sscp_ops.backup.catalogue import Catalogue
 from sscp_ops.backup.dump import (
@@ -43,6 +44,7 @@ from sscp_ops.backup.manifest import (
 from sscp_ops.backup.progress import Progress, no_progress
 from sscp_ops.backup.retention import runs_to_keep
 from sscp_ops.config.backup import BackupSet, Location
+from sscp_ops.filemode import PRIVATE, Private
 from sscp_ops.masking import mask_text
 
 log = logging.getLogger("backup")
@@ -75,10 +77,10 @@ class RunLocked(Exception):
 
 
 @contextmanager
-def run_lock(catalog: Path, set_name: str) -> Iterator[None]:
+def run_lock(catalog: Path, set_name: str, private: Private = PRIVATE) -> Iterator[None]:
     """One run per set at a time: an exclusive ``flock`` beside the catalogue."""
     path = catalog.with_name(f"{catalog.name}.{set_name}.lock")
-    with open(path, "a") as f:
+    with private.open(path, "ab") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -161,6 +163,42 @@ def _stage(
     )
 
 
+@dataclass(frozen=True)
+class _Source:
+    """What a kind of copy is made from: a directory ``.../<set>/<run_id>`` and its files,
+    the manifest last, with their sha256."""
+
+    directory: Path
+    names: list[str]
+    expected: dict[str, str]
+    manifest_sha: str  # what the catalogue records for the copy
+    encrypted: bool
+
+    @property
+    def total(self) -> int:
+        return sum(f.stat().st_size for f in (self.directory / n for n in self.names))
+
+
+def _encrypt(
+    bset: BackupSet, manifest: Manifest, partial: Path, age_dir: Path, private: Private
+) -> tuple[Manifest, bytes, dict[str, tuple[int, str]]]:
+    """Encrypt the staged files into ``age_dir``; the manifest gets each ciphertext's size and
+    sha256, and is encrypted last. Returns it, its plaintext and the ciphertexts' list."""
+    assert bset.encryption is not None
+    recipients = crypt.parse_recipients(bset.encryption.public_keys())
+    sealed: dict[str, tuple[int, str]] = {}
+    files = []
+    for f in manifest.files:
+        name = f.name + crypt.SUFFIX
+        sealed[name] = crypt.encrypt_file(partial / f.name, age_dir / name, recipients, private)
+        files.append(replace(f, age_size=sealed[name][0], age_sha256=sealed[name][1]))
+    manifest = replace(manifest, files=tuple(files))
+    data = manifest.to_json()
+    name = MANIFEST + crypt.SUFFIX
+    sealed[name] = crypt.encrypt_bytes(data, age_dir / name, recipients, private)
+    return manifest, data, sealed
+
+
 def run_set(
     bset: BackupSet,
     catalogue: Catalogue,
@@ -178,23 +216,65 @@ def run_set(
     report = RunReport(bset.name, run_id)
     run = catalogue.start_run(bset.name, run_id, started)
     primary = _primary(bset)
+    private = Private(bset.group)
+    sealed_kinds = bset.encryption.kinds if bset.encryption else set()
     assert primary.path is not None
     set_dir = primary.path / bset.name
     partial = copying.partial_dir(set_dir, run_id)
+    # Encrypted files are staged as .<run_id>.age.partial/<set>/<run_id>/ (the layout rsync
+    # sends); with every kind encrypted, that directory becomes the primary copy.
+    age_root = set_dir / f".{run_id}.age.partial"
+    age_dir = age_root / bset.name / run_id
     final = set_dir / run_id
     log.info("backup started", extra={"kv": {"set": bset.name, "run": run_id}})
+    sources: dict[bool, _Source] = {}
     try:
         if not primary.path.is_dir():
             raise copying.CopyError(f"location root {primary.path} does not exist")
-        set_dir.mkdir(exist_ok=True)
-        partial.mkdir()
+        private.mkdir(set_dir, exist_ok=True)
+        private.mkdir(partial)
         manifest = _stage(bset, partial, run_id, config_file, progress)
-        data = manifest.to_json()
+        sealed: dict[str, tuple[int, str]] = {}
+        if sealed_kinds:
+            for d in (age_root, age_root / bset.name, age_dir):
+                private.mkdir(d)
+            with progress(f"{bset.name}: encrypt", None):
+                manifest, data, sealed = _encrypt(bset, manifest, partial, age_dir, private)
+        else:
+            data = manifest.to_json()
+        manifest_sha = sha256_bytes(data)
         (partial / MANIFEST).write_bytes(data)
-        copying.publish(partial, final)
+        plain = _Source(
+            final,
+            [f.name for f in manifest.files] + [MANIFEST],
+            {f.name: f.sha256 for f in manifest.files} | {MANIFEST: manifest_sha},
+            manifest_sha,
+            False,
+        )
+        if sealed:
+            age_names = [f.name + crypt.SUFFIX for f in manifest.files] + [MANIFEST + ".age"]
+            age_source = _Source(
+                age_dir,
+                age_names,
+                {n: sealed[n][1] for n in age_names},
+                sealed[MANIFEST + ".age"][1],
+                True,
+            )
+            catalogue.record_encrypted_files(run, sealed)
+        if "local" in sealed_kinds:  # every copy encrypted: the plaintext is never published
+            copying.publish(age_dir, final, private)
+            shutil.rmtree(partial)
+            shutil.rmtree(age_root)
+            sources[True] = replace(age_source, directory=final)
+        else:
+            copying.publish(partial, final, private)
+            sources[False] = plain
+            if sealed:
+                sources[True] = age_source
     except Exception as exc:  # any failure is recorded; the run must never stay "running"
         shutil.rmtree(partial, ignore_errors=True)
-        if not isinstance(exc, DumpError | copying.CopyError | OSError):
+        shutil.rmtree(age_root, ignore_errors=True)
+        if not isinstance(exc, DumpError | copying.CopyError | crypt.CryptError | OSError):
             log.exception("unexpected error while staging", extra={"kv": {"set": bset.name}})
         reason = mask_text(_reason(exc))
         catalogue.record_copy(run, primary.name, "local", str(final), "failed", reason)
@@ -204,37 +284,48 @@ def run_set(
         log.error("backup failed", extra={"kv": {"set": bset.name, "err": report.error}})
         return report
 
-    manifest_sha = sha256_bytes(data)
     report.size = manifest.size
-    names = [f.name for f in manifest.files] + [MANIFEST]
-    expected = {f.name: f.sha256 for f in manifest.files} | {MANIFEST: manifest_sha}
+    first = sources["local" in sealed_kinds]
     catalogue.record_copy(
-        run, primary.name, "local", str(final), "ok", None, manifest.size, manifest_sha
+        run,
+        primary.name,
+        "local",
+        str(final),
+        "ok",
+        None,
+        manifest.size,
+        first.manifest_sha,
+        first.encrypted,
     )
     report.copies.append(CopyOutcome(primary.name, "local", "ok", None, str(final)))
-    total = manifest.size + len(data)
 
-    for loc in bset.locations:
-        if loc is primary:
-            continue
-        outcome = _copy_to(loc, final, names, expected, bset.name, run_id, copier, progress, total)
-        report.copies.append(outcome)
-        catalogue.record_copy(
-            run,
-            loc.name,
-            loc.kind,
-            outcome.dest or loc.name,
-            outcome.result,
-            outcome.error,
-            manifest.size if outcome.result == "ok" else None,
-            manifest_sha if outcome.result == "ok" else None,
-        )
-        level = logging.INFO if outcome.result != "failed" else logging.ERROR
-        log.log(
-            level,
-            f"copy {outcome.result}",
-            extra={"kv": {"set": bset.name, "location": loc.name, "err": outcome.error or ""}},
-        )
+    try:
+        for loc in bset.locations:
+            if loc is primary:
+                continue
+            source = sources[loc.kind in sealed_kinds]
+            outcome = _copy_to(loc, source, bset.name, run_id, copier, progress, private)
+            report.copies.append(outcome)
+            ok = outcome.result == "ok"
+            catalogue.record_copy(
+                run,
+                loc.name,
+                loc.kind,
+                outcome.dest or loc.name,
+                outcome.result,
+                outcome.error,
+                manifest.size if ok else None,
+                source.manifest_sha if ok else None,
+                source.encrypted,
+            )
+            level = logging.INFO if outcome.result != "failed" else logging.ERROR
+            log.log(
+                level,
+                f"copy {outcome.result}",
+                extra={"kv": {"set": bset.name, "location": loc.name, "err": outcome.error or ""}},
+            )
+    finally:
+        shutil.rmtree(age_root, ignore_errors=True)
 
     failures = [f"{c.location}: {c.error}" for c in report.copies if c.result == "failed"]
     for loc in bset.locations:
@@ -256,25 +347,33 @@ def run_set(
 
 def _copy_to(
     loc: Location,
-    staged: Path,
-    names: list[str],
-    expected: dict[str, str],
+    source: _Source,
     set_name: str,
     run_id: str,
     copier: copying.Copier,
     progress: Progress,
-    total: int,
+    private: Private,
 ) -> CopyOutcome:
     try:
         if loc.rsync is not None:
-            dest = copying.rsync_run(staged, names, loc.rsync, set_name, run_id)
+            dest = copying.rsync_run(
+                source.directory, source.names, loc.rsync, set_name, run_id, private=private
+            )
             return CopyOutcome(loc.name, loc.kind, "ok", None, dest)
         assert loc.path is not None
         if loc.kind == "offline" and not loc.path.is_dir():
             return CopyOutcome(loc.name, loc.kind, "skipped", "offline medium not attached")
-        with progress(f"{set_name}: copy to {loc.name}", total) as update:
+        with progress(f"{set_name}: copy to {loc.name}", source.total) as update:
             dest_dir = copying.copy_run(
-                staged, names, expected, loc.path, set_name, run_id, copier, update
+                source.directory,
+                source.names,
+                source.expected,
+                loc.path,
+                set_name,
+                run_id,
+                copier,
+                update,
+                private,
             )
         return CopyOutcome(loc.name, loc.kind, "ok", None, str(dest_dir))
     except Exception as exc:  # recorded as this location's failure; the others go on
@@ -287,7 +386,7 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError):
         where = f" ({exc.filename})" if exc.filename else ""
         return f"{exc.strerror or exc}{where}"
-    if isinstance(exc, DumpError | copying.CopyError):
+    if isinstance(exc, DumpError | copying.CopyError | crypt.CryptError | ValueError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
 

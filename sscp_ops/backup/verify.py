@@ -8,6 +8,7 @@ directories that no manifest or catalogue row accounts for).
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,6 +76,37 @@ def check_copy(directory: Path, manifest_sha: str | None) -> list[tuple[str, str
     return out
 
 
+def check_sealed_copy(
+    directory: Path, files: dict[str, tuple[int, str]]
+) -> list[tuple[str, str, str]]:
+    """Problems of one encrypted copy, checked without the key: every ``.age`` file the
+    catalogue lists for the run, with its ciphertext's size and sha256, and nothing else."""
+    if not directory.is_dir():
+        return [("missing", str(directory), "copy directory is gone")]
+    if not files:
+        return [("missing", str(directory), "the catalogue lists no encrypted files for it")]
+    out: list[tuple[str, str, str]] = []
+    for name, (size, digest) in sorted(files.items()):
+        path = directory / name
+        if not path.is_file():
+            out.append(("missing", str(path), "listed in the catalogue"))
+            continue
+        got_size, got = copying.hash_file(path)
+        if got_size != size or got != digest:
+            out.append(("corrupt", str(path), f"sha256 {got[:12]}…, expected {digest[:12]}…"))
+    for extra in sorted(directory.iterdir()):
+        if extra.name not in files:
+            out.append(("unexpected", str(extra), "not in the catalogue"))
+    return out
+
+
+def check_row(catalogue: Catalogue, row: CopyRow) -> list[tuple[str, str, str]]:
+    """Problems of the copy of a catalogue row at its path (plain or encrypted)."""
+    if row.encrypted:
+        return check_sealed_copy(Path(row.dest), catalogue.encrypted_files(row.run))
+    return check_copy(Path(row.dest), row.manifest_sha256)
+
+
 def verify_set(bset: BackupSet, catalogue: Catalogue) -> VerifyReport:
     report = VerifyReport(bset.name)
     rows = catalogue.copies(bset.name)
@@ -93,14 +125,14 @@ def verify_set(bset: BackupSet, catalogue: Catalogue) -> VerifyReport:
         set_dir = loc.path / bset.name
         for row in at:
             report.checked += 1
-            found = check_copy(Path(row.dest), row.manifest_sha256)
+            found = check_row(catalogue, row)
             # An unexpected extra file is reported, but the copy's own data is still intact.
             bad = [f for f in found if f[0] != "unexpected"]
             catalogue.record_verify(
                 row.id, not bad, "; ".join(f"{k}: {p}: {d}" for k, p, d in bad) or None
             )
             report.problems += [Problem(k, loc.name, p, d) for k, p, d in found]
-            if not bad:
+            if not bad and not row.encrypted:
                 intact.setdefault(row.run_id, Path(row.dest))
         known = {Path(r.dest).name for r in at}
         if set_dir.is_dir():
@@ -122,6 +154,9 @@ def verify_set(bset: BackupSet, catalogue: Catalogue) -> VerifyReport:
 def _verify_rsync(
     report: VerifyReport, catalogue: Catalogue, row: CopyRow, source: Path | None
 ) -> None:
+    if row.encrypted:
+        _verify_rsync_sealed(report, catalogue, row)
+        return
     if source is None:
         report.notes.append(f"{row.dest}: no intact local copy of {row.run_id} to compare with")
         return
@@ -135,3 +170,22 @@ def _verify_rsync(
     catalogue.record_verify(row.id, not diff, ", ".join(diff) or None)
     for name in diff:
         report.problems.append(Problem("corrupt", row.location, f"{row.dest}{name}", "differs"))
+
+
+def _verify_rsync_sealed(report: VerifyReport, catalogue: Catalogue, row: CopyRow) -> None:
+    """An encrypted rsync copy has no local twin to compare with: it is fetched back into a
+    private temporary directory and hashed against the catalogue (this costs the transfer)."""
+    report.checked += 1
+    with tempfile.TemporaryDirectory(prefix="sscp-verify-") as tmp:
+        try:
+            copying.rsync_fetch(row.dest, Path(tmp))
+        except copying.CopyError as exc:
+            catalogue.record_verify(row.id, False, str(exc))
+            report.problems.append(Problem("missing", row.location, row.dest, str(exc)))
+            return
+        found = check_sealed_copy(Path(tmp), catalogue.encrypted_files(row.run))
+    bad = [f for f in found if f[0] != "unexpected"]
+    catalogue.record_verify(row.id, not bad, "; ".join(f"{k}: {d}" for k, _, d in bad) or None)
+    for kind, path, detail in found:
+        where = row.dest.rstrip("/") + "/" + Path(path).name
+        report.problems.append(Problem(kind, row.location, where, detail))

@@ -24,7 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     specs = {
         "run": "dump the databases and config files, copy to every location",
         "verify": "re-hash every copy against its manifest, check the 3-2-1 + offline rule",
-        "drill": "restore a run into scratch databases and check it",
+        "drill": "restore a run into a throwaway MariaDB server and check it",
         "offline-confirm": "record that the offline medium holding the newest copy is detached",
     }
     for action, help_text in specs.items():
@@ -45,6 +45,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         add_log_level(a)
         if action == "drill":
             a.add_argument("--run", dest="run_id", metavar="RUN_ID", help="default: the newest")
+            a.add_argument(
+                "--identity-file",
+                type=Path,
+                metavar="FILE",
+                help="age private key of encrypted copies (default: drill.identity_file)",
+            )
         if action == "offline-confirm":
             a.add_argument("--location", metavar="PATH", help="default: every offline location")
         a.set_defaults(func=_main)
@@ -87,7 +93,7 @@ def _main(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.config_file}: backup: section missing")
     sets = _sets(config.backup, args.set, args.config_file)
     progress = _bar if sys.stderr.isatty() else prog.no_progress
-    catalogue = Catalogue(config.backup.catalog)
+    catalogue = Catalogue(config.backup.catalog, group=config.backup.catalog_group)
     try:
         handler = {
             "run": _run,
@@ -105,7 +111,7 @@ def _run(bset: BackupSet, catalogue, args: argparse.Namespace, progress) -> bool
     from sscp_ops.backup.run import RunLocked, run_lock, run_set
 
     try:
-        with run_lock(catalogue.path, bset.name):
+        with run_lock(catalogue.path, bset.name, catalogue.private):
             report = run_set(bset, catalogue, Path(args.config_file).absolute(), progress=progress)
     except RunLocked:
         print(f"{bset.name}: another backup run of this set is in progress", file=sys.stderr)
@@ -127,11 +133,13 @@ def _verify(bset: BackupSet, catalogue, args: argparse.Namespace, progress) -> b
     report = verify_set(bset, catalogue)
     s = report.summary
     assert s is not None
+    sealed = sorted(loc for loc, enc in s.copy_encrypted.items() if enc)
     print(
         f"{bset.name}: {report.checked} copies checked, {len(report.problems)} problems;"
         f" copies local={s.copies['local']} offsite={s.copies['offsite']}"
         f" offline={s.copies['offline']}: 3-2-1+offline "
-        f"{'compliant' if s.compliant_321 else 'VIOLATED'}"
+        f"{'compliant' if s.compliant_321 else 'VIOLATED'};"
+        f" encrypted: {', '.join(sealed) if sealed else 'none'}"
     )
     for problem in report.problems:
         print(f"  {problem}")
@@ -143,7 +151,9 @@ def _verify(bset: BackupSet, catalogue, args: argparse.Namespace, progress) -> b
 def _drill(bset: BackupSet, catalogue, args: argparse.Namespace, progress) -> bool:
     from sscp_ops.backup.drill import drill_set
 
-    report = drill_set(bset, catalogue, args.run_id, progress=progress)
+    report = drill_set(
+        bset, catalogue, args.run_id, progress=progress, identity_file=args.identity_file
+    )
     if report.ok:
         print(
             f"{bset.name}: drill of {report.run_id} from {report.location} succeeded in"

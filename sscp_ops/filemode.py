@@ -1,0 +1,89 @@
+"""Private files and directories: 0600 / 0700, or 0640 / 0750 with a named group, whatever the
+umask of the process (a umask only ever takes bits away, and 0077 would take the group's).
+
+    private = Private()                 # or Private("sscp-ops")
+    private.mkdir(path, exist_ok=True)  # created 0700 (0750), an existing one is tightened
+    with private.open(path) as f: ...   # created or truncated 0600 (0640)
+    private.apply(path)                 # fix an existing file or directory
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import stat
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import BinaryIO
+
+
+@dataclass(frozen=True)
+class Private:
+    group: str | None = None
+
+    @property
+    def file_mode(self) -> int:
+        return 0o640 if self.group else 0o600
+
+    @property
+    def dir_mode(self) -> int:
+        return 0o750 if self.group else 0o700
+
+    @cached_property
+    def gid(self) -> int:
+        """The group's id (-1: keep the group); an unknown group is an OSError."""
+        if self.group is None:
+            return -1
+        try:
+            return grp.getgrnam(self.group).gr_gid
+        except KeyError:
+            raise FileNotFoundError(f"group {self.group!r} does not exist") from None
+
+    def apply(self, path: Path | str) -> None:
+        """Set the mode (and group) of an existing file or directory; symlinks are left alone."""
+        st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode):
+            return
+        if self.gid != -1 and st.st_gid != self.gid:
+            os.chown(path, -1, self.gid, follow_symlinks=False)
+        mode = self.dir_mode if stat.S_ISDIR(st.st_mode) else self.file_mode
+        if stat.S_IMODE(st.st_mode) != mode:
+            os.chmod(path, mode)
+
+    def apply_tree(self, root: Path) -> None:
+        """:meth:`apply` to ``root`` and everything below it."""
+        self.apply(root)
+        for dirpath, dirnames, filenames in os.walk(root):
+            for name in dirnames + filenames:
+                self.apply(os.path.join(dirpath, name))
+
+    def mkdir(self, path: Path, exist_ok: bool = False) -> None:
+        try:
+            os.mkdir(path, self.dir_mode)
+        except FileExistsError:
+            if not exist_ok or not path.is_dir():
+                raise
+        self.apply(path)
+
+    def open(self, path: Path, mode: str = "wb") -> BinaryIO:
+        """Open for writing (``wb`` truncates, ``ab`` appends), created with the private mode."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
+        flags |= os.O_APPEND if mode.startswith("a") else os.O_TRUNC
+        fd = os.open(path, flags, self.file_mode)
+        try:
+            if self.gid != -1:
+                os.fchown(fd, -1, self.gid)
+            os.fchmod(fd, self.file_mode)
+            return os.fdopen(fd, mode)
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def touch(self, path: Path) -> None:
+        """Create ``path`` empty if it is missing; in any case give it the private mode."""
+        self.open(path, "ab").close()
+
+
+#: Files 0600, directories 0700.
+PRIVATE = Private()
