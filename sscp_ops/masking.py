@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
@@ -165,3 +166,27 @@ def mask_value(value: str) -> str:
         return value[0] + "*" * (n - 1)
     keep = max(1, n // 4)
     return value[:keep] + "*" * (n - 2 * keep) + value[n - keep :]
+
+
+#: Unicode categories of characters that change how the text around them is shown without
+#: being seen themselves: controls (Cc: C0/C1, newlines and tabs included), format characters
+#: (Cf: bidi embeddings, overrides and isolates U+202A-202E / U+2066-2069, marks, zero-width
+#: characters) and the line / paragraph separators. An alert label holding ``\u202e`` would
+#: otherwise show ``gnp.exe`` as ``exe.png``.
+_INVISIBLE = frozenset(("Cc", "Cf", "Zl", "Zp"))
+
+
+def _escape(char: str) -> str:
+    if unicodedata.category(char) not in _INVISIBLE:
+        return char
+    code = ord(char)
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+def reveal_controls(text: str) -> str:
+    """``text`` with every control, bidi and invisible format character written out as
+    ``\\u202e`` (visible, and unable to reorder or hide what follows). For what people read:
+    the UI, SMS and group robots."""
+    if text.isprintable():  # the common case, one C loop
+        return text
+    return "".join(map(_escape, text))

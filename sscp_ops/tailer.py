@@ -37,6 +37,8 @@ from dataclasses import asdict, dataclass
 from itertools import accumulate
 from pathlib import Path
 
+from sscp_ops.private import private_dir, write_private
+
 log = logging.getLogger("tailer")
 
 #: Bytes of the first line that identify a file.
@@ -119,10 +121,9 @@ class LogFollower:
         """Write the in-memory position to the position file (atomically)."""
         if self.position == self._committed:
             return
-        self.position_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.position_file.with_name(self.position_file.name + ".tmp")
-        tmp.write_text(json.dumps(asdict(self.position)), encoding="utf-8")
-        os.replace(tmp, self.position_file)
+        # 0600 in a 0700 directory: the offsets say what was read of logs others may not read
+        private_dir(self.position_file.parent)
+        write_private(self.position_file, json.dumps(asdict(self.position)).encode())
         self._committed = self.position
 
     # -- finding the file ---------------------------------------------------------------

@@ -186,6 +186,7 @@ def webhook_config(tmp_path: Path, am_token_file: Path):
         data = {
             "database": f"sqlite:///{tmp_path / 'tickets.db'}",
             "alertmanager_token_file": str(am_token_file),
+            "session_key_file": str(tmp_path / "session.key"),
             "public_url": "https://itss.example.gov.cn",
             "roster": {
                 "rotation": "day",

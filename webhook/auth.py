@@ -64,10 +64,28 @@ def require_role(role: str):
     return decorator
 
 
+def cookie_authenticated() -> bool:
+    """True unless the request brings its own credential (``Authorization``): then the
+    session cookie is not looked at, so it needs no CSRF token either."""
+    return "Authorization" not in request.headers
+
+
 def current_token() -> TokenInfo | None:
-    secret = presented_secret()
-    if secret:
-        return current().store.verify_token(secret)
-    if "token_id" in session:
-        return TokenInfo(session["token_id"], session["name"], session["role"])
-    return None
+    if not cookie_authenticated():
+        secret = presented_secret()
+        return current().store.verify_token(secret) if secret else None
+    return session_token()
+
+
+def session_token() -> TokenInfo | None:
+    """The token of the request's UI session, looked up in the store on every request (the
+    cookie holds only a session id): a session ended by logout, expired, or whose token was
+    revoked is logged out, and the role is the token's, never what a cookie says."""
+    if "session_token" in g:
+        return g.session_token
+    sid = session.get("sid")
+    info = current().store.session_token(sid) if isinstance(sid, str) else None
+    if info is None and "sid" in session:
+        session.clear()
+    g.session_token = info
+    return info

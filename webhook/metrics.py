@@ -7,6 +7,7 @@ sscp_notices{channel="sms",status="pending"} 3
 sscp_outbox_oldest_pending_age_seconds{channel="sms"} 12.5
 sscp_webhook_heartbeat_last_timestamp_seconds 1.7646e+09
 sscp_webhook_unknown_severity_total 0
+sscp_webhook_login_failures_total 12
 sscp_vulnerabilities_overdue{risk="high"} 1
 
 The response/resolution timers (``sscp_ticket_response_*``, ``sscp_ticket_resolution_*``,
@@ -113,6 +114,7 @@ class TicketCollector:
         heartbeat = store.get_setting("heartbeat_at")
         worker = WorkerStatus.read(store)
         unknown_severity = int(store.get_setting(UNKNOWN_SEVERITY_SETTING) or 0)
+        login_failures = store.count_login_failures()
 
         open_g = GaugeMetricFamily(
             "sscp_tickets_open", "Tickets not yet resolved.", labels=["kind", "severity", "status"]
@@ -241,6 +243,12 @@ class TicketCollector:
             "Firing alerts filed whose severity label is not critical, warning or info "
             "(routed as warning; the label is kept in the ticket).",
             value=unknown_severity,
+        )
+        yield CounterMetricFamily(
+            "sscp_webhook_login_failures",
+            "UI logins refused for a wrong token (the audit rows login_failed; those refused "
+            "by the rate limit with 429 never reach the check and are not counted).",
+            value=login_failures,
         )
         if heartbeat:
             yield GaugeMetricFamily(

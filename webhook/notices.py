@@ -12,7 +12,6 @@ import datetime as dt
 import json
 import logging
 import re
-import secrets
 import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,8 +26,8 @@ from sscp_ops.config.webhook import (
     SmsConfig,
     WebhookConfig,
 )
-from sscp_ops.masking import mask_phone, mask_text
-from webhook.store import Notice, utcnow
+from sscp_ops.masking import mask_phone, mask_text, reveal_controls
+from webhook.store import ACK_PLACEHOLDER, ACK_TOKEN_CHARS, Notice, utcnow
 
 log = logging.getLogger("webhook.notices")
 
@@ -63,6 +62,18 @@ def on_call(roster: RosterConfig, now: dt.datetime) -> tuple[Contact | None, Con
     index = int((now - first) // period) % len(roster.shifts)
     shift = roster.shifts[index]
     return shift.primary, shift.backup
+
+
+def _shown(ticket: dict, field: str) -> str:
+    """A ticket's field as a notice shows it: control and bidi characters written out."""
+    return reveal_controls(str(ticket.get(field) or ""))
+
+
+def render_ack_link(text: str, token: str) -> str:
+    """The stored text with its acknowledge link put in (the last placeholder: the link is
+    the tail of the text, and an alert's own text may hold the placeholder's characters)."""
+    head, sep, tail = text.rpartition(ACK_PLACEHOLDER)
+    return f"{head}/a/{token}{tail}" if sep else text
 
 
 def fit(text: str, limit: int, keep_tail: str = "") -> str:
@@ -121,14 +132,14 @@ class Planner:
         head = f"【运维{REASON_CN[reason]}】"
         if ticket.get("id"):
             head += f"{SEVERITY_CN.get(ticket.get('severity'), '')} 工单{ticket['id']} "
-        body = mask_text(f"{ticket.get('summary', '')} 目标:{ticket.get('target', '')}")
-        token = None
-        tail = ""
-        if sms.links_allowed() and ticket.get("id") and reason != "resolved":
-            token = secrets.token_urlsafe(12)  # 96 bits, 16 characters
-            tail = f" 确认:{self.config.public_url.rstrip('/')}/a/{token}"
-        text = fit(head + body, sms.max_length, tail)
-        return Notice("sms", contact.phone, text, reason, token, contact.name)
+        body = mask_text(f"{_shown(ticket, 'summary')} 目标:{_shown(ticket, 'target')}")
+        if not (sms.links_allowed() and ticket.get("id") and reason != "resolved"):
+            return Notice("sms", contact.phone, fit(head + body, sms.max_length), reason)
+        # The link is minted by the worker when it sends the SMS (only its hash is stored):
+        # the stored text holds the placeholder, and room for the token it becomes.
+        tail = f" 确认:{self.config.public_url.rstrip('/')}{ACK_PLACEHOLDER}"
+        room = sms.max_length - (ACK_TOKEN_CHARS - len(ACK_PLACEHOLDER) + len("/a/"))
+        return Notice("sms", contact.phone, fit(head + body, room, tail), reason, contact.name)
 
     def robot_text(self, ticket: dict, reason: str) -> str:
         lines = [f"【{REASON_CN[reason]}】{SEVERITY_CN.get(ticket.get('severity'), '')}"]
@@ -137,10 +148,10 @@ class Planner:
                 f"工单：#{ticket['id']}  {self.config.public_url.rstrip('/')}"
                 f"/tickets/{ticket['id']}"
             )
-        lines.append(f"告警：{ticket.get('alertname', '')}  目标：{ticket.get('target', '')}")
-        lines.append(f"摘要：{ticket.get('summary', '')}")
+        lines.append(f"告警：{_shown(ticket, 'alertname')}  目标：{_shown(ticket, 'target')}")
+        lines.append(f"摘要：{_shown(ticket, 'summary')}")
         if ticket.get("description"):
-            lines.append(f"详情：{ticket['description']}")
+            lines.append(f"详情：{_shown(ticket, 'description')}")
         return mask_text("\n".join(lines))[:2000]
 
     def pipeline_down(self, last: dt.datetime) -> Sequence[Notice]:

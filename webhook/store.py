@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import random
 import secrets
 import threading
@@ -36,6 +37,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, Operation
 from sqlalchemy.types import TypeDecorator
 
 from sscp_ops.config import ConfigError
+from sscp_ops.private import private_dir, private_file, tighten
 from sscp_ops.vulns import due_at as vuln_due_at
 from webhook.columns import TEXT_BYTES, fit_bytes, fit_chars, fit_key, labels_json
 from webhook.dbapi import Prepared, PreparedIn
@@ -44,6 +46,8 @@ from webhook.events import GROUP_PREFIX, TRUNCATION_PREFIX, AlertEvent, unknown_
 UTC = dt.UTC
 log = logging.getLogger("webhook.store")
 STATUSES = ("open", "acknowledged", "resolved", "closed")
+#: The audit action of a refused UI login.
+LOGIN_FAILED = "login_failed"
 ROLES = ("viewer", "operator", "admin")
 
 
@@ -237,6 +241,9 @@ outbox = sa.Table(
     # The claim that owns a notice in "sending" (a fresh token per claim): only its owner
     # renews, marks or defers it, so a worker whose lease ran out cannot mark it twice.
     sa.Column("claim_token", _str(32), nullable=True),
+    # Revision 0005: the contact whose acknowledge link the worker puts into the text when it
+    # sends it (the body holds ACK_PLACEHOLDER, never a link: the store keeps only hashes).
+    sa.Column("ack_contact", _str(64), nullable=True),
     sa.Index("ix_outbox_due", "status", "next_attempt_at"),
     sa.Index("ix_outbox_recipient", "channel", "recipient", "status"),
 )
@@ -249,6 +256,26 @@ ack_links = sa.Table(
     sa.Column("contact", _str(64), nullable=False),
     sa.Column("expires_at", UTCDateTime, nullable=False),
     sa.Column("used_at", UTCDateTime, nullable=True),
+)
+
+#: UI logins (revision 0005): the cookie carries a random session id, the store its SHA-256;
+#: logout, the token's revocation and ``expires_at`` end the session on the server.
+ui_sessions = sa.Table(
+    "ui_sessions",
+    metadata,
+    sa.Column("id_hash", _str(64), primary_key=True),
+    sa.Column("token_id", sa.Integer, sa.ForeignKey("api_tokens.id"), nullable=False, index=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+)
+
+#: Flask-Limiter's counters (revision 0005), shared by every gunicorn worker (webhook.limits).
+rate_limits = sa.Table(
+    "rate_limits",
+    metadata,
+    sa.Column("key", _str(255), primary_key=True),
+    sa.Column("hits", sa.Integer, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False, index=True),
 )
 
 settings = sa.Table(
@@ -347,7 +374,13 @@ _OUTBOX_KEYS = (
     "attempts",
     "created_at",
     "next_attempt_at",
+    "ack_contact",
 )
+#: Where a notice's acknowledge link goes; the worker replaces it with ``/a/<token>`` when it
+#: sends the notice (the same text the API and UI show for a link).
+ACK_PLACEHOLDER = "/a/…"
+#: Characters of an acknowledge-link token (``secrets.token_urlsafe(12)``: 96 bits).
+ACK_TOKEN_CHARS = 16
 
 
 @dataclass(frozen=True)
@@ -358,8 +391,8 @@ class Notice:
     recipient: str
     body: str
     reason: str
-    ack_token: str | None = None
-    ack_contact: str = ""
+    #: The contact whose acknowledge link replaces ACK_PLACEHOLDER in ``body`` when it is sent.
+    ack_contact: str | None = None
 
 
 #: Called inside the ticket transaction: (ticket row as dict, reason) -> notices to queue.
@@ -439,7 +472,12 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         db = parsed.database
         if db and db != ":memory:":
-            Path(db).parent.mkdir(parents=True, exist_ok=True)
+            # 0600 before SQLite opens it: SQLite gives the -wal and -shm files the database
+            # file's mode, whatever the umask.
+            private_dir(Path(db).parent)
+            private_file(Path(db))
+            for suffix in ("-wal", "-shm", ".lock"):
+                tighten(Path(db + suffix))
         engine = sa.create_engine(url, pool_size=10, max_overflow=20)
         _sqlite_setup(engine)
         return engine
@@ -452,6 +490,10 @@ def make_engine(url: str) -> Engine:
         isolation_level="READ COMMITTED",
         connect_args={"connect_timeout": 5, "charset": "utf8mb4"},
     )
+
+
+def _private_opener(path: str, flags: int) -> int:
+    return os.open(path, flags, 0o600)
 
 
 def _fit_event(ev: AlertEvent) -> AlertEvent:
@@ -568,7 +610,7 @@ class Store:
         if self._lock_path is None:
             yield
             return
-        with self._thread_lock, open(self._lock_path, "a") as fh:
+        with self._thread_lock, open(self._lock_path, "a", opener=_private_opener) as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
                 yield
@@ -758,8 +800,7 @@ class Store:
     def _queue_many(self, conn: Connection, pairs: Sequence[tuple[dict | None, Sequence[Notice]]]):
         """Write the notices of several ticket changes (multi-row inserts); returns how many."""
         now = self.clock()
-        expires = now + dt.timedelta(seconds=self.ack_link_ttl)
-        rows, links = [], []
+        rows = []
         for ticket, notices in pairs:
             tid = ticket["id"] if ticket else None
             for n in notices:
@@ -774,19 +815,10 @@ class Store:
                         "attempts": 0,
                         "created_at": now,
                         "next_attempt_at": now,
+                        "ack_contact": n.ack_contact if tid is not None else None,
                     }
                 )
-                if n.ack_token and tid is not None:
-                    links.append(
-                        {
-                            "token_hash": hash_token(n.ack_token),
-                            "ticket_id": tid,
-                            "contact": n.ack_contact,
-                            "expires_at": expires,
-                        }
-                    )
         self._p_outbox.executemany(conn, rows)
-        self._p_ack_link.executemany(conn, links)
         return len(rows)
 
     ack_link_ttl: float = 86400.0
@@ -1545,7 +1577,7 @@ class Store:
             return [_row(r) for r in conn.execute(sa.select(changes).order_by(changes.c.id))]
 
     # -- tokens -----------------------------------------------------------------------------
-    def create_token(self, role: str, name: str) -> str:
+    def create_token(self, role: str, name: str, actor: str = "cli") -> str:
         if role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}")
         token = "sscp_" + secrets.token_urlsafe(32)
@@ -1555,7 +1587,7 @@ class Store:
                     name=name[:64], role=role, token_hash=hash_token(token), created_at=self.clock()
                 )
             ).inserted_primary_key[0]
-            self._audit(conn, "cli", "create", "token", tid, role=role, name=name)
+            self._audit(conn, actor, "create", "token", tid, role=role, name=name)
         return token
 
     def verify_token(self, token: str) -> TokenInfo | None:
@@ -1579,6 +1611,162 @@ class Store:
                     api_tokens.update().where(api_tokens.c.id == row.id).values(last_used_at=now)
                 )
         return TokenInfo(row.id, row.name, row.role)
+
+    def list_tokens(self) -> list[dict]:
+        """Every API token (never its hash), oldest first."""
+        cols = [c for c in api_tokens.c if c.name != "token_hash"]
+        with self._read() as conn:
+            return [_row(r) for r in conn.execute(sa.select(*cols).order_by(api_tokens.c.id))]
+
+    def revoke_token(self, ref: int | str, actor: str) -> dict:
+        """Revoke the token with id ``ref`` (an int or a string of digits) or the one active
+        token named ``ref``, and end its UI sessions. Raises NotFound (no such active token)
+        or Invalid (a name several active tokens share: give the id)."""
+        now = self.clock()
+        with self._begin() as conn:
+            active = api_tokens.c.revoked_at.is_(None)
+            if isinstance(ref, int) or str(ref).isdigit():
+                where = api_tokens.c.id == int(ref)
+            else:
+                where = (api_tokens.c.name == ref) & active
+            rows = conn.execute(sa.select(api_tokens.c.id, api_tokens.c.revoked_at).where(where))
+            rows = rows.all()
+            if not rows:
+                raise NotFound(f"no active token {ref!r}")
+            if len(rows) > 1:
+                ids = ", ".join(str(r.id) for r in rows)
+                raise Invalid("token", f"{len(rows)} active tokens are named {ref!r} (ids {ids})")
+            tid, revoked = rows[0]
+            if revoked is None:
+                conn.execute(
+                    api_tokens.update().where(api_tokens.c.id == tid).values(revoked_at=now)
+                )
+                ended = conn.execute(ui_sessions.delete().where(ui_sessions.c.token_id == tid))
+                self._audit(conn, actor, "revoke", "token", tid, sessions_ended=ended.rowcount)
+            cols = [c for c in api_tokens.c if c.name != "token_hash"]
+            return _row(conn.execute(sa.select(*cols).where(api_tokens.c.id == tid)).one())
+
+    # -- UI sessions ------------------------------------------------------------------------
+    def open_session(self, info: TokenInfo, lifetime: float, client: str) -> str:
+        """A new UI session for ``info``'s token: returns the session id for the cookie (the
+        store keeps only its hash), audited as a login."""
+        sid = secrets.token_urlsafe(32)
+        now = self.clock()
+        with self._begin() as conn:
+            conn.execute(
+                ui_sessions.insert().values(
+                    id_hash=hash_token(sid),
+                    token_id=info.id,
+                    created_at=now,
+                    expires_at=now + dt.timedelta(seconds=lifetime),
+                )
+            )
+            conn.execute(ui_sessions.delete().where(ui_sessions.c.expires_at <= now))
+            self._audit(conn, info.actor, "login", "token", info.id, client=client)
+        return sid
+
+    def session_token(self, sid: str) -> TokenInfo | None:
+        """The token behind a live UI session: None when the session was ended (logout), has
+        expired, or its token was revoked."""
+        if not sid:
+            return None
+        with self._read() as conn:
+            row = conn.execute(
+                sa.select(api_tokens.c.id, api_tokens.c.name, api_tokens.c.role)
+                .select_from(ui_sessions.join(api_tokens))
+                .where(
+                    ui_sessions.c.id_hash == hash_token(sid),
+                    ui_sessions.c.expires_at > self.clock(),
+                    api_tokens.c.revoked_at.is_(None),
+                )
+            ).first()
+        return TokenInfo(row.id, row.name, row.role) if row is not None else None
+
+    def close_session(self, sid: str, actor: str, client: str) -> bool:
+        """Logout: the session ends on the server (its cookie replayed later is refused)."""
+        with self._begin() as conn:
+            row = conn.execute(
+                sa.select(ui_sessions.c.token_id).where(ui_sessions.c.id_hash == hash_token(sid))
+            ).first()
+            if row is None:
+                return False
+            conn.execute(ui_sessions.delete().where(ui_sessions.c.id_hash == hash_token(sid)))
+            self._audit(conn, actor, "logout", "token", row.token_id, client=client)
+        return True
+
+    def login_failed(self, client: str) -> None:
+        """Audit a refused UI login (the metric sscp_webhook_login_failures_total counts them)."""
+        with self._begin() as conn:
+            self._audit(conn, "anonymous", LOGIN_FAILED, "login", 0, client=client)
+
+    def count_login_failures(self) -> int:
+        with self._read() as conn:
+            return conn.execute(
+                sa.select(sa.func.count())
+                .select_from(audit)
+                .where(
+                    audit.c.object_type == "login",
+                    audit.c.object_id == 0,
+                    audit.c.action == LOGIN_FAILED,
+                )
+            ).scalar_one()
+
+    # -- rate limits (webhook.limits) -------------------------------------------------------
+    def limit_incr(self, key: str, expiry: float, amount: int = 1) -> int:
+        """Add ``amount`` to the counter ``key`` (a new window of ``expiry`` seconds when it
+        has none or it ran out); returns the count."""
+        now = self.clock()
+        with self._begin() as conn:
+            row = conn.execute(
+                sa.select(rate_limits.c.hits, rate_limits.c.expires_at)
+                .where(rate_limits.c.key == key)
+                .with_for_update()
+            ).first()
+            if row is not None and row.expires_at > now:
+                hits = row.hits + amount
+                conn.execute(rate_limits.update().where(rate_limits.c.key == key).values(hits=hits))
+                return hits
+            conn.execute(rate_limits.delete().where(rate_limits.c.expires_at <= now))
+            conn.execute(
+                rate_limits.insert().values(
+                    key=key, hits=amount, expires_at=now + dt.timedelta(seconds=expiry)
+                )
+            )
+            return amount
+
+    def limit_get(self, key: str) -> tuple[int, dt.datetime | None]:
+        """(count, window end) of the counter ``key``; (0, None) when it has none."""
+        with self._read() as conn:
+            row = conn.execute(
+                sa.select(rate_limits.c.hits, rate_limits.c.expires_at).where(
+                    rate_limits.c.key == key, rate_limits.c.expires_at > self.clock()
+                )
+            ).first()
+        return (row.hits, row.expires_at) if row is not None else (0, None)
+
+    def limit_clear(self, key: str | None = None) -> int:
+        with self._begin() as conn:
+            stmt = rate_limits.delete()
+            if key is not None:
+                stmt = stmt.where(rate_limits.c.key == key)
+            return conn.execute(stmt).rowcount
+
+    # -- acknowledge links ------------------------------------------------------------------
+    def mint_ack_links(self, links: Sequence[tuple[int, str]]) -> list[str]:
+        """New acknowledge-link tokens for (ticket id, contact) pairs, valid ``ack_link_ttl``
+        from now and single-use; only their hashes are stored."""
+        now = self.clock()
+        expires = now + dt.timedelta(seconds=self.ack_link_ttl)
+        tokens = [secrets.token_urlsafe(12) for _ in links]
+        rows = [
+            {"token_hash": hash_token(t), "ticket_id": tid, "contact": contact[:64],
+             "expires_at": expires}
+            for t, (tid, contact) in zip(tokens, links, strict=True)
+        ]  # fmt: skip
+        if rows:
+            with self._begin() as conn:
+                self._p_ack_link.executemany(conn, rows)
+        return tokens
 
     # -- outbox -----------------------------------------------------------------------------
     def claim_notices(

@@ -336,5 +336,18 @@ def patch_change(cid: int):
 @require_role("admin")
 def create_token():
     b = body(TokenBody)
-    token = current().store.create_token(b.role, b.name)
+    token = current().store.create_token(b.role, b.name, actor=_actor())
     return jsonify(token=token, role=b.role, name=b.name), 201
+
+
+@bp.get("/tokens")
+@require_role("admin")
+def list_tokens():
+    return jsonify(tokens=[plain_json(t) for t in current().store.list_tokens()])
+
+
+@bp.delete("/tokens/<int:token_id>")
+@require_role("admin")
+def revoke_token(token_id: int):
+    """Revoke a token: it stops working at once, and its UI sessions end (audited)."""
+    return jsonify(plain_json(current().store.revoke_token(token_id, _actor())))

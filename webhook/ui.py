@@ -3,24 +3,30 @@ and the acknowledge page reached from the link in an SMS."""
 
 from __future__ import annotations
 
-import hmac
-import secrets
+import logging
 from functools import wraps
+from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
     abort,
+    g,
     redirect,
     render_template,
     request,
     session,
     url_for,
 )
+from flask_wtf.csrf import generate_csrf
 
-from webhook.auth import RANK
+from sscp_ops.masking import reveal_controls
+from webhook.auth import RANK, session_token
+from webhook.limits import client_address
 from webhook.services import current
 from webhook.store import Conflict, NotFound
-from webhook.views import notice_json, ticket_json
+from webhook.views import TEXT_FIELDS, notice_json, ticket_json
+
+log = logging.getLogger("webhook.ui")
 
 bp = Blueprint("ui", __name__, template_folder="templates")
 
@@ -31,35 +37,26 @@ KIND_CN = {"incident": "事件", "vulnerability": "漏洞"}
 
 @bp.app_context_processor
 def _names():
+    info = session_token()
     return {
         "STATUS_CN": STATUS_CN,
         "SEVERITY_CN": SEVERITY_CN,
         "KIND_CN": KIND_CN,
-        "user": session.get("name"),
-        "role": session.get("role"),
-        "csrf": _csrf_token(),
+        "user": info.name if info else None,
+        "role": info.role if info else None,
+        # the session's CSRF token (Flask-WTF), in every form and in <meta name="csrf-token">
+        "csrf": generate_csrf(),
     }
-
-
-def _csrf_token() -> str:
-    if "csrf" not in session:
-        session["csrf"] = secrets.token_urlsafe(24)
-    return session["csrf"]
-
-
-def _check_csrf() -> None:
-    sent = request.form.get("csrf", "")
-    if not hmac.compare_digest(sent.encode(), session.get("csrf", "").encode()):
-        abort(400, "表单已过期，请刷新页面后重试")
 
 
 def login_required(role: str = "viewer"):
     def decorator(view):
         @wraps(view)
         def wrapped(*args, **kwargs):
-            if "token_id" not in session:
+            info = session_token()
+            if info is None:
                 return redirect(url_for("ui.login", next=request.path))
-            if RANK[session["role"]] < RANK[role]:
+            if RANK[info.role] < RANK[role]:
                 abort(403, "权限不足")
             return view(*args, **kwargs)
 
@@ -68,34 +65,66 @@ def login_required(role: str = "viewer"):
     return decorator
 
 
+def safe_next(target: str | None) -> str:
+    """Where to go after the login: a path of this site, else ``/``. Refused: anything a
+    browser could read as another host (``//x``, ``/\\x``, ``/\t/x`` once the browser drops
+    the tab, ``\\x``), a scheme or userinfo, control characters and whitespace."""
+    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+        return "/"
+    if "\\" in target or not target.isprintable() or any(c.isspace() for c in target):
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return "/"
+    return target
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login():
+    """Log in with an API token: a session on the server (ended by logout, the token's
+    revocation or ``webhook.session_lifetime``), a new CSRF token for it, audited; a refused
+    token is audited too and counts against the limits of webhook.limits."""
     error = None
     if request.method == "POST":
-        _check_csrf()
-        info = current().store.verify_token(request.form.get("token", "").strip())
+        store = current().store
+        info = store.verify_token(request.form.get("token", "").strip())
         if info is None:
             error = "令牌无效"
+            store.login_failed(client_address())
+            log.warning("login refused", extra={"kv": {"client": client_address()}})
         else:
+            sid = store.open_session(info, current().config.session_lifetime, client_address())
             session.clear()
-            session.update(token_id=info.id, name=info.name, role=info.role)
-            target = request.args.get("next", "/")
-            return redirect(
-                target if target.startswith("/") and not target.startswith("//") else "/"
-            )
+            session.permanent = True
+            session["sid"] = sid
+            g.pop("csrf", None)
+            generate_csrf()  # one per session, set at login (the login page's is dropped)
+            g.session_token = info
+            return redirect(safe_next(request.args.get("next")))
     return render_template("login.html", error=error), 401 if error else 200
 
 
 @bp.post("/logout")
 def logout():
-    _check_csrf()
+    info = session_token()
+    if info is not None:
+        current().store.close_session(session["sid"], info.actor, client_address())
     session.clear()
     return redirect(url_for("ui.login"))
 
 
 def _view(t: dict) -> dict:
+    """A ticket as the UI shows it: control and bidi characters written out (``\\u202e``)."""
     cfg = current().config
-    return ticket_json(t, cfg.response_sla, cfg.resolution_sla, current().store.clock())
+    out = ticket_json(t, cfg.response_sla, cfg.resolution_sla, current().store.clock())
+    for f in TEXT_FIELDS:
+        if out[f] is not None:
+            out[f] = reveal_controls(out[f])
+    out["labels"] = {reveal_controls(k): reveal_controls(v) for k, v in out["labels"].items()}
+    for c in out.get("comments", ()):
+        c["body"] = reveal_controls(c["body"])
+        c["author"] = reveal_controls(c["author"])
+    return out
 
 
 @bp.get("/")
@@ -122,9 +151,9 @@ def ticket(tid: int):
 @bp.post("/tickets/<int:tid>/<action>")
 @login_required("operator")
 def act(tid: int, action: str):
-    _check_csrf()
     store = current().store
-    actor = f"token:{session['name']}"
+    info = session_token()
+    actor = info.actor
     note = request.form.get("note", "").strip()
     try:
         if action == "comment":
@@ -135,7 +164,7 @@ def act(tid: int, action: str):
             if action == "resolve" and not note:
                 abort(400, "手工解决需要填写处理说明")
             store.transition(
-                tid, action, actor, note, assignee=session["name"], planner=current().planner
+                tid, action, actor, note, assignee=info.name, planner=current().planner
             )
         else:
             abort(404)

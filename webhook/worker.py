@@ -39,6 +39,7 @@ from webhook.notices import (
     TemporaryError,
     build_senders,
     digest_text,
+    render_ack_link,
 )
 from webhook.store import Store, StoreUnavailable
 
@@ -119,6 +120,17 @@ class Worker:
             self._deliver(notice)
         return handled
 
+    def _with_links(self, notices: list[dict]) -> list[str]:
+        """The notices' texts with their acknowledge links put in: minted now, for this send
+        (the store keeps only the links' hashes, never a text with a link in it)."""
+        wanted = [n for n in notices if n.get("ack_contact") and n.get("ticket_id") is not None]
+        tokens = iter(
+            self.store.mint_ack_links([(n["ticket_id"], n["ack_contact"]) for n in wanted])
+        )
+        return [
+            render_ack_link(n["body"], next(tokens)) if n in wanted else n["body"] for n in notices
+        ]
+
     def send_budget(self, channel: str) -> float:
         """The longest one send on ``channel`` can take: connect plus read timeout."""
         if channel == "sms" and self.config.sms.backend != "log":
@@ -145,8 +157,9 @@ class Worker:
             # Fold the backlog only into a notice the limit held back, on its first attempt.
             held = notice["next_attempt_at"] > notice["created_at"]
             merged = self.store.merge_pending(notice, fold=held and notice["attempts"] == 1)
+            bodies = self._with_links([notice, *merged])
+            text = bodies[0]
             if merged:
-                bodies = [notice["body"], *(m["body"] for m in merged)]
                 text = digest_text(bodies, self.config.sms.max_length)
                 kv["merged"] = len(merged)
         sender = self._sender(notice["channel"], notice["recipient"])

@@ -2,6 +2,8 @@
 
     sscp-ops webhook --config.file F [--web.listen-address 127.0.0.1:9811]
     sscp-ops webhook token create --config.file F --role viewer|operator|admin [--name N]
+    sscp-ops webhook token list --config.file F
+    sscp-ops webhook token revoke --config.file F ID_OR_NAME
     sscp-ops webhook worker --config.file F
 
 The server is gunicorn (through its application API, so it is the same command in production
@@ -92,6 +94,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     create.add_argument("--role", required=True, choices=["viewer", "operator", "admin"])
     create.add_argument("--name", default="cli", help="who or what uses the token")
     create.set_defaults(func=_token_create)
+    listing = token_actions.add_parser("list", help="list the API tokens (never the secrets)")
+    _common(listing, top=False)
+    listing.set_defaults(func=_token_list)
+    revoke = token_actions.add_parser(
+        "revoke", help="revoke a token at once (its UI sessions end too)"
+    )
+    _common(revoke, top=False)
+    revoke.add_argument("ref", metavar="ID_OR_NAME", help="the token's id, or its name")
+    revoke.set_defaults(func=_token_revoke)
     worker = actions.add_parser("worker", help="deliver notices and run the periodic jobs")
     _common(worker, top=False)
     # set by the serving process that supervises the worker: exit when it is gone
@@ -108,6 +119,43 @@ def _token_create(args: argparse.Namespace) -> int:
         print(services.store.create_token(args.role, args.name))
     finally:
         services.store.close()
+    return EXIT_OK
+
+
+def _token_list(args: argparse.Namespace) -> int:
+    from webhook.services import Services
+
+    services = Services.from_config(load(args.config_file).webhook)
+    try:
+        rows = services.store.list_tokens()
+    finally:
+        services.store.close()
+    print(f"{'ID':>4}  {'NAME':<24} {'ROLE':<8} {'CREATED':<20} {'LAST USED':<20} REVOKED")
+    for t in rows:
+        print(
+            f"{t['id']:>4}  {t['name']:<24} {t['role']:<8} {_when(t['created_at']):<20} "
+            f"{_when(t['last_used_at']):<20} {_when(t['revoked_at'])}"
+        )
+    return EXIT_OK
+
+
+def _when(value) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value is not None else "-"
+
+
+def _token_revoke(args: argparse.Namespace) -> int:
+    from webhook.services import Services
+    from webhook.store import Invalid, NotFound
+
+    services = Services.from_config(load(args.config_file).webhook)
+    try:
+        token = services.store.revoke_token(args.ref, "cli")
+    except (NotFound, Invalid) as exc:
+        print(f"sscp-ops webhook token revoke: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    finally:
+        services.store.close()
+    print(f"revoked token {token['id']} ({token['name']}, {token['role']})")
     return EXIT_OK
 
 

@@ -206,6 +206,17 @@ class WebhookConfig(Model):
     heartbeat_timeout: Seconds = 300
     reconcile_interval: Seconds = 300
     ack_link_ttl: Seconds = 86400
+    #: How long a UI login lasts (an absolute limit: a session is never extended); logout,
+    #: the token's revocation and this end it, on the server.
+    session_lifetime: Seconds = 12 * 3600
+    #: The key that signs the UI's session cookies (created once, mode 0600). Default: beside
+    #: the SQLite database (``tickets.db`` -> ``tickets.session.key``), or
+    #: ``var/webhook-session.key`` with MySQL. Never in the database: whoever reads the
+    #: database must not be able to forge a session.
+    session_key_file: Path | None = None
+    #: Reverse proxies in front of the webhook whose ``X-Forwarded-For`` / ``-Proto`` are
+    #: trusted (1 behind the shipped Nginx): the client address that the login limits count.
+    trusted_proxies: Annotated[int, Field(ge=0, le=3)] = 0
     #: How long a worker holds the notices it claimed before another may take them over (a
     #: worker that died). Right before a send the claim is renewed for at least the send's
     #: longest possible duration (connect + read timeout), so a slow provider never lets a
@@ -225,6 +236,14 @@ class WebhookConfig(Model):
     def _unique_robots(self):
         unique_names(self.robots, "robot")
         return self
+
+    def session_key_path(self) -> Path:
+        if self.session_key_file is not None:
+            return self.session_key_file
+        if self.database.startswith("sqlite:///") and self.database != "sqlite:///:memory:":
+            db = Path(self.database.removeprefix("sqlite:///"))
+            return db.with_name(f"{db.stem}.session.key")
+        return Path("var/webhook-session.key")
 
     def database_url(self) -> str:
         """The SQLAlchemy URL with the password from ``database_password_file`` filled in."""
