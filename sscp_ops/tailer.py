@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass
 from itertools import accumulate
 from pathlib import Path
 
-from sscp_ops.private import private_dir, write_private
+from sscp_ops.filemode import PRIVATE
 
 log = logging.getLogger("tailer")
 
@@ -122,8 +122,8 @@ class LogFollower:
         if self.position == self._committed:
             return
         # 0600 in a 0700 directory: the offsets say what was read of logs others may not read
-        private_dir(self.position_file.parent)
-        write_private(self.position_file, json.dumps(asdict(self.position)).encode())
+        PRIVATE.makedirs(self.position_file.parent)
+        PRIVATE.write_atomic(self.position_file, json.dumps(asdict(self.position)).encode())
         self._committed = self.position
 
     # -- finding the file ---------------------------------------------------------------

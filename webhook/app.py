@@ -16,7 +16,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from sscp_ops.config.webhook import WebhookConfig
-from sscp_ops.private import secret_once
+from sscp_ops.filemode import secret_once
 from webhook.services import Services
 from webhook.store import StoreUnavailable
 

@@ -37,7 +37,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, Operation
 from sqlalchemy.types import TypeDecorator
 
 from sscp_ops.config import ConfigError
-from sscp_ops.private import private_dir, private_file, tighten
+from sscp_ops.filemode import PRIVATE
 from sscp_ops.vulns import due_at as vuln_due_at
 from webhook.columns import TEXT_BYTES, fit_bytes, fit_chars, fit_key, labels_json
 from webhook.dbapi import Prepared, PreparedIn
@@ -474,10 +474,10 @@ def make_engine(url: str) -> Engine:
         if db and db != ":memory:":
             # 0600 before SQLite opens it: SQLite gives the -wal and -shm files the database
             # file's mode, whatever the umask.
-            private_dir(Path(db).parent)
-            private_file(Path(db))
+            PRIVATE.makedirs(Path(db).parent)
+            PRIVATE.touch(Path(db))
             for suffix in ("-wal", "-shm", ".lock"):
-                tighten(Path(db + suffix))
+                PRIVATE.tighten(Path(db + suffix))
         engine = sa.create_engine(url, pool_size=10, max_overflow=20)
         _sqlite_setup(engine)
         return engine
