@@ -20,7 +20,7 @@ import psutil
 import pytest
 import requests
 import yaml
-from fx_webhook import AM_TOKEN, PHONES, payload
+from fx_webhook import AM_TOKEN, PHONES, payload, served_webhook, write_webhook_config
 from fx_webhook import bearer as auth
 from helpers import free_port, running, sscp_ops_cmd
 
@@ -422,23 +422,14 @@ def test_bad_api_tokens_and_ack_links_are_limited(client, tokens):
 def test_brute_force_against_the_real_server_gets_429(tmp_path, am_token_file):
     """300 bad logins against ``sscp-ops webhook`` (gunicorn, 2 worker processes): the limit
     holds across the workers because its counters are in the store."""
-    port = free_port()
     db = tmp_path / "tickets.db"
-    config = tmp_path / "sscp.yml"
-    config.write_text(
-        yaml.safe_dump(
-            {"webhook": {"database": f"sqlite:///{db}", "workers": 2,
-                         "alertmanager_token_file": str(am_token_file)}}
-        )
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    cmd = sscp_ops_cmd(
-        "webhook", "--config.file", str(config), "--web.listen-address", f"127.0.0.1:{port}"
+    config = write_webhook_config(
+        tmp_path / "sscp.yml",
+        database=f"sqlite:///{db}",
+        workers=2,
+        alertmanager_token_file=str(am_token_file),
     )
-    with (
-        open(tmp_path / "webhook.log", "w") as log,
-        running(cmd, ready_url=f"{base}/healthz", timeout=30, stderr=log) as proc,
-    ):
+    with served_webhook(config, log=tmp_path / "webhook.log", timeout=30) as (base, proc):
         workers = [c for c in psutil.Process(proc.pid).children() if "worker" not in c.cmdline()]
         assert len(workers) == 2  # gunicorn's request workers (the notice worker aside)
         session = requests.Session()

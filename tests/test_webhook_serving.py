@@ -25,8 +25,8 @@ import psutil
 import pytest
 import requests
 import yaml
-from fx_webhook import AM_TOKEN, PHONES
-from helpers import free_port, running, sscp_ops_cmd, wait_for
+from fx_webhook import AM_TOKEN, PHONES, served_webhook, write_webhook_config
+from helpers import sscp_ops_cmd, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -59,7 +59,6 @@ def post(base: str, n: int, timeout: float) -> requests.Response:
 def webhook(tmp_path: Path, am_token_file: Path, gateway=None, **settings):
     """``sscp-ops webhook`` (gunicorn + notice worker) on a free port, SMS to ``gateway``;
     yields (base URL, the serving process, the SQLite file)."""
-    port = free_port()
     db = tmp_path / "tickets.db"
     hook = {
         "database": f"sqlite:///{db}",
@@ -76,16 +75,8 @@ def webhook(tmp_path: Path, am_token_file: Path, gateway=None, **settings):
                 "body_template": '{{"phone": "{phone}", "text": "{text}", "out_id": "{out_id}"}}',
             },
         }
-    config = tmp_path / "sscp.yml"
-    config.write_text(yaml.safe_dump({"webhook": hook}, allow_unicode=True))
-    base = f"http://127.0.0.1:{port}"
-    cmd = sscp_ops_cmd(
-        "webhook", "--config.file", str(config), "--web.listen-address", f"127.0.0.1:{port}"
-    )
-    with (
-        open(tmp_path / "webhook.log", "w") as log,
-        running(cmd, ready_url=f"{base}/healthz", timeout=30, stderr=log) as proc,
-    ):
+    config = write_webhook_config(tmp_path / "sscp.yml", **hook)
+    with served_webhook(config, log=tmp_path / "webhook.log", timeout=30) as (base, proc):
         yield base, proc, db
 
 
