@@ -167,11 +167,11 @@ class Platform:
 
 
 def journey_yaml(base: str, password_file: Path, name: str = "inspection-form", **extra) -> str:
-    """The journey of the issue against this platform (as YAML text under ``journeys:``)."""
-    more = "".join(f"    {k}: {v}\n" for k, v in extra.items())
+    """The journey of the issue against this platform (as YAML text under ``journeys:``);
+    ``extra`` adds journey keys (``interval=300``, ``availability="true"``)."""
+    more = "".join(f"    {k}: {v}\n" for k, v in {"interval": 10, **extra}.items())
     return f"""\
   - name: {name}
-    interval: 10
 {more}    steps:
       - name: 登录页
         request: {{method: GET, url: "{base}/login"}}
@@ -232,7 +232,10 @@ location / {{
 def platform(platform_server: Platform) -> Iterator[Platform]:
     """The platform, healthy (no broken upgrade) and with no records, for one test."""
     platform_server.upgrade()
-    platform_server.state.inspections.clear()
+    state = platform_server.state
+    with state.lock:
+        state.inspections.clear()
+        state.next_id, state.requests = 1, 0
     yield platform_server
     platform_server.upgrade()
 
