@@ -12,6 +12,7 @@ from fx_journeys import PASSWORD, journey_yaml
 from helpers import sscp_ops_cmd
 
 from sscp_ops.change_checks import JourneyCheck, format_check, parse_checks
+from sscp_ops.report.sources import SourceError
 
 pytestmark = pytest.mark.slow
 
@@ -125,9 +126,14 @@ def test_change_id_records_the_result_on_the_change(
     # The monthly report reads them back through the same API client.
     viewer = live_webhook.token("viewer", "monthly-report")
     now = datetime.now(UTC)
-    got = HttpTicketSource(live_webhook.url, viewer).tickets(now - timedelta(days=1), now)
+    source = HttpTicketSource(live_webhook.url, viewer)
+    got = source.tickets(now - timedelta(days=1), now + timedelta(days=1))
     recorded = [t for t in got if t.kind == "change"]
     assert len(recorded) == 1 and parse_checks(recorded[0].verification) == checks
+    html = _monthly_report_html(store.clock(), source)
+    assert "接口兼容性测试记录（3 次）" in html
+    assert html.count("<td>inspection-form</td>") == 1 and html.count("<td>second</td>") == 2
+    assert html.count("<td>未通过</td>") == 1 and "<td>登录</td>" in html
 
     # A viewer token may not write: the gate says so and exits 1.
     token.write_text(viewer)
@@ -139,6 +145,31 @@ def test_change_id_records_the_result_on_the_change(
     unknown = _gate("--config.file", config, "--journey", "second", "--change-id", "999",
                     "--token-file", str(tmp_path / "operator.token"))  # fmt: skip
     assert unknown.returncode == 1 and "no change 999" in unknown.stderr
+
+
+class _NoPrometheus:
+    def query_range(self, *args):
+        raise SourceError("no prometheus in this test")
+
+    query = query_range
+
+
+def _monthly_report_html(at: datetime, tickets) -> str:
+    """The monthly report of the month holding ``at``, tickets from ``tickets`` only."""
+    from sscp_ops.config import Config
+    from sscp_ops.holiday_calendar import CHINA_TZ
+    from sscp_ops.report.build import Sources, build_report
+    from sscp_ops.report.period import month
+    from sscp_ops.report.render import render_html
+
+    local = at.astimezone(CHINA_TZ)
+    period = month(f"{local.year}-{local.month:02d}", CHINA_TZ)
+    config = Config()
+    report = build_report(
+        period, config.report, config.calendar.build(), Sources(_NoPrometheus(), tickets), at
+    )
+    assert len(report["tickets"]["journey_checks"]) == 3
+    return render_html(report, CHINA_TZ)
 
 
 def test_change_check_lines_round_trip_and_ignore_other_text() -> None:
