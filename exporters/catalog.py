@@ -53,6 +53,11 @@ CATALOG: dict[str, CollectorSpec] = {
         _per_target("mysql"), help="MySQL/MariaDB status of each targets.mysql entry"
     ),
     "probe": CollectorSpec(_per_target("probe"), help="SLA probes of the platform's key URLs"),
+    "journeys": CollectorSpec(
+        _lazy("journeys", lambda config: bool(config.journeys)),
+        help="scripted user journeys of the journeys section, each run every interval "
+        "seconds in its own thread; scrapes read the last results",
+    ),
     "patches": CollectorSpec(
         _lazy("patches", lambda config: True),
         default_enabled=False,

@@ -69,6 +69,10 @@ class Collector(abc.ABC):
         """What to expose when ``collect`` raised or overran its deadline."""
         return []
 
+    def start(self) -> None:  # noqa: B027 - optional hook
+        """Start background work; called once before serving. Only the journeys collector
+        uses it (a journey runs on its own schedule, exporters/journeys.py says why)."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; called once at shutdown."""
 
@@ -253,6 +257,10 @@ class ScrapeRunner:
         )
         build.add_metric([__version__, platform.python_version()], 1)
         return [*families.values(), success, duration, build]
+
+    def start(self) -> None:
+        for collector in self.collectors:
+            collector.start()
 
     def close(self) -> None:
         for collector in self.collectors:

@@ -28,6 +28,7 @@ COMMANDS = (
     "review",
     "backup",
     "stack",
+    "journeys",
 )
 
 

@@ -22,6 +22,7 @@ pytest_plugins = [
     "fx_backup",
     "fx_servers",
     "fx_targets",
+    "fx_journeys",
 ]
 
 

@@ -17,7 +17,7 @@ def test_example_config_is_valid_and_has_every_section() -> None:
 
     cfg = load_config(DEPLOY / "config.example.yml")
     raw = yaml.safe_load((DEPLOY / "config.example.yml").read_text())
-    for section in ("exporter", "targets", "logs", "backup", "webhook", "report"):
+    for section in ("exporter", "targets", "logs", "backup", "webhook", "report", "journeys"):
         assert section in raw and section in Config.model_fields
     assert cfg.targets.mysql[0].password_file is not None  # secrets by file, never inline
     assert "password:" not in (DEPLOY / "config.example.yml").read_text()

@@ -69,6 +69,7 @@ def _run_exporter(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    runner.start()  # the journeys' schedules, the one background work (exporters/journeys.py)
     log.info(
         "listening",
         extra={"kv": {"address": address, "collectors": ",".join(names), "version": __version__}},

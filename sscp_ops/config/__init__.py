@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import ValidationError, model_validator
 
 from sscp_ops.config.account_review import AccountReviewConfig
 from sscp_ops.config.alertmanager import AlertmanagerConfig
@@ -20,6 +20,7 @@ from sscp_ops.config.backup import BackupConfig
 from sscp_ops.config.base import Model
 from sscp_ops.config.calendar import CalendarConfig
 from sscp_ops.config.exporter import ExporterConfig
+from sscp_ops.config.journeys import Journeys
 from sscp_ops.config.logs import LogsConfig
 from sscp_ops.config.report import ReportConfig
 from sscp_ops.config.targets import TargetsConfig
@@ -44,6 +45,19 @@ class Config(Model):
     alertmanager: AlertmanagerConfig = AlertmanagerConfig()
     logs: LogsConfig | None = None
     backup: BackupConfig | None = None
+    journeys: Journeys = []
+
+    @model_validator(mode="after")
+    def _journey_targets_free(self) -> Config:
+        """A journey counted in availability is exported as probe target ``<name>``."""
+        probes = {p.name for p in self.targets.probe}
+        for i, journey in enumerate(self.journeys):
+            if journey.availability and journey.name in probes:
+                raise ValueError(
+                    f"journeys[{i}].name: {journey.name!r} is also a targets.probe name; "
+                    "a journey with availability: true is exported as that probe target"
+                )
+        return self
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

@@ -92,7 +92,8 @@ def _default(info: FieldInfo) -> str:
 
 def _rows(model: type[BaseModel], prefix: str) -> Iterator[str]:
     for name, info in model.model_fields.items():
-        path = f"{prefix}.{name}" if prefix else name
+        key = info.alias or name
+        path = f"{prefix}.{key}" if prefix else key
         nested = _models_in(info.annotation)
         is_list = typing.get_origin(info.annotation) is list or "list of" in _type_name(
             info.annotation
@@ -101,8 +102,9 @@ def _rows(model: type[BaseModel], prefix: str) -> Iterator[str]:
         notes = "; ".join(p for p in (info.description or "", _constraints(info)) if p)
         row = f"| `{shown}` | {_type_name(info.annotation)} | {_default(info)} | {notes} |"
         yield row.replace("|", "\\|").replace("\\| ", "| ").replace(" \\|", " |")
+        is_map = _type_name(info.annotation).startswith("map ")
         for sub in nested:
-            yield from _rows(sub, shown)
+            yield from _rows(sub, f"{shown}.<key>" if is_map else shown)
 
 
 def render_reference() -> str:
@@ -116,7 +118,8 @@ def render_reference() -> str:
             if doc:
                 out.append(doc.split("\n\n")[0] + "\n")
             out.append("| key | type | default | notes |\n|---|---|---|---|")
-            out.extend(_rows(sub, name))
+            listed = "list of" in _type_name(info.annotation)
+            out.extend(_rows(sub, f"{name}[]" if listed else name))
     return "\n".join(out) + "\n"
 
 

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
+from sscp_ops.change_checks import parse_checks
 from sscp_ops.config.report import ReportConfig
 from sscp_ops.holiday_calendar import HolidayCalendar
 from sscp_ops.masking import mask_text
@@ -336,6 +337,27 @@ def _ticket_row(t: Ticket, period: Period) -> dict:
     }
 
 
+def journey_checks(period: Period, changes: list[Ticket]) -> list[dict]:
+    """接口兼容性测试记录: the journey results recorded on the period's changes by
+    ``sscp-ops journeys run --change-id`` (lines of the change's verification text)."""
+    rows = []
+    for change in changes:
+        for check in parse_checks(change.verification):
+            rows.append(
+                {
+                    "change": change.id,
+                    "title": mask_text(change.title),
+                    "at": _iso(check.at, period),
+                    "journey": check.journey,
+                    "passed": check.passed,
+                    "steps": f"{check.steps_passed}/{check.steps_total}",
+                    "seconds": check.seconds,
+                    "failed_step": check.failed_step,
+                }
+            )
+    return rows
+
+
 def tickets_section(period: Period, tickets: list[Ticket]) -> dict:
     incidents = ind.incidents_in(tickets, period.start, period.end)
     vulns = [t for t in tickets if t.kind == "vulnerability"]
@@ -358,6 +380,7 @@ def tickets_section(period: Period, tickets: list[Ticket]) -> dict:
             for p in problems
         ],
         "changes": [_ticket_row(t, period) for t in changes],
+        "journey_checks": journey_checks(period, changes),
         "vulnerabilities": {
             "found": len(found),
             "fixed": len(fixed),

@@ -27,6 +27,8 @@ class Ticket:
     due_at: datetime | None = None
     title: str = ""
     found: datetime | None = None
+    #: Changes: the 变更后验证 text (journey results: sscp_ops.change_checks).
+    verification: str = ""
 
     @property
     def start(self) -> datetime:

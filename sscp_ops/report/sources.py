@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import requests
 
 from sscp_ops.report.records import BackupRun, SecurityEvent, Series, Ticket
+from sscp_ops.ticket_api import TicketApi, TicketApiError
 
 log = logging.getLogger("report")
 
@@ -156,10 +157,8 @@ class HttpTicketSource:
         timeout: float = 30,
         session: requests.Session | None = None,
     ):
-        self.url = url.rstrip("/")
-        self.token = token
-        self.timeout = timeout
-        self.session = session or requests.Session()
+        self.api = TicketApi(url, token, timeout, session)
+        self.url = self.api.url
 
     def tickets(self, since: datetime, until: datetime) -> list[Ticket]:
         try:
@@ -197,23 +196,16 @@ class HttpTicketSource:
                     status=str(item.get("result") or ""),
                     problem_id=_id(item.get("problem_id")),
                     title=str(item.get("title") or ""),
+                    verification=str(item.get("verification") or ""),
                 )
             )
         return out
 
     def _get(self, path: str, params: dict) -> Any:
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         try:
-            resp = self.session.get(
-                f"{self.url}{path}", params=params, headers=headers, timeout=self.timeout
-            )
-            body = resp.json()
-        except (requests.RequestException, ValueError) as exc:
-            raise SourceError(f"tickets {self.url}: {exc}") from None
-        if resp.status_code != 200:
-            error = body.get("error") if isinstance(body, dict) else None
-            raise SourceError(f"tickets {self.url}: HTTP {resp.status_code}: {error}")
-        return body
+            return self.api.get(path, params)
+        except TicketApiError as exc:
+            raise SourceError(str(exc)) from None
 
     def _pages(self, query: dict) -> list[dict]:
         out: list[dict] = []
