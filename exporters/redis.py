@@ -12,6 +12,8 @@ dashboards work unchanged. Sample output::
     redis_keyspace_hits_total{target="cache1"} 4100
     redis_db_keys{db="db0",target="cache1"} 3
     redis_rdb_last_bgsave_status{target="cache1"} 1
+    redis_config_maxclients{target="cache1"} 10000
+    redis_master_link_up{target="replica1"} 0
     redis_slowlog_length{target="cache1"} 0
     redis_instance_info{redis_version="7.0.15",role="master",...,target="cache1"} 1
 
@@ -103,6 +105,13 @@ GAUGES = {
     "used_memory_peak": ("redis_memory_used_peak_bytes", "Peak of used_memory.", 1),
     "used_memory_lua": ("redis_memory_used_lua_bytes", "Bytes used by the Lua engine.", 1),
     "maxmemory": ("redis_memory_max_bytes", "The maxmemory setting (0: no limit).", 1),
+    "total_system_memory": (
+        "redis_total_system_memory_bytes",
+        "Memory of the host Redis runs on.",
+        1,
+    ),
+    # INFO has it from Redis 7.0 on (redis_exporter reads it with CONFIG GET maxclients).
+    "maxclients": ("redis_config_maxclients", "The maxclients setting.", 1),
     "mem_fragmentation_ratio": (
         "redis_mem_fragmentation_ratio",
         "used_memory_rss / used_memory.",
@@ -164,6 +173,7 @@ STATUS = {
         "redis_aof_last_bgrewrite_status",
         "Last AOF rewrite succeeded (1).",
     ),
+    "aof_last_write_status": ("redis_aof_last_write_status", "Last AOF write succeeded (1)."),
 }
 INSTANCE_LABELS = (
     "maxmemory_policy",
@@ -201,6 +211,12 @@ def info_metrics(
             fam = GaugeMetricFamily(name, doc, labels=["target"])
             fam.add_metric(t, 1 if info.fields[key] == "ok" else 0)
             out.append(fam)
+    if "master_link_status" in info.fields:  # replicas only
+        fam = GaugeMetricFamily(
+            "redis_master_link_up", "The replica's link to its master is up (1).", labels=["target"]
+        )
+        fam.add_metric(t, 1 if info.fields["master_link_status"] == "up" else 0)
+        out.append(fam)
 
     names = list(info.keyspace)
     if databases is not None:

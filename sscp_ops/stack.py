@@ -229,6 +229,9 @@ class Stack:
             (plan.root / "deploy" / "prometheus" / "prometheus.yml").read_text()
         )
         prom.write_text(yaml.safe_dump(prometheus_config(plan, shipped_prom), sort_keys=False))
+        thresholds = yaml.safe_load((plan.root / "rules" / "thresholds.yml").read_text())
+        # as long as the reports need (PrometheusRetentionTooShort fires below it)
+        retention = thresholds["alerts"]["PrometheusRetentionTooShort"]["min_days"]
         shipped = yaml.safe_load((plan.root / "alertmanager" / "alertmanager.yml").read_text())
         am = plan.data / "alertmanager" / "alertmanager.yml"
         rendered = alertmanager_config(plan, shipped, Config.model_validate(kit_dict))
@@ -276,6 +279,7 @@ class Stack:
                     find_binary("prometheus"),
                     f"--config.file={prom}",
                     f"--storage.tsdb.path={plan.data / 'prometheus' / 'data'}",
+                    f"--storage.tsdb.retention.time={retention}d",
                     f"--web.listen-address={h}:{p.prometheus}",
                     "--web.enable-lifecycle",
                 ],

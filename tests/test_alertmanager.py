@@ -105,6 +105,7 @@ def test_pipeline_alerts_have_a_way_out_that_is_not_the_webhook() -> None:
         "NotificationDeliveryFailing",
         "NoticeWorkerDown",
         "AlertmanagerFailedToSendAlerts",
+        "PrometheusNotificationsFailing",
     }
     routed = {c["labels"]["alertname"] for c in CASES if c["receiver"] == "pipeline"}
     assert names | {"TargetDown"} == routed

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
+import struct
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -18,7 +20,23 @@ from helpers import (
 )
 
 from exporters.core import ParseError
-from exporters.host import Mount, parse_meminfo, parse_mounts, wanted_mount
+from exporters.host import (
+    STA_NANO,
+    STA_UNSYNC,
+    TIMEX_SIZE,
+    HostCollector,
+    Mount,
+    parse_diskstats,
+    parse_file_nr,
+    parse_meminfo,
+    parse_mounts,
+    parse_timex,
+    parse_vmstat,
+    read_timex,
+    wanted_mount,
+)
+
+PROC = Path("/proc")
 
 
 def test_parse_meminfo_captured() -> None:
@@ -76,6 +94,123 @@ def test_parse_mounts_short_line() -> None:
         parse_mounts("garbage line\n")
 
 
+@pytest.mark.parametrize("source", ["fixture", "proc"])
+def test_parse_diskstats(source: str) -> None:
+    path = FIXTURES / "host" / "diskstats" if source == "fixture" else PROC / "diskstats"
+    stats = parse_diskstats(path.read_text())
+    assert stats
+    for d in stats.values():
+        assert min(d.reads, d.read_sectors, d.read_ms, d.writes, d.io_ms, d.weighted_io_ms) >= 0
+    if source == "fixture":
+        # "254 0 vda 487226 69488 19670154 684831 907789 ..." (captured on the test VM)
+        vda = stats["vda"]
+        assert (vda.reads, vda.read_sectors, vda.read_ms, vda.writes) == (
+            487226,
+            19670154,
+            684831,
+            907789,
+        )
+        assert (vda.io_ms, vda.weighted_io_ms) == (108000, 1071601)
+        assert stats["loop0"].reads == 0
+
+
+def test_parse_diskstats_old_kernel_layout_and_garbage() -> None:
+    line = "   8       0 sda 10 1 80 5 20 2 160 9 0 12 14\n"  # 14 fields: kernels before 4.18
+    assert parse_diskstats(line)["sda"].weighted_io_ms == 14
+    with pytest.raises(ParseError):
+        parse_diskstats("8 0 sda 1 2 3\n")
+    with pytest.raises(ParseError):
+        parse_diskstats("8 0 sda " + " ".join(["x"] * 11) + "\n")
+
+
+@pytest.mark.parametrize("source", ["fixture", "proc"])
+def test_parse_vmstat(source: str) -> None:
+    path = FIXTURES / "host" / "vmstat" if source == "fixture" else PROC / "vmstat"
+    fields = parse_vmstat(path.read_text())
+    assert {"oom_kill", "pgfault", "pgmajfault", "pgpgin", "pgpgout", "pswpin", "pswpout"} <= set(
+        fields
+    )
+    assert fields["pgfault"] >= fields["pgmajfault"] >= 0
+    assert "nr_free_pages" not in fields  # only node_exporter's default fields
+
+
+def test_parse_vmstat_rejects_garbage() -> None:
+    with pytest.raises(ParseError):
+        parse_vmstat("nr_free_pages 12\n")
+    with pytest.raises(ParseError):
+        parse_vmstat("pgfault lots\n")
+
+
+@pytest.mark.parametrize("source", ["fixture", "proc"])
+def test_parse_file_nr(source: str) -> None:
+    path = FIXTURES / "host" / "file-nr" if source == "fixture" else PROC / "sys/fs/file-nr"
+    allocated, maximum = parse_file_nr(path.read_text())
+    assert 0 < allocated < maximum
+
+
+@pytest.mark.parametrize("text", ["", "1 2\n", "1 x 3\n"])
+def test_parse_file_nr_rejects_garbage(text: str) -> None:
+    with pytest.raises(ParseError):
+        parse_file_nr(text)
+
+
+@pytest.mark.parametrize("source", ["fixture", "syscall"])
+def test_parse_timex(source: str) -> None:
+    raw = (FIXTURES / "host" / "timex.bin").read_bytes() if source == "fixture" else read_timex()
+    t = parse_timex(raw)
+    assert t.sync_status in (0, 1)
+    assert t.sync_status == (0 if t.status & STA_UNSYNC else 1)
+    assert 0 <= t.maxerror_seconds <= 16.0 and 0 <= t.estimated_error_seconds <= 16.0
+    assert 0.99 < t.frequency_adjustment_ratio < 1.01
+    if source == "fixture":  # captured in a VM without NTP: unsynchronised, errors at 16 s
+        assert (t.sync_status, t.maxerror_seconds) == (0, 16.0)
+
+
+def _timex(offset: int, status: int, freq: int = 0, maxerror: int = 0) -> bytes:
+    head = struct.pack("@illllil", 0, offset, freq, maxerror, 250, status, 2)
+    return head + bytes(TIMEX_SIZE - len(head))
+
+
+def test_parse_timex_units() -> None:
+    # microseconds without STA_NANO, nanoseconds with it; synchronised when STA_UNSYNC is clear
+    micro = parse_timex(_timex(-1500, 0x0001, freq=65536 * 10, maxerror=4000))
+    assert micro.offset_seconds == pytest.approx(-0.0015)
+    assert micro.sync_status == 1 and micro.maxerror_seconds == pytest.approx(0.004)
+    assert micro.frequency_adjustment_ratio == pytest.approx(1.00001)
+    nano = parse_timex(_timex(2_000_000, 0x0001 | STA_NANO))
+    assert nano.offset_seconds == pytest.approx(0.002)
+    assert parse_timex(_timex(0, STA_UNSYNC)).sync_status == 0
+    with pytest.raises(ParseError):
+        parse_timex(b"\0" * 8)
+
+
+def test_reboot_required_follows_the_flag_file(tmp_path: Path) -> None:
+    flag = tmp_path / "reboot-required"
+
+    def value() -> float:
+        fams = HostCollector(reboot_flag=flag).collect(5)
+        (fam,) = [f for f in fams if f.name == "node_reboot_required"]
+        return fam.samples[0].value
+
+    assert value() == 0
+    flag.write_text("*** System restart required ***\n")
+    assert value() == 1
+
+
+def test_conntrack_left_out_without_the_module(tmp_path: Path) -> None:
+    # a /proc without net/netfilter (nf_conntrack not loaded): no series, as node_exporter
+    for name in ("meminfo", "vmstat", "diskstats", "mounts"):
+        src = FIXTURES / "host" / name
+        dst = tmp_path / ("1/mounts" if name == "mounts" else name)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        dst.write_text(src.read_text())
+    (tmp_path / "sys/fs").mkdir(parents=True)
+    (tmp_path / "sys/fs/file-nr").write_text((FIXTURES / "host" / "file-nr").read_text())
+    names = {f.name for f in HostCollector(proc=tmp_path, statvfs=os.statvfs).collect(5)}
+    assert "node_filefd_allocated" in names and "node_vmstat_oom_kill" in names
+    assert not any(n.startswith("node_nf_conntrack") for n in names)
+
+
 # The series the issue lists; each must agree with node_exporter scraped at the same moment.
 GAUGES = (
     "node_load1",
@@ -95,6 +230,11 @@ GAUGES = (
     "node_filesystem_files_free",
     "node_filesystem_readonly",
     "node_network_speed_bytes",
+    "node_filefd_maximum",
+    "node_nf_conntrack_entries_limit",
+    "node_timex_sync_status",
+    "node_timex_status",
+    "node_timex_maxerror_seconds",
     "node_boot_time_seconds",
     "node_uname_info",
 )
@@ -103,10 +243,23 @@ COUNTERS = (
     "node_disk_read_bytes_total",
     "node_disk_written_bytes_total",
     "node_disk_io_time_seconds_total",
+    "node_disk_reads_completed_total",
+    "node_disk_writes_completed_total",
+    "node_disk_read_time_seconds_total",
+    "node_disk_write_time_seconds_total",
+    "node_disk_io_time_weighted_seconds_total",
     "node_network_receive_bytes_total",
     "node_network_transmit_bytes_total",
+    "node_network_receive_packets_total",
+    "node_network_transmit_packets_total",
     "node_network_receive_errs_total",
     "node_network_transmit_errs_total",
+    "node_network_receive_drop_total",
+    "node_network_transmit_drop_total",
+    "node_vmstat_oom_kill",
+    "node_vmstat_pgmajfault",
+    "node_vmstat_pswpin",
+    "node_vmstat_pswpout",
 )
 ALWAYS_PRESENT = (
     "node_cpu_seconds_total",
@@ -117,6 +270,11 @@ ALWAYS_PRESENT = (
     "node_network_receive_bytes_total",
     "node_boot_time_seconds",
     "node_uname_info",
+    "node_vmstat_pgmajfault",
+    "node_timex_offset_seconds",
+    "node_timex_sync_status",
+    "node_filefd_allocated",
+    "node_filefd_maximum",
 )
 
 

@@ -91,3 +91,14 @@ def test_rendered_alertmanager_follows_the_kit_config(tmp_path: Path, monkeypatc
     secret = Path(mail["auth_password_file"])
     assert secret.read_text() == "from-env" and secret.stat().st_mode & 0o777 == 0o600
     assert "from-env" not in str(cfg)
+
+
+def test_prometheus_keeps_the_history_the_reports_need(tmp_path: Path) -> None:
+    # Prometheus' default is 15 days; PrometheusRetentionTooShort fires below min_days.
+    import yaml
+
+    thresholds = yaml.safe_load((ROOT / "rules" / "thresholds.yml").read_text())
+    days = thresholds["alerts"]["PrometheusRetentionTooShort"]["min_days"]
+    children = Stack(plan_with(0, tmp_path)).prepare()
+    (prometheus,) = [c for c in children if c.name == "prometheus"]
+    assert f"--storage.tsdb.retention.time={days}d" in prometheus.argv

@@ -155,6 +155,29 @@ def test_redis_info_metrics_names_and_values() -> None:
     assert got[("redis_db_keys", t | {("db", "db15")})] == 0  # empty, listed like redis_exporter
     assert got[("redis_db_avg_ttl_seconds", t | {("db", "db0")})] == pytest.approx(99.95)
     assert len([k for k in got if k[0] == "redis_db_keys"]) == 16
+    # what the alerts read: clients against maxclients, memory against the host's
+    assert got[("redis_config_maxclients", t)] == 10000
+    assert got[("redis_total_system_memory_bytes", t)] == float(info.fields["total_system_memory"])
+    assert got[("redis_aof_last_write_status", t)] == 1
+    assert ("redis_master_link_up", t) not in got  # a master has no link to a master
+
+
+def test_redis_replica_with_its_master_gone() -> None:
+    # captured from a redis-server 7.0 started with --replicaof a port nobody listens on
+    info = parse_redis_info(read("redis", "info_replica.txt"))
+    got = samples(info_metrics("replica1", info, None, None))
+    t = frozenset({("target", "replica1")})
+    assert info.fields["role"] == "slave"
+    assert got[("redis_master_link_up", t)] == 0
+    assert got[("redis_connected_slaves", t)] == 0
+
+
+def test_redis_master_link_up() -> None:
+    text = read("redis", "info_replica.txt").replace(
+        "master_link_status:down", "master_link_status:up"
+    )
+    got = samples(info_metrics("r", parse_redis_info(text), None, None))
+    assert got[("redis_master_link_up", frozenset({("target", "r")}))] == 1
 
 
 def test_redis_info_without_config_lists_only_databases_with_keys() -> None:
