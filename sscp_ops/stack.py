@@ -29,6 +29,7 @@ import yaml
 from sscp_ops.alertmanager import shipped_alert_size, with_email, with_max_alerts
 from sscp_ops.config import Config
 from sscp_ops.config.base import SecretRef
+from sscp_ops.filemode import PRIVATE, secret_once
 from sscp_ops.lifetime import exit_with_parent
 
 log = logging.getLogger("stack")
@@ -174,21 +175,13 @@ def alertmanager_config(plan: StackPlan, shipped: dict, kit: Config) -> dict:
 
 def write_secret(path: Path, value: str) -> None:
     """Write ``value`` to ``path``, readable by the owner only (mode 0600 from the start)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(value)
+    PRIVATE.makedirs(path.parent)
+    PRIVATE.write_atomic(path, value.encode())
 
 
 def ensure_token(path: Path) -> str:
     """The webhook's Alertmanager token: kept across runs, created once (mode 0600)."""
-    if path.exists():
-        return path.read_text().strip()
-    token = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(token + "\n")
-    return token
+    return secret_once(path, lambda: secrets.token_urlsafe(32))
 
 
 @dataclass
@@ -218,24 +211,34 @@ class Stack:
 
     def prepare(self) -> list[Child]:
         plan, h, p = self.plan, self.plan.host, self.plan.ports
+        # Private (0700 / 0600 whatever the umask): the data holds the ticket store, tokens,
+        # the logs and the metrics; an existing directory of an older run is tightened.
+        PRIVATE.makedirs(plan.data)
+        PRIVATE.tighten(plan.data)
         for sub in ("prometheus/data", "alertmanager/data", "webhook", "logs"):
-            (plan.data / sub).mkdir(parents=True, exist_ok=True)
+            PRIVATE.makedirs(plan.data / sub)
         ensure_token(plan.data / "alertmanager.token")
         kit = plan.data / "config.yml"
         kit_dict = kit_config(plan)
-        kit.write_text(yaml.safe_dump(kit_dict, allow_unicode=True, sort_keys=False))
+        PRIVATE.write_atomic(
+            kit, yaml.safe_dump(kit_dict, allow_unicode=True, sort_keys=False).encode()
+        )
         prom = plan.data / "prometheus" / "prometheus.yml"
         shipped_prom = yaml.safe_load(
             (plan.root / "deploy" / "prometheus" / "prometheus.yml").read_text()
         )
-        prom.write_text(yaml.safe_dump(prometheus_config(plan, shipped_prom), sort_keys=False))
+        PRIVATE.write_atomic(
+            prom, yaml.safe_dump(prometheus_config(plan, shipped_prom), sort_keys=False).encode()
+        )
         thresholds = yaml.safe_load((plan.root / "rules" / "thresholds.yml").read_text())
         # as long as the reports need (PrometheusRetentionTooShort fires below it)
         retention = thresholds["alerts"]["PrometheusRetentionTooShort"]["min_days"]
         shipped = yaml.safe_load((plan.root / "alertmanager" / "alertmanager.yml").read_text())
         am = plan.data / "alertmanager" / "alertmanager.yml"
         rendered = alertmanager_config(plan, shipped, Config.model_validate(kit_dict))
-        am.write_text(yaml.safe_dump(rendered, allow_unicode=True, sort_keys=False))
+        PRIVATE.write_atomic(
+            am, yaml.safe_dump(rendered, allow_unicode=True, sort_keys=False).encode()
+        )
         sscp = [self.python, "-m", "sscp_ops"]
         return [
             Child(
@@ -303,7 +306,7 @@ class Stack:
     def start(self, timeout: float = 60.0) -> None:
         self.check_ports()
         for child in self.prepare():
-            logfile = open(self.plan.data / "logs" / f"{child.name}.log", "ab")  # noqa: SIM115
+            logfile = PRIVATE.open(self.plan.data / "logs" / f"{child.name}.log", "ab")
             # A session of its own (a Ctrl-C reaches the stack only, which stops the children
             # in order), and a SIGTERM when the stack is gone, even killed with SIGKILL.
             child.proc = subprocess.Popen(

@@ -102,3 +102,26 @@ def test_prometheus_keeps_the_history_the_reports_need(tmp_path: Path) -> None:
     children = Stack(plan_with(0, tmp_path)).prepare()
     (prometheus,) = [c for c in children if c.name == "prometheus"]
     assert f"--storage.tsdb.retention.time={days}d" in prometheus.argv
+
+
+def test_the_data_directory_is_private_under_umask_022(tmp_path: Path) -> None:
+    """``make run`` keeps the ticket store, tokens, logs and metrics in its data directory:
+    0700 directories and 0600 files whatever the umask, an older 0755 one tightened."""
+    import os
+    import stat
+
+    data = tmp_path / "var"
+    data.mkdir(mode=0o755)
+    os.chmod(data, 0o755)  # a data directory of an older run
+    old = os.umask(0o022)
+    try:
+        Stack(StackPlan(root=ROOT, data=data, ports=Ports())).prepare()
+    finally:
+        os.umask(old)
+    loose = []
+    for path in [data, *data.rglob("*")]:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            loose.append(f"{path.relative_to(tmp_path)} {mode:o}")
+    assert loose == []
+    assert (data / "alertmanager.token").stat().st_size > 20
