@@ -136,21 +136,30 @@ class HolidayCalendar:
             return False
         return day.weekday() < 5 or self.is_makeup_workday(day)
 
-    def holidays_between(self, first: date, last: date) -> list[date]:
-        """Every statutory rest day in ``[first, last]``, in order."""
+    def holidays_between(self, first: date, last: date, skip_unknown: bool = False) -> list[date]:
+        """Every statutory rest day in ``[first, last]``, in order (``skip_unknown``: days of
+        years the calendar does not know are left out instead of raising UnknownYear)."""
         out, day = [], first
         while day <= last:
-            if self.is_holiday(day):
+            if not (skip_unknown and not self.knows(day.year)) and self.is_holiday(day):
                 out.append(day)
             day += timedelta(days=1)
         return out
 
-    def holiday_intervals(self, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    def unknown_years(self, start: datetime, end: datetime) -> list[int]:
+        """The years of ``[start, end)`` (local dates) the calendar has no arrangement for."""
+        first = start.astimezone(self.tz).year
+        last = (end - timedelta(microseconds=1)).astimezone(self.tz).year
+        return [y for y in range(first, last + 1) if not self.knows(y)]
+
+    def holiday_intervals(
+        self, start: datetime, end: datetime, skip_unknown: bool = False
+    ) -> list[tuple[datetime, datetime]]:
         """Holiday time within ``[start, end)`` as aware intervals (local midnight to midnight)."""
         out: list[tuple[datetime, datetime]] = []
         first = start.astimezone(self.tz).date()
         last = (end - timedelta(microseconds=1)).astimezone(self.tz).date()
-        for day in self.holidays_between(first, last):
+        for day in self.holidays_between(first, last, skip_unknown):
             lo = datetime.combine(day, datetime.min.time(), self.tz)
             hi = lo + timedelta(days=1)
             lo, hi = max(lo, start), min(hi, end)
