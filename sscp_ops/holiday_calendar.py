@@ -1,9 +1,11 @@
 """China's statutory holidays and make-up working days (法定节假日与调休上班日).
 
 The State Council publishes each year's arrangement in a notice (国务院办公厅关于 YYYY 年部分
-节假日安排的通知) in November of the year before. The defaults below transcribe the notices for
-2025 (国办发明电〔2024〕12号) and 2026 (published 2025-11-04); other years, or corrections, come
-from the ``calendar:`` config section, which replaces a year's data wholesale.
+节假日安排的通知) in November of the year before. The defaults come from the maintained
+``chinese-calendar`` package (upgrade it when a notice is out); other years, or corrections,
+come from the ``calendar:`` config section, which replaces a year's data wholesale. A year known
+to neither is :class:`UnknownYear`: the report warns, and the alert HolidayCalendarYearUnknown
+fires from November of the year before (``sscp_holiday_calendar_last_year``).
 
 Shared by the report (holiday availability) and anything else that must tell a holiday from a
 working day. Dates are local (Asia/Shanghai) calendar dates.
@@ -43,54 +45,52 @@ class YearArrangement:
     workdays: tuple[date, ...] = ()
 
 
-def _d(text: str) -> date:
-    return date.fromisoformat(text)
-
-
-def _h(name: str, first: str, last: str) -> Holiday:
-    return Holiday(name, _d(first), _d(last))
-
-
-#: Transcribed from the State Council notices (see the module docstring).
-DEFAULT_ARRANGEMENTS: Mapping[int, YearArrangement] = {
-    2025: YearArrangement(
-        2025,
-        (
-            _h("元旦", "2025-01-01", "2025-01-01"),
-            _h("春节", "2025-01-28", "2025-02-04"),
-            _h("清明节", "2025-04-04", "2025-04-06"),
-            _h("劳动节", "2025-05-01", "2025-05-05"),
-            _h("端午节", "2025-05-31", "2025-06-02"),
-            _h("国庆节、中秋节", "2025-10-01", "2025-10-08"),
-        ),
-        tuple(map(_d, ("2025-01-26", "2025-02-08", "2025-04-27", "2025-09-28", "2025-10-11"))),
-    ),
-    2026: YearArrangement(
-        2026,
-        (
-            _h("元旦", "2026-01-01", "2026-01-03"),
-            _h("春节", "2026-02-15", "2026-02-23"),
-            _h("清明节", "2026-04-04", "2026-04-06"),
-            _h("劳动节", "2026-05-01", "2026-05-05"),
-            _h("端午节", "2026-06-19", "2026-06-21"),
-            _h("中秋节", "2026-09-25", "2026-09-27"),
-            _h("国庆节", "2026-10-01", "2026-10-07"),
-        ),
-        tuple(
-            map(
-                _d,
-                (
-                    "2026-01-04",
-                    "2026-02-14",
-                    "2026-02-28",
-                    "2026-05-09",
-                    "2026-09-20",
-                    "2026-10-10",
-                ),
-            )
-        ),
-    ),
+#: chinese-calendar's English names -> the notices' Chinese names.
+_NAMES = {
+    "New Year's Day": "元旦",
+    "Spring Festival": "春节",
+    "Tomb-sweeping Day": "清明节",
+    "Labour Day": "劳动节",
+    "Dragon Boat Festival": "端午节",
+    "Mid-autumn Festival": "中秋节",
+    "National Day": "国庆节",
+    "Anti-Fascist 70th Day": "中国人民抗日战争暨世界反法西斯战争胜利70周年纪念日",
 }
+
+
+def _from_library() -> dict[int, YearArrangement]:
+    """Every year chinese-calendar knows (it follows the State Council notices, each published
+    in November of the year before): consecutive rest days form one holiday period, named
+    after the festivals in it (2025's 国庆节、中秋节)."""
+    import chinese_calendar
+
+    days = sorted(chinese_calendar.holidays.items())
+    periods: dict[int, list[list]] = {}
+    for day, name in days:
+        zh = _NAMES.get(name, name)
+        year = periods.setdefault(day.year, [])
+        if year and year[-1][1] + timedelta(days=1) == day:
+            year[-1][1] = day
+            if zh not in year[-1][2]:
+                year[-1][2].append(zh)
+        else:
+            year.append([day, day, [zh]])
+    workdays: dict[int, list[date]] = {}
+    for day in sorted(chinese_calendar.workdays):
+        workdays.setdefault(day.year, []).append(day)
+    return {
+        y: YearArrangement(
+            y,
+            tuple(Holiday("、".join(names), first, last) for first, last, names in items),
+            tuple(workdays.get(y, ())),
+        )
+        for y, items in periods.items()
+    }
+
+
+#: The maintained calendar (PyPI ``chinese-calendar``); ``calendar.years`` in the config
+#: replaces a year (a notice newer than the installed package, or a correction).
+DEFAULT_ARRANGEMENTS: Mapping[int, YearArrangement] = _from_library()
 
 
 class UnknownYear(LookupError):
@@ -117,6 +117,10 @@ class HolidayCalendar:
     def knows(self, year: int) -> bool:
         return year in self.arrangements
 
+    def last_year(self) -> int:
+        """The last year the calendar knows (the value of ``sscp_holiday_calendar_last_year``)."""
+        return max(self.arrangements)
+
     def holiday_name(self, day: date) -> str | None:
         """The holiday's name when ``day`` is a statutory rest day, else ``None``."""
         for holiday in self._year(day.year).holidays:
@@ -136,21 +140,30 @@ class HolidayCalendar:
             return False
         return day.weekday() < 5 or self.is_makeup_workday(day)
 
-    def holidays_between(self, first: date, last: date) -> list[date]:
-        """Every statutory rest day in ``[first, last]``, in order."""
+    def holidays_between(self, first: date, last: date, skip_unknown: bool = False) -> list[date]:
+        """Every statutory rest day in ``[first, last]``, in order (``skip_unknown``: days of
+        years the calendar does not know are left out instead of raising UnknownYear)."""
         out, day = [], first
         while day <= last:
-            if self.is_holiday(day):
+            if not (skip_unknown and not self.knows(day.year)) and self.is_holiday(day):
                 out.append(day)
             day += timedelta(days=1)
         return out
 
-    def holiday_intervals(self, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    def unknown_years(self, start: datetime, end: datetime) -> list[int]:
+        """The years of ``[start, end)`` (local dates) the calendar has no arrangement for."""
+        first = start.astimezone(self.tz).year
+        last = (end - timedelta(microseconds=1)).astimezone(self.tz).year
+        return [y for y in range(first, last + 1) if not self.knows(y)]
+
+    def holiday_intervals(
+        self, start: datetime, end: datetime, skip_unknown: bool = False
+    ) -> list[tuple[datetime, datetime]]:
         """Holiday time within ``[start, end)`` as aware intervals (local midnight to midnight)."""
         out: list[tuple[datetime, datetime]] = []
         first = start.astimezone(self.tz).date()
         last = (end - timedelta(microseconds=1)).astimezone(self.tz).date()
-        for day in self.holidays_between(first, last):
+        for day in self.holidays_between(first, last, skip_unknown):
             lo = datetime.combine(day, datetime.min.time(), self.tz)
             hi = lo + timedelta(days=1)
             lo, hi = max(lo, start), min(hi, end)

@@ -131,3 +131,13 @@ calendar:
 def test_bad_calendar_config(text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         parse_config(text, "f.yml")
+
+
+def test_defaults_come_from_chinese_calendar() -> None:
+    """The maintained package, not a transcription: it knows 2026 (and what came before),
+    named in Chinese; 2027 comes with the notice of November 2026."""
+    import chinese_calendar
+
+    assert CAL.is_holiday(date(2026, 10, 2)) is chinese_calendar.is_holiday(date(2026, 10, 2))
+    assert CAL.holiday_name(date(2025, 10, 6)) == "国庆节、中秋节"
+    assert CAL.last_year() >= 2026 and CAL.knows(2016)

@@ -27,7 +27,7 @@ T, STEP, HSTEP = frac("0.999"), frac("0.001"), frac("0.01")
         ("0.9995", STEP, "ceil", 0),
         ("0.9985", STEP, "ceil", 1),  # 0.05 % short: a started step counts
         ("0.9985", STEP, "floor", 0),  # ... or not, when configured
-        ("0.9985", STEP, "exact", F(1, 2)),
+        ("0.9985", STEP, "linear", F(1, 2)),
         ("0.998", STEP, "ceil", 1),  # exactly one step: 1 %, not 2 (no float drift)
         ("0.998", STEP, "floor", 1),
         ("0.9975", STEP, "ceil", 2),

@@ -38,18 +38,24 @@ def test_availability_and_holidays(report_prometheus: str) -> None:
         fx.MONTH_MINUTES - fx.DOWN_MINUTES - fx.MISSING_MINUTES,
         fx.MONTH_MINUTES - fx.MISSING_MINUTES,
     )
-    assert w["ratio"] == float(expected)  # 44,325 / 44,525 = 99.5508 %
-    # 0.3492 % below 99.9 % = 3.49 steps of 0.1 %, a started step counts: 4 %
-    assert whole.deduction.percent == 4
+    assert w["ratio"] == float(expected)  # 44,325 / 44,525 = 99.5508 % (shown, not judged)
+    # Issue 16: holiday time is judged on the holiday scale only. The normal scale covers
+    # 44,640 - 10,080 = 34,560 min, 115 missing, 50 down: 34,395 / 34,445 = 99.8548 %;
+    # 0.0452 % below 99.9 % = 0.452 step of 0.1 %, whole steps only: 0 % (was 4 % when the
+    # whole month was judged and a started step counted: 3.49 -> 4).
+    n = section["normal"]
+    assert (n["up_seconds"], n["down_seconds"]) == (34395 * 60, 50 * 60)
+    assert whole.measured == 34395 / 34445
+    assert whole.deduction.percent == 0
     assert whole.passed is False
-    assert "扣 4%" in whole.deduction.arithmetic
+    assert "0.452 档（按整档计，不足一档不计，计 0 档）" in whole.deduction.arithmetic
 
     h = section["holiday"]
     assert h["down_seconds"] == fx.HOLIDAY_DOWN_MINUTES * 60
     assert h["up_seconds"] + h["down_seconds"] == fx.HOLIDAY_MINUTES * 60
     assert h["ratio"] == (fx.HOLIDAY_MINUTES - fx.HOLIDAY_DOWN_MINUTES) / fx.HOLIDAY_MINUTES
-    # 98.512 %: 1.388 % below 99.9 % = 1.388 steps of 1 %: 2 %
-    assert holiday.deduction.percent == 2
+    # 98.512 %: 1.388 % below 99.9 % = 1.388 steps of 1 %, whole steps: 1 % (ceil gave 2 %)
+    assert holiday.deduction.percent == 1
     assert section["holidays"][0]["name"] == "国庆节"
 
     outages = [(o["start"], o["seconds"] // 60, o["targets"]) for o in section["outages"]]
@@ -69,15 +75,18 @@ def test_availability_and_holidays(report_prometheus: str) -> None:
     assert section["targets"]["login"]["down_seconds"] == 150 * 60
 
 
-def test_floor_rounding_from_config(report_prometheus: str) -> None:
+def test_old_reading_from_config(report_prometheus: str) -> None:
+    """The pre-issue-16 reading, still available as settings: the whole month on the normal
+    scale and a started step counting: 3.492 -> 4 %; holidays 1.388 -> 2 %."""
     cfg = config(
-        "  availability: {rounding: floor}\n  holiday_availability: {rounding: floor, step: 0.01}\n"
+        "  holiday_downtime: both_scales\n  availability: {rounding: ceil}\n"
+        "  holiday_availability: {rounding: ceil, step: 0.01}\n"
     )
     _, (whole, holiday) = availability_section(
         OCT, cfg.report, cfg.calendar.build(), HttpPrometheus(report_prometheus)
     )
-    assert whole.deduction.percent == 3
-    assert holiday.deduction.percent == 1
+    assert whole.deduction.percent == 4
+    assert holiday.deduction.percent == 2
 
 
 def test_a_configured_target_without_data_is_missing(report_prometheus: str) -> None:

@@ -236,7 +236,7 @@ def test_monthly_report_from_the_real_sources(backup_setup, live_webhook, clock,
         config.read_text()
         + logs_config(tmp_path, auth)
         + "report:\n"
-        + "  monthly_fee: 100000\n"
+        + "  monthly_fee: 4000\n"
         + f"  tickets: {{url: '{live_webhook.url}', token_file: '{token}'}}\n"
         + f"  events: {{command: ['{sys.executable}', '-m', 'sscp_ops', 'logs', 'events']}}\n"
     )
@@ -275,7 +275,10 @@ def test_monthly_report_from_the_real_sources(backup_setup, live_webhook, clock,
 
     # incidents only (8); the 4 vulnerabilities never count here
     assert ind["response"]["measured"] == 4  # #2, two of #3, #4 (never acknowledged)
-    assert ind["response"]["deduction_percent"] == 1  # 3 tolerated, 1 % each beyond
+    # 4 late - 3 tolerated = 1 charged; the contract says only 按次扣款 and no amount is set
+    # (issue 16): 0 %, the count and 按合同约定 (was 1 % with an invented 1 % each).
+    assert ind["response"]["deduction_percent"] == 0
+    assert "= 1 次，按次扣款，金额按合同约定" in ind["response"]["deduction_arithmetic"]
     fixed_minutes = 60 + 200 + 5 * 30
     assert ind["resolution_time"]["measured"] == pytest.approx(fixed_minutes * 60 / 7)
     assert ind["resolution_time"]["passed"] is True
@@ -296,8 +299,9 @@ def test_monthly_report_from_the_real_sources(backup_setup, live_webhook, clock,
     assert ind["resolution_time"]["measured_text"] == "58.6 分钟（7 起已解决）"
     assert ind["availability"]["passed"] is None  # no data: no verdict, no deduction
 
-    assert report["deductions"]["total_percent"] == 5
-    assert report["deductions"]["amount"] == 5000
+    assert report["deductions"]["total_percent"] == 4  # vulnerability fix time only
+    assert report["deductions"]["amount"] == 160  # 4 % of 4,000 元
+    assert "按合同约定" in report["deductions"]["summary"]
     tickets = report["tickets"]
     assert len(tickets["incidents"]) == 8
     assert [len(p["incidents"]) for p in tickets["problems"]] == [5]

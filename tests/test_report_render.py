@@ -27,7 +27,7 @@ def test_monthly_report_end_to_end(report_prometheus, tmp_path) -> None:
     cfg = tmp_path / "config.yml"
     cfg.write_text(
         "report:\n"
-        "  monthly_fee: 200000\n"
+        "  monthly_fee: 4000\n"
         "  company: 某某信息技术有限公司\n"
         "  events: {enabled: false}\n"
     )
@@ -50,15 +50,22 @@ def test_monthly_report_end_to_end(report_prometheus, tmp_path) -> None:
     report = json.loads((out / "report.json").read_text())
     ind = {i["key"]: i for i in report["indicators"]}
     assert len(ind) == 11
-    assert ind["availability"]["deduction_percent"] == 4
-    assert ind["holiday_availability"]["deduction_percent"] == 2
+    # Issue 16 readings (holiday time on the holiday scale only, whole steps): non-holiday
+    # 50 down of 34,445 known min = 99.8548 %, 0.0452 % short = 0.45 step -> 0 %; holidays
+    # 150 down of 10,080 = 98.512 %, 1.388 % short = 1.388 steps of 1 % -> 1 %.
+    assert ind["availability"]["deduction_percent"] == 0
+    assert ind["holiday_availability"]["deduction_percent"] == 1
     for key in ("response", "vuln_fix_time", "backup_success", "recovery_time"):
         assert ind[key]["passed"] is None  # sources not configured: no verdict
     for i in report["indicators"]:  # ratios are fractions, never percent
         if i["key"].endswith(("rate", "success", "availability")) and i["measured"] is not None:
             assert 0 <= i["measured"] <= 1
-    assert report["deductions"]["total_percent"] == 6
-    assert report["deductions"]["amount"] == 12000  # 6 % of 200,000
+    assert report["deductions"]["total_percent"] == 1
+    assert report["deductions"]["amount"] == 40  # 1 % of 4,000
+    # Contract year = 2026 (no contract_start): the 30 Sep 23:00-23:30 outage + October's 200.
+    ytd = report["year_to_date"]
+    assert ytd["used_seconds"] == 230 * 60 and ytd["period_seconds"] == 200 * 60
+    assert ytd["left_seconds"] == pytest.approx(8.76 * 3600 - 230 * 60)
     assert report["resources"]["hosts"]["app1:9100"]["cpu"]["avg"] == pytest.approx(0.25)
 
     html = (out / "report.html").read_text()
@@ -80,7 +87,7 @@ def test_monthly_report_end_to_end(report_prometheus, tmp_path) -> None:
     text = subprocess.run(
         [pdftotext, str(pdf), "-"], capture_output=True, text=True, check=True
     ).stdout
-    assert "服务指标考核" in text and "合计扣减 6%" in text  # CJK text is real text
+    assert "服务指标考核" in text and "合计扣减 1%" in text  # CJK text is real text
     subprocess.run([pdftoppm, "-r", "40", "-gray", str(pdf), str(tmp_path / "page")], check=True)
     pages = sorted(tmp_path.glob("page-*.pgm"))
     assert len(pages) >= 3
@@ -122,9 +129,9 @@ def test_missing_sources_are_shown_missing(report_prometheus, tmp_path) -> None:
     assert ind["response"]["passed"] is None and ind["response"]["measured"] is None
     # The data ends 1 Nov 04:00 (last sample 03:59:30, bridged 5 min by the look-back): the
     # quarter adds 245 known minutes with the 30 min outage of 1 Nov; the rest is missing.
-    assert ind["availability"]["measured"] == pytest.approx(
-        (44325 + 215) / (44525 + 245), rel=1e-12
-    )
+    # Non-holiday time only (国庆 1-7 Oct, 10,080 min, 150 down, is on the holiday scale):
+    # known 44,525 + 245 - 10,080 = 34,690, down 50 + 30 = 80.
+    assert ind["availability"]["measured"] == pytest.approx((34690 - 80) / 34690, rel=1e-12)
     assert report["availability"]["whole"]["down_seconds"] == (200 + 30) * 60
     html = (out / "report.html").read_text()
     assert "季度运维报告" in html and "账号审查" in html and "工单系统未配置" in html
@@ -159,9 +166,13 @@ def test_annual_report(report_prometheus, tmp_path) -> None:
     assert report["period"]["title"] == "2026年度"
     ind = {i["key"]: i for i in report["indicators"]}
     # Sep 30 22:00-24:00 local (120 min, 30 of them down) + October + 1 Nov 00:00-04:05
-    known = 120 + 44525 + 245
-    down = 30 + 200 + 30
+    # Non-holiday time only (国庆 10,080 min with 150 down is on the holiday scale).
+    known = 120 + 44525 + 245 - 10080
+    down = 30 + 200 + 30 - 150
     assert ind["availability"]["measured"] == pytest.approx((known - down) / known, rel=1e-12)
+    # The contract year (no contract_start: the calendar year) against 年宕机≤8.76h.
+    assert ind["annual_downtime"]["measured"] == (30 + 200 + 30) * 60
+    assert ind["annual_downtime"]["passed"] is True
     assert ind["holiday_availability"]["measured"] == pytest.approx(9930 / 10080, rel=1e-12)
     assert len(report["availability"]["daily"]) == 365
     assert "年度运维总结报告" in (out / "report.html").read_text()

@@ -52,7 +52,7 @@ def previous_period(kind: str, now: datetime) -> str:
     if kind == "quarterly":
         q = (now.month - 1) // 3
         return f"{now.year}Q{q}" if q else f"{now.year - 1}Q4"
-    return str(now.year - 1)
+    return str(now.year - 1)  # annual: see _run_report (the contract year before ``now``)
 
 
 def _token(cfg) -> str | None:
@@ -78,11 +78,15 @@ def _run_report(args: argparse.Namespace) -> int:
     calendar = config.calendar.build()
     rc = config.report
     tz = calendar.tz
-    label = args.period or previous_period(args.kind, datetime.now(tz))
+    now = datetime.now(tz)
+    label = args.period or previous_period(args.kind, now)
+    if args.kind == "annual" and not args.period:
+        label = str(periods.contract_year(now, rc.contract_start, tz).start.year - 1)
     try:
-        period = {"monthly": periods.month, "quarterly": periods.quarter, "annual": periods.year}[
-            args.kind
-        ](label, tz)
+        if args.kind == "annual":
+            period = periods.year(label, tz, rc.contract_start)
+        else:
+            period = {"monthly": periods.month, "quarterly": periods.quarter}[args.kind](label, tz)
     except ValueError as exc:
         print(f"sscp-ops report: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -1,7 +1,7 @@
 """The ``calendar:`` section: statutory holidays and make-up working days per year.
 
 Years given here replace the built-in arrangement of that year entirely (the built-ins are the
-State Council notices for 2025 and 2026, see :mod:`sscp_ops.holiday_calendar`)::
+package chinese-calendar, see :mod:`sscp_ops.holiday_calendar`)::
 
     calendar:
       timezone: Asia/Shanghai

@@ -4,15 +4,21 @@ Every number defaults to the contract's reading (see docs/sla.md)::
 
     report:
       prometheus_url: http://127.0.0.1:9090
-      availability: {target: 0.999, step: 0.001, percent_per_step: 1, rounding: ceil}
-      holiday_availability: {target: 0.999, step: 0.01, percent_per_step: 1, rounding: ceil}
-      monthly_fee: 100000          # yuan; deductions are also shown as money when given
+      contract_start: 2026-03-01   # first day of the first contract year (default: 1 January)
+      availability: {target: 0.999, step: 0.001, percent_per_step: 1, rounding: floor}
+      holiday_availability: {target: 0.999, step: 0.01, percent_per_step: 1, rounding: floor}
+      holiday_downtime: holiday_scale
+      annual_downtime_hours: 8.76
+      caps: {total_percent: 100, indicators: {}}
+      response: {limit_minutes: 15, tolerated: 3, tolerance_window: contract_year}
+      monthly_fee: 4000            # yuan (48 000 a year); deductions are also shown as money
       tickets: {url: http://127.0.0.1:9811, token_file: /etc/sscp-ops/report-ticket.token}
       backups: {catalogue: /var/lib/sscp-ops/backup.db}
 """
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
@@ -27,12 +33,14 @@ Hours = Annotated[Decimal, Field(gt=0, le=24 * 365)]
 
 
 class ShortfallRule(Model):
-    """``percent_per_step`` of the fee for every ``step`` below ``target``."""
+    """``percent_per_step`` of the fee for every ``step`` below ``target``; ``rounding`` says how
+    a part of a step counts: ``floor`` (only full steps, the default), ``ceil`` (a started step
+    counts) or ``linear`` (in proportion). The contract does not say; the report prints it."""
 
     target: Ratio = Decimal("0.999")
     step: Ratio = Decimal("0.001")
     percent_per_step: Percent = Decimal("1")
-    rounding: Literal["ceil", "floor", "exact"] = "ceil"
+    rounding: Literal["floor", "ceil", "linear"] = "floor"
 
 
 def _holiday_rule() -> ShortfallRule:
@@ -40,9 +48,47 @@ def _holiday_rule() -> ShortfallRule:
 
 
 class ResponseRule(Model):
+    """Late fault responses: ``tolerated`` per ``tolerance_window`` (``contract_year`` or
+    ``month``), then each late response is charged (the contract: 按次扣款). ``percent_each``
+    has no default: unset, the report shows the count and 按合同约定."""
+
     limit_minutes: Annotated[int, Field(gt=0, le=1440)] = 15
     tolerated: Annotated[int, Field(ge=0)] = 3
-    percent_each: Percent = Decimal("1")
+    tolerance_window: Literal["contract_year", "month"] = "contract_year"
+    percent_each: Percent | None = None
+
+
+INDICATOR_KEYS = (
+    "availability",
+    "holiday_availability",
+    "response",
+    "resolution_time",
+    "resolution_rate",
+    "recurrence",
+    "vuln_fix_time",
+    "vuln_fix_rate",
+    "backup_success",
+    "restore_success",
+    "recovery_time",
+)
+
+
+class Caps(Model):
+    """Deductions are capped: the total at ``total_percent`` of the period's fee, and an
+    indicator at ``indicators[key]`` (keys as in report.json's ``indicators``)."""
+
+    total_percent: Percent = Decimal("100")
+    indicators: dict[str, Percent] = {}
+
+    @field_validator("indicators")
+    @classmethod
+    def _known_keys(cls, value: dict[str, Decimal]) -> dict[str, Decimal]:
+        unknown = sorted(set(value) - set(INDICATOR_KEYS))
+        if unknown:
+            raise ValueError(
+                f"unknown indicator {unknown[0]!r}; one of {', '.join(INDICATOR_KEYS)}"
+            )
+        return value
 
 
 class TimeRule(Model):
@@ -98,8 +144,18 @@ class ReportConfig(Model):
     probe_targets: list[str] = []
     #: Availability resolution in seconds (the probe interval or a multiple); divides an hour.
     step_seconds: Annotated[int, Field(ge=1, le=3600)] = 60
+    #: First day of the first contract year; each contract year starts on its anniversary
+    #: (the annual budget 年宕机≤8.76h and the response tolerance run per contract year).
+    #: Unset: 1 January, and the report says so.
+    contract_start: date | None = None
     availability: ShortfallRule = ShortfallRule()
     holiday_availability: ShortfallRule = Field(default_factory=_holiday_rule)
+    #: ``holiday_scale``: holiday time is judged on the holiday scale only and the normal scale
+    #: covers the other time; ``both_scales``: the normal scale covers the whole period too.
+    holiday_downtime: Literal["holiday_scale", "both_scales"] = "holiday_scale"
+    #: The contract's yearly downtime budget (年宕机≤8.76h).
+    annual_downtime_hours: Annotated[Decimal, Field(gt=0, le=24 * 366)] = Decimal("8.76")
+    caps: Caps = Caps()
     response: ResponseRule = ResponseRule()
     resolution_time: TimeRule = TimeRule(limit_hours=Decimal("2"))
     resolution_rate: RateRule = RateRule(target=Decimal("0.95"))

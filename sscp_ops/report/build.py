@@ -21,8 +21,8 @@ from sscp_ops.holiday_calendar import HolidayCalendar
 from sscp_ops.masking import mask_text
 from sscp_ops.report import availability as av
 from sscp_ops.report import indicators as ind
-from sscp_ops.report.penalty import frac, money, num, pct
-from sscp_ops.report.period import Period, months_back
+from sscp_ops.report.penalty import cap, frac, money, num, pct
+from sscp_ops.report.period import Period, contract_year, months_back
 from sscp_ops.report.records import BackupRun, SecurityEvent, Ticket
 from sscp_ops.report.sources import (
     BackupSource,
@@ -93,6 +93,28 @@ def _opt(value) -> Fraction | None:
     return None if value is None else frac(value)
 
 
+def _platform(
+    cfg: ReportConfig, prom: PrometheusSource, grid: av.Grid
+) -> tuple[dict[str, list[int]], list[int]]:
+    """Per-target and platform states on ``grid`` (see :mod:`.availability`)."""
+    series = prom.query_range(cfg.probe_metric, grid.start, grid.end, grid.step)
+    points: dict[str, list[tuple[float, float]]] = {}
+    for s in series:
+        name = s.labels.get("target") or s.labels.get("instance") or "platform"
+        points.setdefault(name, []).extend(s.points)
+    names = list(cfg.probe_targets) or sorted(points)
+    per_target = {n: av.target_states(points.get(n, []), grid) for n in names}
+    return per_target, av.platform_states(per_target, grid)
+
+
+def calendar_warning(unknown: list[int]) -> str:
+    years = "、".join(f"{y}年" for y in unknown)
+    return (
+        f"节假日日历未收录{years}的法定节假日安排（国务院通知发布后请升级 chinese-calendar "
+        f"或在配置 calendar.years 中补充）：本期节假日可用性无法判定，全部时段按非节假日标准计算。"
+    )
+
+
 def availability_section(
     period: Period, cfg: ReportConfig, calendar: HolidayCalendar, prom: PrometheusSource
 ) -> tuple[dict, list[ind.Indicator]]:
@@ -101,23 +123,25 @@ def availability_section(
         f"Prometheus {cfg.probe_metric}（query_range，步长 {cfg.step_seconds} 秒，"
         f"{period.start:%Y-%m-%d %H:%M} 至 {period.end:%Y-%m-%d %H:%M}）"
     )
-    series = prom.query_range(cfg.probe_metric, grid.start, grid.end, grid.step)
-    points: dict[str, list[tuple[float, float]]] = {}
-    for s in series:
-        name = s.labels.get("target") or s.labels.get("instance") or "platform"
-        points.setdefault(name, []).extend(s.points)
-    names = list(cfg.probe_targets) or sorted(points)
-    per_target = {n: av.target_states(points.get(n, []), grid) for n in names}
-    platform = av.platform_states(per_target, grid)
+    per_target, platform = _platform(cfg, prom, grid)
     whole = av.summarise(platform, grid)
-    holiday_intervals = calendar.holiday_intervals(period.start, period.end)
+    unknown = calendar.unknown_years(period.start, period.end)
+    holiday_intervals = calendar.holiday_intervals(period.start, period.end, skip_unknown=True)
     mask = av.interval_mask(grid, holiday_intervals)
     holiday = av.summarise(platform, grid, mask)
+    # Holiday time is judged on the holiday scale only (节假日每低1%扣款1%), the normal scale
+    # (每低0.1%扣款1%) on the rest, unless report.holiday_downtime is both_scales.
+    separate = cfg.holiday_downtime == "holiday_scale"
+    normal = av.summarise(platform, grid, [not m for m in mask]) if separate else whole
     a = cfg.availability
     h = cfg.holiday_availability
+    normal_name = "系统可用性（非节假日）" if separate else "系统可用性（全时段）"
+    normal_evidence = evidence + (
+        "；法定节假日时段只按节假日标准考核" if separate and holiday_intervals else ""
+    )
     indicators = [
         ind.availability(
-            "availability", "系统可用性（全时段）", whole, *_rule_fracs(a), a.rounding, evidence
+            "availability", normal_name, normal, *_rule_fracs(a), a.rounding, normal_evidence
         ),
     ]
     if holiday_intervals:
@@ -138,9 +162,9 @@ def availability_section(
                 "系统可用性（法定节假日）",
                 f"≥ {pct(frac(h.target))}",
                 None,
-                "本期无法定节假日",
+                "节假日安排未知" if unknown else "本期无法定节假日",
                 None,
-                evidence,
+                calendar_warning(unknown) if unknown else evidence,
             )
         )
 
@@ -158,7 +182,11 @@ def availability_section(
         "step_seconds": cfg.step_seconds,
         "targets": {n: block(av.summarise(st, grid)) for n, st in per_target.items()},
         "whole": block(whole),
+        "normal": block(normal),
         "holiday": block(holiday),
+        "holiday_downtime": cfg.holiday_downtime,
+        "calendar_unknown_years": unknown,
+        "warnings": [calendar_warning(unknown)] if unknown else [],
         "holidays": [
             {
                 "start": _iso(lo, period),
@@ -192,6 +220,66 @@ def availability_section(
     return section, indicators
 
 
+def year_to_date_section(
+    period: Period, cfg: ReportConfig, prom: PrometheusSource, this_period: av.Availability
+) -> tuple[dict, list[ind.Indicator]]:
+    """The contract year to date against the yearly budget (年宕机≤8.76h): downtime used since
+    the contract year's start up to the period's end, what is left, and this period's share.
+    The annual report (a whole contract year) also judges the budget as an indicator."""
+    tz = period.start.tzinfo
+    cy = contract_year(period.end - timedelta(microseconds=1), cfg.contract_start, tz)  # type: ignore[arg-type]
+    budget = float(cfg.annual_downtime_hours) * 3600
+    earlier = av.Availability(0, 0, 0)
+    if cy.start < period.start:
+        grid = av.grid_for(cy.start, period.start, cfg.step_seconds)
+        earlier = av.summarise(_platform(cfg, prom, grid)[1], grid)
+    # This period's part inside the contract year (a quarter may begin in the previous one).
+    share = this_period.down_seconds
+    if period.start < cy.start:
+        grid = av.grid_for(cy.start, period.end, cfg.step_seconds)
+        share = av.summarise(_platform(cfg, prom, grid)[1], grid).down_seconds
+    used = earlier.down_seconds + share
+    left = budget - used
+    hours = num(frac(cfg.annual_downtime_hours))
+    text = (
+        f"合同年度（{cy.start:%Y-%m-%d} 起）累计宕机 {used / 3600:.2f} 小时"
+        f" / 年度上限 {hours} 小时，"
+        f"{'剩余' if left >= 0 else '超出'} {abs(left) / 3600:.2f} 小时；"
+        f"其中本期 {share / 3600:.2f} 小时（占年度上限 {share / budget * 100:.1f}%）"
+    )
+    section = {
+        "contract_year": cy.label,
+        "contract_year_title": cy.title,
+        "start": cy.start.isoformat(),
+        "end": cy.end.isoformat(),
+        "contract_start_configured": cfg.contract_start is not None,
+        "budget_seconds": budget,
+        "used_seconds": used,
+        "left_seconds": left,
+        "period_seconds": share,
+        "period_share": share / budget,
+        "missing_seconds": earlier.missing_seconds + this_period.missing_seconds,
+        "text": text,
+        "note": ""
+        if cfg.contract_start is not None
+        else "未配置合同起始日（report.contract_start），合同年度按自然年（1月1日起）计。",
+    }
+    indicators = []
+    if period.kind == "annual":
+        indicators.append(
+            ind.Indicator(
+                "annual_downtime",
+                "年度宕机时长",
+                f"≤ {hours} 小时",
+                used,
+                f"{used / 3600:.2f} 小时",
+                used <= budget,
+                text,
+            )
+        )
+    return section, indicators
+
+
 def ticket_indicators(
     period: Period, cfg: ReportConfig, tickets: list[Ticket], evidence: str
 ) -> list[ind.Indicator]:
@@ -199,13 +287,16 @@ def ticket_indicators(
     r = cfg.response
     window = months_back(period.end, cfg.recurrence.window_months)
     v = cfg.vuln_fix_time
+    limit = timedelta(minutes=r.limit_minutes)
+    before, window_text = 0, "月"
+    if r.tolerance_window == "contract_year":
+        cy = contract_year(period.start, cfg.contract_start, period.start.tzinfo)  # type: ignore[arg-type]
+        earlier = ind.incidents_in(tickets, cy.start, period.start)
+        before = sum(1 for t in earlier if ind.is_late(t, limit))
+        window_text = "合同年度"
     return [
         ind.response(
-            incidents,
-            timedelta(minutes=r.limit_minutes),
-            r.tolerated,
-            frac(r.percent_each),
-            evidence,
+            incidents, limit, r.tolerated, _opt(r.percent_each), evidence, before, window_text
         ),
         ind.mean_resolution(
             incidents,
@@ -592,6 +683,58 @@ def suggestions(report: dict, cfg: ReportConfig) -> list[str]:
     return out
 
 
+def deductions(period: Period, cfg: ReportConfig, indicators: list[ind.Indicator]) -> dict:
+    """Each indicator's deduction after its cap (``report.caps.indicators``), their sum, and
+    the total after the period's cap (``report.caps.total_percent`` of the period's fee)."""
+    months = round(period.seconds / (30.4 * 86400)) or 1
+    fee = None if cfg.monthly_fee is None else frac(cfg.monthly_fee) * months
+    items, by_contract = [], []
+    for i in indicators:
+        if i.deduction.by_contract:
+            by_contract.append(i)
+        if not i.deduction.percent and not i.deduction.by_contract:
+            continue
+        limit = cfg.caps.indicators.get(i.key)
+        c = cap(i.deduction, None if limit is None else frac(limit))
+        items.append(
+            {
+                "key": i.key,
+                "name": i.name,
+                "percent": float(c.applied),
+                "uncapped_percent": float(i.deduction.percent),
+                "capped": c.cap is not None,
+                "by_contract": i.deduction.by_contract,
+                "arithmetic": c.text,
+                "amount": None if fee is None else float(money(c.applied, fee)),
+                "_applied": c.applied,
+            }
+        )
+    subtotal = sum((x.pop("_applied") for x in items), Fraction(0))
+    total_cap = frac(cfg.caps.total_percent)
+    total = min(subtotal, total_cap)
+    amount = money(total, fee)
+    summary = f"合计扣减 {num(total, 3)}%"
+    if subtotal > total_cap:
+        summary = (
+            f"各项合计 {num(subtotal, 3)}%，超过本期扣款上限 {num(total_cap)}%，"
+            f"合计扣减按上限计 {num(total, 3)}%"
+        )
+    if amount is not None:
+        summary += f"，折合 {float(amount):,.2f} 元（本期服务费 {float(fee):,.2f} 元）"
+    for i in by_contract:
+        summary += f"；另{i.name}{i.deduction.arithmetic}"
+    return {
+        "total_percent": float(total),
+        "subtotal_percent": float(subtotal),
+        "cap_percent": float(total_cap),
+        "capped": subtotal > total_cap,
+        "items": items,
+        "fee": None if fee is None else float(fee),
+        "amount": None if amount is None else float(amount),
+        "summary": summary,
+    }
+
+
 def build_report(
     period: Period,
     cfg: ReportConfig,
@@ -619,8 +762,15 @@ def build_report(
             period, cfg, calendar, sources.prometheus
         )
         indicators += avail
+        w = report["availability"]["whole"]
+        whole = av.Availability(w["up_seconds"], w["down_seconds"], w["missing_seconds"])
+        report["year_to_date"], annual = year_to_date_section(
+            period, cfg, sources.prometheus, whole
+        )
+        indicators += annual
     except SourceError as exc:
         report["availability"] = {"error": str(exc)}
+        report["year_to_date"] = {"error": str(exc)}
         indicators += _missing(
             ("availability", "holiday_availability"),
             ("系统可用性（全时段）", "系统可用性（法定节假日）"),
@@ -633,7 +783,8 @@ def build_report(
         indicators += _missing(_TICKET_KEYS, _TICKET_NAMES, report["tickets"]["error"])
     else:
         try:
-            tickets = sources.tickets.tickets(min(window, period.start), period.end)
+            cy = contract_year(period.start, cfg.contract_start, period.start.tzinfo)  # type: ignore[arg-type]
+            tickets = sources.tickets.tickets(min(window, period.start, cy.start), period.end)
             evidence = f"工单系统 /api/v1/tickets（{len(tickets)} 张工单）"
             indicators += ticket_indicators(period, cfg, tickets, evidence)
             report["tickets"] = tickets_section(period, tickets)
@@ -670,31 +821,6 @@ def build_report(
         report["resources"] = {"error": str(exc)}
 
     report["indicators"] = [i.as_dict() for i in indicators]
-    total = sum((i.deduction.percent for i in indicators), Fraction(0))
-    months = round(period.seconds / (30.4 * 86400)) or 1
-    fee = None if cfg.monthly_fee is None else frac(cfg.monthly_fee) * months
-    amount = money(total, fee)
-    report["deductions"] = {
-        "total_percent": float(total),
-        "items": [
-            {
-                "key": i.key,
-                "name": i.name,
-                "percent": float(i.deduction.percent),
-                "arithmetic": i.deduction.arithmetic,
-                "amount": None if fee is None else float(money(i.deduction.percent, fee)),
-            }
-            for i in indicators
-            if i.deduction.percent
-        ],
-        "fee": None if fee is None else float(fee),
-        "amount": None if amount is None else float(amount),
-        "summary": f"合计扣减 {num(total, 3)}%"
-        + (
-            ""
-            if amount is None
-            else f"，折合 {float(amount):,.2f} 元（服务费 {float(fee):,.2f} 元）"
-        ),
-    }
+    report["deductions"] = deductions(period, cfg, indicators)
     report["suggestions"] = suggestions(report, cfg)
     return report

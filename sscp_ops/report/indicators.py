@@ -135,34 +135,46 @@ def incidents_in(tickets: Sequence[Ticket], start: datetime, end: datetime) -> l
     return [t for t in tickets if t.kind == "incident" and _in(t.start, start, end)]
 
 
+def is_late(t: Ticket, limit: timedelta) -> bool:
+    """Responded to later than ``limit`` after the ticket was created, or never. The response is
+    the acknowledgement, or for one never acknowledged its resolution (as the webhook's
+    ``sla.response_breached`` counts it)."""
+    answered = t.acknowledged or t.done
+    return answered is None or answered - t.start > limit
+
+
 def response(
     incidents: Sequence[Ticket],
     limit: timedelta,
     tolerated: int,
-    percent_each: Fraction,
+    percent_each: Fraction | None,
     evidence: str,
+    before: int = 0,
+    window_text: str = "",
 ) -> Indicator:
-    """Faults responded to later than ``limit`` after their ticket was created. The response is
-    the acknowledgement, or for one never acknowledged its resolution (as the webhook's
-    ``sla.response_breached`` counts it); neither: late."""
+    """Faults responded to late (:func:`is_late`). ``before``: late responses earlier in the
+    tolerance window (``window_text``, e.g. 合同年度), which used the tolerance first."""
     late, details = 0, []
     for t in incidents:
-        answered = t.acknowledged or t.done
-        took = (answered - t.start) if answered else None
-        if took is None or took > limit:
+        if is_late(t, limit):
             late += 1
+            answered = t.acknowledged or t.done
+            took = (answered - t.start) if answered else None
             details.append(
                 {"ticket": t.id, "response_seconds": None if took is None else took.total_seconds()}
             )
     minutes = int(limit.total_seconds() // 60)
-    deduction = count_deduction(late, tolerated, percent_each)
+    deduction = count_deduction(late, tolerated, percent_each, before)
+    measured = f"超时 {late} 次 / 共 {len(incidents)} 起"
+    if window_text:
+        measured += f"（{window_text}此前超时 {before} 次）"
     return Indicator(
         "response",
         "故障响应时间",
-        f"≤ {minutes} 分钟（超时容许 {tolerated} 次）",
+        f"≤ {minutes} 分钟（超时容许 {tolerated} 次/{window_text or '期'}）",
         float(late),
-        f"超时 {late} 次 / 共 {len(incidents)} 起",
-        late <= tolerated,
+        measured,
+        before + late <= tolerated,
         evidence,
         deduction,
         details,

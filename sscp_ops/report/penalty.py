@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal
 
-Rounding = Literal["ceil", "floor", "exact"]
+#: How a part of a step counts (a reading of the contract, docs/sla.md): ``floor`` only full
+#: steps (the default), ``ceil`` a started step counts, ``linear`` in proportion.
+Rounding = Literal["floor", "ceil", "linear"]
 
 
 def frac(value: float | int | str | Fraction) -> Fraction:
@@ -39,6 +41,8 @@ def num(value: Fraction | float, digits: int = 2) -> str:
 class Deduction:
     percent: Fraction
     arithmetic: str
+    #: Charged, but the amount is the contract's (按合同约定), not a configured percent.
+    by_contract: bool = False
 
     @property
     def value(self) -> float:
@@ -56,7 +60,11 @@ def _units(ratio: Fraction, rounding: Rounding) -> Fraction:
     return ratio
 
 
-_ROUNDING_TEXT = {"ceil": "不足一档按一档计", "floor": "不足一档不计", "exact": "按比例计"}
+_ROUNDING_TEXT = {
+    "floor": "按整档计，不足一档不计",
+    "ceil": "不足一档按一档计",
+    "linear": "按比例计",
+}
 
 
 def shortfall_deduction(
@@ -64,11 +72,12 @@ def shortfall_deduction(
     target: Fraction,
     step: Fraction,
     percent_per_step: Fraction,
-    rounding: Rounding = "ceil",
+    rounding: Rounding = "floor",
 ) -> Deduction:
     """``percent_per_step`` for every ``step`` (or part, per ``rounding``) below ``target``.
 
-    The contract: availability below 99.9 % deducts 1 % per 0.1 % below (holidays: per 1 %).
+    The contract: 每低0.1%扣款1% (holidays: 节假日每低1%扣款1%); how a part of a step counts
+    is the setting ``rounding``, printed in the arithmetic.
     """
     if measured >= target:
         return NONE
@@ -84,13 +93,27 @@ def shortfall_deduction(
     return Deduction(percent, text)
 
 
-def count_deduction(count: int, tolerated: int, percent_each: Fraction) -> Deduction:
-    """``percent_each`` per occurrence beyond the ``tolerated`` ones (fault response > 15 min)."""
-    over = count - tolerated
+def count_deduction(
+    count: int, tolerated: int, percent_each: Fraction | None, before: int = 0
+) -> Deduction:
+    """``percent_each`` per occurrence beyond the ``tolerated`` ones (fault response > 15 min).
+
+    ``before`` occurrences earlier in the same tolerance window (the contract year to date)
+    used the tolerance first and were charged in their own reports. Without ``percent_each``
+    (the contract says only 按次扣款) the count is shown and the amount is 按合同约定.
+    """
+    over = max(0, before + count - tolerated) - max(0, before - tolerated)
     if over <= 0:
         return NONE
+    if before:
+        already = max(0, before - tolerated)
+        counted = f"(此前 {before} + 本期 {count} − 容许 {tolerated}) − 此前已超 {already}"
+    else:
+        counted = f"({count} − 容许 {tolerated})"
+    if percent_each is None:
+        return Deduction(Fraction(0), f"{counted} = {over} 次，按次扣款，金额按合同约定", True)
     percent = over * percent_each
-    text = f"({count} − 容许 {tolerated}) = {over} 次 × {num(percent_each)}% = 扣 {num(percent)}%"
+    text = f"{counted} = {over} 次 × {num(percent_each)}% = 扣 {num(percent)}%"
     return Deduction(percent, text)
 
 
@@ -114,6 +137,31 @@ def flat_deduction(failed: bool, percent: Fraction | None) -> Deduction:
     if not failed or not percent:
         return NONE
     return Deduction(percent, f"未达标，按合同扣 {num(percent)}%")
+
+
+@dataclass(frozen=True)
+class Capped:
+    """A deduction after its cap: ``applied`` is what is charged, ``cap`` the cap that bit."""
+
+    deduction: Deduction
+    applied: Fraction
+    cap: Fraction | None
+
+    @property
+    def text(self) -> str:
+        if self.cap is None:
+            return self.deduction.arithmetic
+        return (
+            f"{self.deduction.arithmetic}；超过本项上限 {num(self.cap)}%，"
+            f"按上限扣 {num(self.applied)}%"
+        )
+
+
+def cap(deduction: Deduction, limit: Fraction | None) -> Capped:
+    """The deduction limited to ``limit`` percent (``None``: no cap)."""
+    if limit is not None and deduction.percent > limit:
+        return Capped(deduction, limit, limit)
+    return Capped(deduction, deduction.percent, None)
 
 
 def money(percent: Fraction, fee: Fraction | None) -> Fraction | None:
