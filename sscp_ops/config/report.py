@@ -83,10 +83,13 @@ class BackupSource(Model):
 
 
 class EventSource(Model):
-    """The command that prints security events as JSON (``sscp-ops logs events``); the report's
-    ``--config.file`` is added unless the command names ``--config.file`` or ``--db``."""
+    """Where the security events come from. By default the report reads the event store in
+    process: ``db``, or the config's ``logs.events_db``. ``command`` (optional) names a command
+    that prints them as JSON instead (``sscp-ops logs events`` on another host, say); the
+    report's ``--config.file`` is added unless it names ``--config.file`` or ``--db``."""
 
-    command: list[str] = ["sscp-ops", "logs", "events"]
+    db: Path | None = None
+    command: list[str] | None = None
     enabled: bool = True
 
 
