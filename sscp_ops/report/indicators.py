@@ -142,13 +142,18 @@ def response(
     percent_each: Fraction,
     evidence: str,
 ) -> Indicator:
-    """Faults responded to later than ``limit`` after their ticket was created. The response is
-    the acknowledgement, or for one never acknowledged its resolution (as the webhook's
-    ``sla.response_breached`` counts it); neither: late."""
+    """Faults responded to later than ``limit`` after their response clock started (creation,
+    or the last reopen). The response is the acknowledgement, or for one never acknowledged
+    its resolution (as the webhook's ``sla.response_breached`` counts it); neither: late.
+    Incidents that are not faults (reminders, compliance notices: the webhook's ``faults``
+    rule, the API's ``fault``) never count."""
     late, details = 0, []
+    incidents = [t for t in incidents if t.fault]
     for t in incidents:
-        answered = t.acknowledged or t.done
-        took = (answered - t.start) if answered else None
+        start = t.response_start
+        ack = t.acknowledged if t.acknowledged and t.acknowledged >= start else None
+        answered = ack or t.done
+        took = (answered - start) if answered else None
         if took is None or took > limit:
             late += 1
             details.append(

@@ -138,6 +138,8 @@ def ticket_from_json(item: dict) -> Ticket:
         due_at=parse_time(item.get("due_at")),
         title=str(item.get("summary") or ""),
         found=parse_time(item.get("last_starts_at")),
+        fault=bool(item.get("fault", True)),
+        response_from=parse_time(item.get("response_from")),
     )
 
 
