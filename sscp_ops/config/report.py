@@ -57,6 +57,9 @@ class RateRule(Model):
 
 class RecurrenceRule(Model):
     limit: Annotated[int, Field(ge=0)] = 3
+    #: How 已解决故障在半年内连续发生≤3次 is counted: every occurrence of the fault in the window
+    #: (default), or the recurrences after the first.
+    counting: Literal["occurrences", "recurrences"] = "occurrences"
     window_months: Annotated[int, Field(ge=1, le=24)] = 6
     penalty_percent: Percent | None = None
 

@@ -227,6 +227,7 @@ def ticket_indicators(
             cfg.recurrence.limit,
             _opt(cfg.recurrence.penalty_percent),
             evidence,
+            cfg.recurrence.counting,
         ),
         ind.vuln_fix_time(
             tickets,

@@ -219,6 +219,9 @@ def resolution_rate(
     )
 
 
+RECURRENCE_COUNTING_CN = {"occurrences": "按发生次数计", "recurrences": "按首次之后的复发次数计"}
+
+
 def recurrence(
     tickets: Sequence[Ticket],
     window_start: datetime,
@@ -226,29 +229,39 @@ def recurrence(
     limit: int,
     penalty: Fraction | None,
     evidence: str,
+    counting: str = "occurrences",
 ) -> Indicator:
-    """Most recurrences of one fault in the window: incidents with ``recurrence_of`` set, counted
-    per alertname + target, the grouping the webhook opens its problem records by."""
-    roots: Counter[tuple[str, str]] = Counter()
+    """The most a fault (alertname + target, the grouping the webhook opens its problem records
+    by) happened in the window, read per ``counting`` (a setting: the contract's
+    已解决故障在半年内连续发生≤3次 does not say which): ``occurrences`` counts every incident of
+    the fault in the window (4 occurrences fail a limit of 3); ``recurrences`` counts those
+    after the first (incidents with ``recurrence_of`` set: 4 occurrences are 3 recurrences)."""
+    counts: Counter[tuple[str, str]] = Counter()
     problems: dict[tuple[str, str], str] = {}
     for t in tickets:
-        if t.kind == "incident" and t.recurrence_of and _in(t.start, window_start, end):
-            key = (t.alertname, t.target)
-            roots[key] += 1
-            if t.problem_id:
-                problems[key] = t.problem_id
-    worst = max(roots.values(), default=0)
+        if t.kind != "incident" or not _in(t.start, window_start, end):
+            continue
+        if counting == "recurrences" and not t.recurrence_of:
+            continue
+        key = (t.alertname, t.target)
+        counts[key] += 1
+        if t.problem_id:
+            problems[key] = t.problem_id
+    if counting == "occurrences":
+        counts = Counter({k: v for k, v in counts.items() if v > 1})  # once is no recurrence
+    worst = max(counts.values(), default=0)
     passed = worst <= limit
     details = [
         {"problem": f"{a} @ {g}", "problem_id": problems.get((a, g)), "recurrences": v}
-        for (a, g), v in roots.most_common()
+        for (a, g), v in counts.most_common()
     ]
+    rule = RECURRENCE_COUNTING_CN.get(counting, counting)
     return Indicator(
         "recurrence",
         "问题重复发生次数",
-        f"同一问题半年内 ≤ {limit} 次",
+        f"同一问题半年内 ≤ {limit} 次（{rule}）",
         float(worst),
-        f"最多 {worst} 次（{len(roots)} 个问题有复发）",
+        f"最多 {worst} 次（{len(counts)} 个问题重复发生；{rule}）",
         passed,
         evidence,
         flat_deduction(not passed, penalty),
