@@ -17,7 +17,9 @@ probe itself could not run (a bug, or the scrape deadline passed first).
 
 from __future__ import annotations
 
+import codecs
 import logging
+import re
 import time
 import warnings
 from collections.abc import Callable, Iterable
@@ -48,11 +50,50 @@ class ProbeResult:
     reason: str = ""
 
 
+#: A browser looks for ``<meta charset>`` in the first 1024 bytes only (the HTML prescan).
+META_PRESCAN_BYTES = 1024
+_META_CHARSET = re.compile(rb"""<meta[^>]*?charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.I)
+_HEADER_CHARSET = re.compile(r"""charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.I)
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+def _codec(label: str | bytes | None) -> str | None:
+    """The Python codec of a charset label, or None when the label is unknown."""
+    if not label:
+        return None
+    if isinstance(label, bytes):
+        label = label.decode("ascii", errors="replace")
+    try:
+        return codecs.lookup(label.strip()).name
+    except LookupError:
+        return None
+
+
+def page_charset(content_type: str | None, body: bytes | bytearray) -> str:
+    """The charset a browser decodes the page with: a byte-order mark, else the charset of the
+    Content-Type header, else ``<meta charset>`` (or ``http-equiv``) in the first 1024 bytes,
+    else UTF-8 (never requests' ISO-8859-1 guess for a bare ``text/html``: nginx's default
+    ``charset off`` sends UTF-8 Chinese pages that way). Unknown labels are skipped."""
+    for bom, name in _BOMS:
+        if body.startswith(bom):
+            return name
+    header = _HEADER_CHARSET.search(content_type or "")
+    found = _codec(header.group(1)) if header else None
+    if found is None:
+        meta = _META_CHARSET.search(bytes(body[:META_PRESCAN_BYTES]))
+        found = _codec(meta.group(1)) if meta else None
+    return found or "utf-8"
+
+
 def body_has_keyword(body: bytes | bytearray, encoding: str | None, keyword: str) -> bool:
-    """Whether ``keyword`` occurs in the body decoded with its declared charset (else UTF-8)."""
+    """Whether ``keyword`` occurs in the body decoded with ``encoding`` (else UTF-8)."""
     try:
         text = body.decode(encoding or "utf-8", errors="replace")
-    except LookupError:  # an unknown charset name in Content-Type
+    except LookupError:  # an unknown charset name
         text = body.decode("utf-8", errors="replace")
     return keyword in text
 
@@ -136,13 +177,14 @@ class ProbeCollector(TargetCollector):
                     body += chunk
                     if len(body) >= MAX_BODY_BYTES:
                         break
-                encoding = resp.encoding
+                content_type = resp.headers.get("Content-Type")
         except requests.RequestException as exc:
             reason = f"{type(exc).__name__}: {exc}"
             return ProbeResult(False, self._clock() - start, status, expiry, reason)
         duration = self._clock() - start
         if status != probe.expect_status:
             return ProbeResult(False, duration, status, expiry, f"status {status}")
+        encoding = page_charset(content_type, body)
         if probe.keyword and not body_has_keyword(body, encoding, probe.keyword):
             return ProbeResult(False, duration, status, expiry, "keyword not found")
         return ProbeResult(True, duration, status, expiry)

@@ -80,10 +80,10 @@ def test_recurrence_window() -> None:
         for i in range(2)
     ] + [incident(20, at(1, mon=4), M, H, problem_id="PRB-1", recurrence_of="INC-0")]
     window = months_back(P.end, 6)
-    r = ind.recurrence(INCIDENTS + extra, window, P.end, 3, None, "e")
+    r = ind.recurrence(INCIDENTS + extra, window, P.end, 3, None, "e", "recurrences")
     assert r.measured == 4  # two in October, two in June; April is outside the window
     assert r.passed is False
-    ok = ind.recurrence(INCIDENTS, window, P.end, 3, None, "e")
+    ok = ind.recurrence(INCIDENTS, window, P.end, 3, None, "e", "recurrences")
     assert ok.measured == 2 and ok.passed is True
 
 

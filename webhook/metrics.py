@@ -83,7 +83,9 @@ class TicketCollector:
                 sa.select(
                     tickets.c.kind,
                     tickets.c.status,
+                    tickets.c.alertname,
                     tickets.c.severity,
+                    tickets.c.response_from,
                     tickets.c.created_at,
                     tickets.c.acknowledged_at,
                     tickets.c.resolved_at,
@@ -152,14 +154,19 @@ class TicketCollector:
                 # Vulnerabilities are timed against their own deadline (48 h for high, see
                 # vulnerability_metric_families); changes have no response/resolution SLA.
                 continue
-            if r.acknowledged_at is not None:
-                secs = max(0.0, (r.acknowledged_at - r.created_at).total_seconds())
+            # Response time: faults only (reminders and compliance notices never), measured
+            # from the response clock's start (creation, or the last reopen).
+            start = r.response_from or r.created_at
+            if not cfg.faults.is_fault(r.alertname, r.severity):
+                pass
+            elif r.acknowledged_at is not None and r.acknowledged_at >= start:
+                secs = max(0.0, (r.acknowledged_at - start).total_seconds())
                 response.setdefault(r.kind, []).append(secs)
                 if secs > cfg.response_sla:
                     response_breach[r.kind] += 1
             else:
-                # Never acknowledged: responded to by resolution, or still waiting.
-                waited = ((r.resolved_at or now) - r.created_at).total_seconds()
+                # Not acknowledged (in this episode): responded to by resolution, or waiting.
+                waited = ((r.resolved_at or now) - start).total_seconds()
                 if waited > cfg.response_sla:
                     response_breach[r.kind] += 1
                     if r.status == "open" and r.kind == "incident":
@@ -195,7 +202,7 @@ class TicketCollector:
         for name, doc, counts in (
             (
                 "sscp_ticket_response_breaches",
-                "Tickets acknowledged late or not yet and late.",
+                "Faults acknowledged late or not yet and late (since creation or reopen).",
                 response_breach,
             ),
             (
@@ -210,7 +217,7 @@ class TicketCollector:
             yield c
         yield GaugeMetricFamily(
             "sscp_tickets_response_overdue",
-            "Open incidents not acknowledged within the response SLA.",
+            "Open faults not acknowledged within the response SLA of their creation or reopen.",
             value=overdue,
         )
         yield from vulnerability_metric_families(vulns, now)

@@ -134,6 +134,9 @@ tickets = sa.Table(
     sa.Column("resolution_source", _str(16), nullable=True),  # alert|manual|reconcile|scan
     sa.Column("resolution_note", sa.Text, nullable=True),
     sa.Column("reopen_count", sa.Integer, nullable=False, server_default="0"),
+    # revision 0006: when the current episode's response clock started (the last reopen);
+    # NULL: at created_at. Escalation and lateness run from it.
+    sa.Column("response_from", UTCDateTime, nullable=True),
     sa.Column("recurrence_of", sa.Integer, sa.ForeignKey("tickets.id"), nullable=True),
     sa.Column("problem_id", sa.Integer, sa.ForeignKey("problems.id"), nullable=True),
     sa.Column("risk", _str(8), nullable=True),  # high | medium | low (vulnerabilities)
@@ -319,6 +322,8 @@ _UPD_REOPEN = (
         resolution_source=None,
         resolution_note=None,
         reopen_count=tickets.c.reopen_count + 1,
+        response_from=sa.bindparam("now"),
+        escalated_at=None,
     )
 )
 _UPD_RESOLVE_BY_ALERT = (
@@ -1100,7 +1105,7 @@ class Store:
             and prev["resolved_at"] is not None
             and ev.starts_at - prev["resolved_at"] <= dt.timedelta(seconds=reopen_window)
         ):
-            self._p_reopen.write(conn, {"tid": prev["id"], "lsa": ev.starts_at})
+            self._p_reopen.write(conn, {"tid": prev["id"], "lsa": ev.starts_at, "now": now})
             self._link(conn, occ_id, prev["id"])
             self._audit(
                 conn, "alertmanager", "reopen", "ticket", prev["id"], starts_at=ev.starts_at
@@ -1272,7 +1277,15 @@ class Store:
                 "resolution_note": note or None,
             },
             "close": {"status": "closed", "closed_at": now},
-            "reopen": {"status": "open", "resolved_at": None, "closed_at": None},
+            # The response clock of a reopened fault starts at the reopen (it may escalate
+            # again, measured from the reopen).
+            "reopen": {
+                "status": "open",
+                "resolved_at": None,
+                "closed_at": None,
+                "response_from": now,
+                "escalated_at": None,
+            },
         }[action]
         if action == "ack":
             values["assignee"] = (assignee or actor)[:64]
@@ -1285,13 +1298,8 @@ class Store:
             )
             if res.rowcount != 1:
                 raise Conflict(f"cannot {action} a ticket that is {current['status']}")
-            if action == "ack" and current["acknowledged_at"] is not None:
-                # A reopened incident keeps its first response time (the SLA evidence).
-                conn.execute(
-                    tickets.update()
-                    .where(tickets.c.id == ticket_id)
-                    .values(acknowledged_at=current["acknowledged_at"])
-                )
+            # An ack after a reopen is the response of the reopened episode (acknowledged_at
+            # then holds it; the first acknowledgement stays in the audit trail).
             self._audit(
                 conn, actor, action, "ticket", ticket_id, status_from=current["status"], note=note
             )
@@ -1978,21 +1986,33 @@ class Store:
         return True
 
     # -- jobs -------------------------------------------------------------------------------
-    def escalate_due(self, after: float, planner: Planner) -> list[int]:
-        """Open incidents not acknowledged ``after`` seconds after creation: escalate once."""
+    def escalate_due(
+        self,
+        after: float,
+        planner: Planner,
+        is_fault: Callable[[str, str], bool] = lambda alertname, severity: True,
+    ) -> list[int]:
+        """Open faults not acknowledged ``after`` seconds after their response clock started
+        (creation, or the last reopen) and for which someone was paged (an SMS was queued):
+        escalate once per episode. Reminders and alerts that page nobody never escalate."""
         cutoff = self.clock() - dt.timedelta(seconds=after)
         done = []
+        paged = (
+            sa.select(outbox.c.id)
+            .where(outbox.c.ticket_id == tickets.c.id, outbox.c.channel == "sms")
+            .exists()
+        )
         with self._begin() as conn:
-            ids = list(
-                conn.execute(
-                    sa.select(tickets.c.id).where(
-                        tickets.c.kind == "incident",
-                        tickets.c.status == "open",
-                        tickets.c.escalated_at.is_(None),
-                        tickets.c.created_at <= cutoff,
-                    )
-                ).scalars()
-            )
+            rows = conn.execute(
+                sa.select(tickets.c.id, tickets.c.alertname, tickets.c.severity).where(
+                    tickets.c.kind == "incident",
+                    tickets.c.status == "open",
+                    tickets.c.escalated_at.is_(None),
+                    sa.func.coalesce(tickets.c.response_from, tickets.c.created_at) <= cutoff,
+                    paged,
+                )
+            ).all()
+            ids = [tid for tid, alertname, severity in rows if is_fault(alertname, severity)]
             for tid in ids:
                 res = conn.execute(
                     tickets.update()

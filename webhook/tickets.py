@@ -131,7 +131,13 @@ def _aware(value: dt.datetime | None) -> dt.datetime | None:
 
 def _ticket(t: dict):
     cfg = current().config
-    return ticket_json(t, cfg.response_sla, cfg.resolution_sla, current().store.clock())
+    return ticket_json(
+        t,
+        cfg.response_sla,
+        cfg.resolution_sla,
+        current().store.clock(),
+        t["kind"] == "incident" and cfg.faults.is_fault(t["alertname"], t["severity"]),
+    )
 
 
 def _actor() -> str:

@@ -116,7 +116,13 @@ def logout():
 def _view(t: dict) -> dict:
     """A ticket as the UI shows it: control and bidi characters written out (``\\u202e``)."""
     cfg = current().config
-    out = ticket_json(t, cfg.response_sla, cfg.resolution_sla, current().store.clock())
+    out = ticket_json(
+        t,
+        cfg.response_sla,
+        cfg.resolution_sla,
+        current().store.clock(),
+        t["kind"] == "incident" and cfg.faults.is_fault(t["alertname"], t["severity"]),
+    )
     for f in TEXT_FIELDS:
         if out[f] is not None:
             out[f] = reveal_controls(out[f])

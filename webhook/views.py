@@ -18,6 +18,7 @@ TIME_FIELDS = (
     "closed_at",
     "escalated_at",
     "due_at",
+    "response_from",
 )
 TEXT_FIELDS = ("summary", "description", "resolution_note", "assignee", "target", "alertname")
 
@@ -43,23 +44,31 @@ def _seconds(delta: dt.timedelta) -> float:
 
 
 def sla(ticket: dict, response_sla: float, resolution_sla: float, now: dt.datetime) -> dict:
-    """Seconds to respond / resolve, and whether the 15 min / 2 h targets are (being) missed."""
+    """Seconds to respond / resolve, and whether the 15 min / 2 h targets are (being) missed.
+    The response clock starts at creation, or at the last reopen (``response_from``)."""
     created = ticket["created_at"]
+    start = ticket.get("response_from") or created
     ack = ticket.get("acknowledged_at")
+    if ack is not None and ack < start:
+        ack = None  # acknowledged before the reopen: this episode is not answered yet
     resolved = ticket.get("resolved_at")
-    response = ((ack or resolved or now) - created).total_seconds()
+    response = ((ack or resolved or now) - start).total_seconds()
     resolution = ((resolved or now) - created).total_seconds()
     return {
-        "response_seconds": _seconds(ack - created) if ack else None,
+        "response_seconds": _seconds(ack - start) if ack else None,
         "resolution_seconds": _seconds(resolved - created) if resolved else None,
-        "response_due_at": iso(created + dt.timedelta(seconds=response_sla)),
+        "response_from": iso(start),
+        "response_due_at": iso(start + dt.timedelta(seconds=response_sla)),
         "resolution_due_at": iso(created + dt.timedelta(seconds=resolution_sla)),
         "response_breached": response > response_sla,
         "resolution_breached": resolution > resolution_sla,
     }
 
 
-def ticket_json(t: dict, response_sla: float, resolution_sla: float, now: dt.datetime) -> dict:
+def ticket_json(
+    t: dict, response_sla: float, resolution_sla: float, now: dt.datetime, fault: bool = True
+) -> dict:
+    """``fault``: whether the incident counts toward response time (``webhook.faults``)."""
     out = {
         "id": t["id"],
         "kind": t["kind"],
@@ -73,6 +82,7 @@ def ticket_json(t: dict, response_sla: float, resolution_sla: float, now: dt.dat
         "problem_id": t["problem_id"],
         "risk": t["risk"],
         "external_key": t["external_key"],
+        "fault": fault,
     }
     for f in TEXT_FIELDS:
         out[f] = mask_text(t[f]) if t[f] is not None else None

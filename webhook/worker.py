@@ -192,7 +192,9 @@ class Worker:
 
     # -- periodic jobs ----------------------------------------------------------------------
     def escalate(self) -> list[int]:
-        return self.store.escalate_due(self.config.escalate_after, self.planner)
+        return self.store.escalate_due(
+            self.config.escalate_after, self.planner, self.config.faults.is_fault
+        )
 
     def check_heartbeat(self) -> bool:
         """Queue one "monitoring pipeline down" notice per heartbeat outage."""

@@ -63,6 +63,17 @@ def _token(cfg) -> str | None:
     return None
 
 
+def _event_source(events, config, config_file, command_source, store_source):
+    """The configured command, else the event store read in process (``events.db``, else
+    ``logs.events_db``); None when disabled."""
+    if not events.enabled:
+        return None
+    if events.command:
+        return command_source(events.command, config_file=config_file)
+    db = events.db or (config.logs.events_db if config.logs is not None else None)
+    return None if db is None else store_source(db)
+
+
 def _run_report(args: argparse.Namespace) -> int:
     from sscp_ops.report import period as periods
     from sscp_ops.report.build import Sources, build_report
@@ -72,6 +83,7 @@ def _run_report(args: argparse.Namespace) -> int:
         HttpPrometheus,
         HttpTicketSource,
         SqliteBackupCatalogue,
+        StoreEventSource,
     )
 
     config = load(args.config_file)
@@ -102,9 +114,9 @@ def _run_report(args: argparse.Namespace) -> int:
         if rc.tickets.url
         else None,
         backups=SqliteBackupCatalogue(catalogue) if catalogue else None,
-        events=CommandEventSource(rc.events.command, config_file=args.config_file)
-        if rc.events.enabled
-        else None,
+        events=_event_source(
+            rc.events, config, args.config_file, CommandEventSource, StoreEventSource
+        ),
     )
     began = time.monotonic()
     report = build_report(period, rc, calendar, sources, datetime.now(UTC).astimezone(tz))

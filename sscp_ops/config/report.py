@@ -103,6 +103,9 @@ class RateRule(Model):
 
 class RecurrenceRule(Model):
     limit: Annotated[int, Field(ge=0)] = 3
+    #: How 已解决故障在半年内连续发生≤3次 is counted: every occurrence of the fault in the window
+    #: (default), or the recurrences after the first.
+    counting: Literal["occurrences", "recurrences"] = "occurrences"
     window_months: Annotated[int, Field(ge=1, le=24)] = 6
     penalty_percent: Percent | None = None
 
@@ -129,10 +132,13 @@ class BackupSource(Model):
 
 
 class EventSource(Model):
-    """The command that prints security events as JSON (``sscp-ops logs events``); the report's
-    ``--config.file`` is added unless the command names ``--config.file`` or ``--db``."""
+    """Where the security events come from. By default the report reads the event store in
+    process: ``db``, or the config's ``logs.events_db``. ``command`` (optional) names a command
+    that prints them as JSON instead (``sscp-ops logs events`` on another host, say); the
+    report's ``--config.file`` is added unless it names ``--config.file`` or ``--db``."""
 
-    command: list[str] = ["sscp-ops", "logs", "events"]
+    db: Path | None = None
+    command: list[str] | None = None
     enabled: bool = True
 
 

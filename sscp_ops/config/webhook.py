@@ -179,6 +179,37 @@ class RobotConfig(Model):
         return self.url or _read_secret(self.url_file, None) or ""
 
 
+#: Alerts that remind or notify (due dates, compliance, certificates to renew): never faults.
+REMINDERS = [
+    "AccountReviewOverdue",
+    "RestoreDrillOverdue",
+    "OsPatchOverdue",
+    "TlsCertificateExpiringSoon",
+    "TlsCertificateRenewalDue",
+    "HostRebootRequired",
+    "HighRiskVulnerabilityDueSoon",
+    "HighRiskVulnerabilityOverdue",
+    "VulnerabilityFixRateLow",
+    "FaultRecurrenceNearLimit",
+]
+
+
+class FaultRule(Model):
+    """Which incidents are faults (故障): only they count toward the response time (the webhook's
+    response metrics, the API's ``fault``, the report's response indicator) and escalate.
+    An alert named in ``not_faults`` never is; one named in ``also_faults`` always is; any
+    other is a fault when its severity is in ``severities``."""
+
+    severities: list[Severity] = ["critical", "warning"]
+    not_faults: list[str] = REMINDERS
+    also_faults: list[str] = []
+
+    def is_fault(self, alertname: str, severity: str) -> bool:
+        if alertname in self.not_faults:
+            return False
+        return alertname in self.also_faults or severity in self.severities
+
+
 class WebhookConfig(Model):
     listen_address: Annotated[str, Field(pattern=r"^(\[[0-9a-fA-F:]+\]|[^:\s]*):\d{1,5}$")] = (
         "127.0.0.1:9811"
@@ -228,6 +259,7 @@ class WebhookConfig(Model):
     #: Recurrences of one fault (alertname + target) within ``problem_window`` that open a problem.
     problem_threshold: Annotated[int, Field(ge=1, le=100)] = 3
     problem_window: Seconds = 183 * 86400
+    faults: FaultRule = FaultRule()
     sms: SmsConfig = SmsConfig()
     robots: Annotated[list[RobotConfig], Field(max_length=20)] = []
     roster: RosterConfig = RosterConfig()

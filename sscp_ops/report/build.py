@@ -318,6 +318,7 @@ def ticket_indicators(
             cfg.recurrence.limit,
             _opt(cfg.recurrence.penalty_percent),
             evidence,
+            cfg.recurrence.counting,
         ),
         ind.vuln_fix_time(
             tickets,
@@ -805,7 +806,7 @@ def build_report(
             indicators += _missing(_BACKUP_KEYS, _BACKUP_NAMES, str(exc))
 
     if sources.events is None:
-        report["security"] = {"error": "安全事件来源未配置"}
+        report["security"] = {"error": "安全事件来源未配置（logs.events_db 或 report.events）"}
     else:
         try:
             report["security"] = events_section(

@@ -135,12 +135,24 @@ def incidents_in(tickets: Sequence[Ticket], start: datetime, end: datetime) -> l
     return [t for t in tickets if t.kind == "incident" and _in(t.start, start, end)]
 
 
+def response_time(t: Ticket) -> timedelta | None:
+    """From the start of the ticket's response clock (creation, or the last reopen) to the
+    response: the acknowledgement after that start, or for one never acknowledged its
+    resolution (as the webhook's ``sla.response_breached`` counts it); None: no response."""
+    start = t.response_start
+    ack = t.acknowledged if t.acknowledged and t.acknowledged >= start else None
+    answered = ack or t.done
+    return (answered - start) if answered else None
+
+
 def is_late(t: Ticket, limit: timedelta) -> bool:
-    """Responded to later than ``limit`` after the ticket was created, or never. The response is
-    the acknowledgement, or for one never acknowledged its resolution (as the webhook's
-    ``sla.response_breached`` counts it)."""
-    answered = t.acknowledged or t.done
-    return answered is None or answered - t.start > limit
+    """A fault responded to later than ``limit`` after its response clock started, or never.
+    Incidents that are not faults (reminders, compliance notices: the webhook's ``faults``
+    rule, the API's ``fault``) are never late."""
+    if not t.fault:
+        return False
+    took = response_time(t)
+    return took is None or took > limit
 
 
 def response(
@@ -152,14 +164,15 @@ def response(
     before: int = 0,
     window_text: str = "",
 ) -> Indicator:
-    """Faults responded to late (:func:`is_late`). ``before``: late responses earlier in the
-    tolerance window (``window_text``, e.g. 合同年度), which used the tolerance first."""
+    """Faults responded to late (:func:`is_late`; non-faults never count). ``before``: late
+    responses earlier in the tolerance window (``window_text``, e.g. 合同年度), which used the
+    tolerance first."""
     late, details = 0, []
+    incidents = [t for t in incidents if t.fault]
     for t in incidents:
         if is_late(t, limit):
             late += 1
-            answered = t.acknowledged or t.done
-            took = (answered - t.start) if answered else None
+            took = response_time(t)
             details.append(
                 {"ticket": t.id, "response_seconds": None if took is None else took.total_seconds()}
             )
@@ -226,6 +239,9 @@ def resolution_rate(
     )
 
 
+RECURRENCE_COUNTING_CN = {"occurrences": "按发生次数计", "recurrences": "按首次之后的复发次数计"}
+
+
 def recurrence(
     tickets: Sequence[Ticket],
     window_start: datetime,
@@ -233,29 +249,39 @@ def recurrence(
     limit: int,
     penalty: Fraction | None,
     evidence: str,
+    counting: str = "occurrences",
 ) -> Indicator:
-    """Most recurrences of one fault in the window: incidents with ``recurrence_of`` set, counted
-    per alertname + target, the grouping the webhook opens its problem records by."""
-    roots: Counter[tuple[str, str]] = Counter()
+    """The most a fault (alertname + target, the grouping the webhook opens its problem records
+    by) happened in the window, read per ``counting`` (a setting: the contract's
+    已解决故障在半年内连续发生≤3次 does not say which): ``occurrences`` counts every incident of
+    the fault in the window (4 occurrences fail a limit of 3); ``recurrences`` counts those
+    after the first (incidents with ``recurrence_of`` set: 4 occurrences are 3 recurrences)."""
+    counts: Counter[tuple[str, str]] = Counter()
     problems: dict[tuple[str, str], str] = {}
     for t in tickets:
-        if t.kind == "incident" and t.recurrence_of and _in(t.start, window_start, end):
-            key = (t.alertname, t.target)
-            roots[key] += 1
-            if t.problem_id:
-                problems[key] = t.problem_id
-    worst = max(roots.values(), default=0)
+        if t.kind != "incident" or not _in(t.start, window_start, end):
+            continue
+        if counting == "recurrences" and not t.recurrence_of:
+            continue
+        key = (t.alertname, t.target)
+        counts[key] += 1
+        if t.problem_id:
+            problems[key] = t.problem_id
+    if counting == "occurrences":
+        counts = Counter({k: v for k, v in counts.items() if v > 1})  # once is no recurrence
+    worst = max(counts.values(), default=0)
     passed = worst <= limit
     details = [
         {"problem": f"{a} @ {g}", "problem_id": problems.get((a, g)), "recurrences": v}
-        for (a, g), v in roots.most_common()
+        for (a, g), v in counts.most_common()
     ]
+    rule = RECURRENCE_COUNTING_CN.get(counting, counting)
     return Indicator(
         "recurrence",
         "问题重复发生次数",
-        f"同一问题半年内 ≤ {limit} 次",
+        f"同一问题半年内 ≤ {limit} 次（{rule}）",
         float(worst),
-        f"最多 {worst} 次（{len(roots)} 个问题有复发）",
+        f"最多 {worst} 次（{len(counts)} 个问题重复发生；{rule}）",
         passed,
         evidence,
         flat_deduction(not passed, penalty),

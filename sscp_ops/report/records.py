@@ -29,6 +29,15 @@ class Ticket:
     found: datetime | None = None
     #: Changes: the 变更后验证 text (journey results: sscp_ops.change_checks).
     verification: str = ""
+    #: Whether the incident counts toward response time (the webhook's ``faults`` rule).
+    fault: bool = True
+    #: The last reopen: the response clock of a reopened fault starts there.
+    response_from: datetime | None = None
+
+    @property
+    def response_start(self) -> datetime:
+        """Start of the response clock: the ticket's creation, or its last reopen."""
+        return self.response_from or self.created
 
     @property
     def start(self) -> datetime:

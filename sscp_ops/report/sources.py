@@ -3,7 +3,8 @@
 - :class:`PrometheusSource` -> :class:`HttpPrometheus` (HTTP API ``query_range``).
 - :class:`TicketSource` -> :class:`HttpTicketSource` (the webhook's ``GET /api/v1/tickets``).
 - :class:`BackupSource` -> :class:`SqliteBackupCatalogue` (the backup catalogue).
-- :class:`EventSource` -> :class:`CommandEventSource` (``sscp-ops logs events --format json``).
+- :class:`EventSource` -> :class:`StoreEventSource` (the event store, read in process) or
+  :class:`CommandEventSource` (a configured command printing the events as JSON).
 
 The computations never see these classes, only the records in :mod:`.records`.
 """
@@ -137,6 +138,8 @@ def ticket_from_json(item: dict) -> Ticket:
         due_at=parse_time(item.get("due_at")),
         title=str(item.get("summary") or ""),
         found=parse_time(item.get("last_starts_at")),
+        fault=bool(item.get("fault", True)),
+        response_from=parse_time(item.get("response_from")),
     )
 
 
@@ -308,6 +311,31 @@ def event_from_json(item: dict) -> SecurityEvent:
         rule=str(item.get("rule") or ""),
         log=str(item.get("source") or ""),
     )
+
+
+class StoreEventSource:
+    """The security events read in process from the event store the logs collector fills
+    (``logs.events_db``): no console script, so no dependence on PATH."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def events(self, since: datetime, until: datetime) -> list[SecurityEvent]:
+        from sscp_ops.events import EventStore
+
+        if not self.path.exists():
+            raise SourceError(f"security events: {self.path}: no events database")
+        try:
+            store = EventStore(self.path)
+        except sqlite3.Error as exc:
+            raise SourceError(f"security events: {self.path}: {exc}") from None
+        try:
+            rows = store.query(since.timestamp(), until.timestamp())
+        except sqlite3.Error as exc:
+            raise SourceError(f"security events: {self.path}: {exc}") from None
+        finally:
+            store.close()
+        return [event_from_json(e.as_dict()) for e in rows]
 
 
 class CommandEventSource:
