@@ -112,7 +112,7 @@ DETECTION_MIN = {
     "wfuzz-xss": 0.97,
     "wfuzz-traversal": 0.95,
     "cmd-tune": 0.95,
-    "cmd-held-out": 0.85,
+    "cmd-held-out": 0.87,
     "scanner-ua": 1.0,
 }
 FALSE_POSITIVE_MAX = {"doc-links": 0.002, "browser-requests": 0.001, "shell-like-values": 0.003}
@@ -150,7 +150,7 @@ def test_command_injection_held_out_split_and_false_positives_on_all_benign() ->
         f"command injection held out: {detected}/{len(held_out)} ({detected / len(held_out):.1%}); "
         f"false positives: {fp}/{len(benign)} ({fp / len(benign):.3%})"
     )
-    assert detected / len(held_out) >= 0.85
+    assert detected / len(held_out) >= 0.87
     assert len(benign) > 9000 and fp / len(benign) <= 0.003
 
 

@@ -137,7 +137,9 @@ RULES: tuple[tuple[str, str, str], ...] = (
     (
         "command_injection",
         "cmd-chain-strong",
-        r"[;|&]\s*(?:" + _CMD_STRONG + _CMD_END + r"|set(?:$|[;|&`'\"\x00]))",
+        r"[;|&]\s*(?:" + _CMD_STRONG + _CMD_END + r"|(?:set|env|printenv)(?:$|[;|&`'\"#\x00]))|"
+        # time-based blind injection: a delay of some seconds after a separator
+        r"[;|&`]\s*(?:sleep|timeout)\s+\d+|[;|&`]\s*ping\s+(?:-[a-z]+\s*\d*\s+)*\d+\.\d+\.",
     ),
     (
         "command_injection",
@@ -160,7 +162,7 @@ RULES: tuple[tuple[str, str, str], ...] = (
         r"(?:^|[=;'\"`.({@]\s*)(?:system|passthru|shell_exec|exec|popen|proc_open|pcntl_exec|"
         r"eval|assert|exit|die|phpinfo|base64_decode|file_get_contents|file_put_contents|"
         r"include|require|print|print_r|printf|var_dump|echo|md5|preg_replace|create_function|"
-        r"call_user_func)\s*\(|\{\$\{|/[imsxu]*e\x00|\{" + _CMD + r",",
+        r"call_user_func)\s*\(|\{\$\{|\$\{\s*@?\s*\w+\s*\(|/[imsxu]*e\x00|\{" + _CMD + r",",
     ),
     # -- path traversal and sensitive file probes -------------------------------------------
     (
