@@ -29,8 +29,7 @@ apt textfile scripts do). Sample output::
     node_os_version{id="debian",id_like="",name="Debian GNU/Linux"} 12
     sscp_os_release_info{id="debian",version="12.11"} 1
 
-``sscp_os_release_info`` carries the point release (``/etc/debian_version`` on Debian; else
-os-release's ``VERSION_ID``), the version the inventory compares across hosts.
+The ``node_os_*`` and ``sscp_os_release_info`` series come from exporters/os_release.py.
 """
 
 from __future__ import annotations
@@ -55,6 +54,7 @@ from prometheus_client.core import (
 )
 
 from exporters.core import Collector, ParseError
+from exporters.os_release import os_release_metrics
 from sscp_ops.config import Config
 
 # Debian's node_exporter 1.5 defaults.
@@ -254,37 +254,6 @@ def wanted_mount(mount: Mount) -> bool:
     return not (
         FS_TYPES_EXCLUDE.match(mount.fstype) or MOUNT_POINTS_EXCLUDE.match(mount.mountpoint)
     )
-
-
-#: os-release keys node_exporter's ``os`` collector puts in ``node_os_info`` (lower-cased).
-OS_RELEASE_LABELS = (
-    "BUILD_ID",
-    "ID",
-    "ID_LIKE",
-    "IMAGE_ID",
-    "IMAGE_VERSION",
-    "NAME",
-    "PRETTY_NAME",
-    "VARIANT",
-    "VARIANT_ID",
-    "VERSION",
-    "VERSION_CODENAME",
-    "VERSION_ID",
-)
-
-
-def parse_os_release(text: str) -> dict[str, str]:
-    """``/etc/os-release`` (shell-style ``KEY=value`` lines, values maybe quoted) -> dict."""
-    out = {}
-    for line in text.splitlines():
-        key, sep, value = line.strip().partition("=")
-        if not sep or key.startswith("#"):
-            continue
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-            value = value[1:-1]
-        out[key] = value.replace('\\"', '"').replace("\\$", "$").replace("\\\\", "\\")
-    return out
 
 
 class HostCollector(Collector):
@@ -557,45 +526,7 @@ class HostCollector(Collector):
         )
         info.add_metric([u.sysname, u.release, u.version, u.machine, u.nodename, domain], 1)
         yield info
-        yield from self._os_release()
-
-    def _os_release(self) -> Iterable[Metric]:
-        try:
-            fields = parse_os_release((self._etc / "os-release").read_text(encoding="utf-8"))
-        except OSError:
-            return
-        info = GaugeMetricFamily(
-            "node_os_info",
-            "A metric with a constant '1' value labeled by build_id, id, id_like, image_id, "
-            "image_version, name, pretty_name, variant, variant_id, version, version_codename, "
-            "version_id.",
-            labels=[k.lower() for k in OS_RELEASE_LABELS],
-        )
-        info.add_metric([fields.get(k, "") for k in OS_RELEASE_LABELS], 1)
-        yield info
-        number = re.match(r"\d+(?:\.\d+)?", fields.get("VERSION_ID", ""))
-        if number:
-            version = GaugeMetricFamily(
-                "node_os_version",
-                "Metric containing the major.minor part of the OS version.",
-                labels=["id", "id_like", "name"],
-            )
-            version.add_metric(
-                [fields.get("ID", ""), fields.get("ID_LIKE", ""), fields.get("NAME", "")],
-                float(number.group(0)),
-            )
-            yield version
-        try:
-            release = (self._etc / "debian_version").read_text(encoding="utf-8").strip()
-        except OSError:
-            release = fields.get("VERSION_ID", "")
-        rel = GaugeMetricFamily(
-            "sscp_os_release_info",
-            "The OS release with its point release (Debian: /etc/debian_version).",
-            labels=["id", "version"],
-        )
-        rel.add_metric([fields.get("ID", ""), release], 1)
-        yield rel
+        yield from os_release_metrics(self._etc)
 
 
 def build(config: Config) -> list[Collector]:

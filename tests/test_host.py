@@ -30,12 +30,12 @@ from exporters.host import (
     parse_file_nr,
     parse_meminfo,
     parse_mounts,
-    parse_os_release,
     parse_timex,
     parse_vmstat,
     read_timex,
     wanted_mount,
 )
+from exporters.os_release import parse_os_release
 
 PROC = Path("/proc")
 
