@@ -25,6 +25,11 @@ apt textfile scripts do). Sample output::
     node_network_speed_bytes{device="eth0"} 1.25e+08
     node_boot_time_seconds 1.795899277e+09
     node_uname_info{domainname="(none)",machine="x86_64",nodename="vm",...} 1
+    node_os_info{id="debian",pretty_name="Debian GNU/Linux 12 (bookworm)",version_id="12",...} 1
+    node_os_version{id="debian",id_like="",name="Debian GNU/Linux"} 12
+    sscp_os_release_info{id="debian",version="12.11"} 1
+
+The ``node_os_*`` and ``sscp_os_release_info`` series come from exporters/os_release.py.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ from prometheus_client.core import (
 )
 
 from exporters.core import Collector, ParseError
+from exporters.os_release import os_release_metrics
 from sscp_ops.config import Config
 
 # Debian's node_exporter 1.5 defaults.
@@ -262,6 +268,7 @@ class HostCollector(Collector):
         uname: Callable[[], os.uname_result] = os.uname,
         timex: Callable[[], bytes] = read_timex,
         reboot_flag: Path = Path("/var/run/reboot-required"),
+        etc: Path = Path("/etc"),
     ) -> None:
         self._ps = ps
         self._proc = proc
@@ -270,6 +277,7 @@ class HostCollector(Collector):
         self._uname = uname
         self._timex = timex
         self._reboot_flag = reboot_flag
+        self._etc = etc
 
     def collect(self, timeout: float) -> Iterable[Metric]:
         yield from self._cpu()
@@ -518,6 +526,7 @@ class HostCollector(Collector):
         )
         info.add_metric([u.sysname, u.release, u.version, u.machine, u.nodename, domain], 1)
         yield info
+        yield from os_release_metrics(self._etc)
 
 
 def build(config: Config) -> list[Collector]:

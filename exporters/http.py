@@ -46,6 +46,12 @@ def safe_url(url: str) -> str:
 
 def fetch_text(session: requests.Session, url: str, timeout: float) -> str:
     """GET ``url`` and return its body; anything but a 200 raises :class:`TargetUnavailable`."""
+    return fetch(session, url, timeout).text
+
+
+def fetch(session: requests.Session, url: str, timeout: float) -> requests.Response:
+    """GET ``url``: the response (body decoded as UTF-8 when the server names no charset);
+    anything but a 200 raises :class:`TargetUnavailable`."""
     try:
         response = session.get(url, timeout=timeout, allow_redirects=False)
     except requests.Timeout:
@@ -57,7 +63,7 @@ def fetch_text(session: requests.Session, url: str, timeout: float) -> str:
         raise TargetUnavailable(f"{safe_url(url)}: HTTP {response.status_code}{hint}")
     if response.encoding is None:
         response.encoding = "utf-8"
-    return response.text
+    return response
 
 
 def _reason(exc: BaseException) -> str:

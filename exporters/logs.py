@@ -43,6 +43,8 @@ from sscp_ops.loganalysis.logins import (
     KnownAddresses,
     LoginAnalyzer,
     LoginLineParser,
+    MariaDBGeneralLog,
+    parse_mariadb_audit_line,
     parse_sshd_line,
 )
 from sscp_ops.loganalysis.nginx import compile_log_format
@@ -97,6 +99,10 @@ class _Logins(_Source):
             assert spec.pattern is not None
             parser = LoginLineParser(spec.pattern, spec.success, spec.time_format)
             self._parse = parser.parse
+        elif spec.kind == "mariadb_general":
+            self._parse = MariaDBGeneralLog().parse
+        elif spec.kind == "mariadb_audit":
+            self._parse = parse_mariadb_audit_line
         else:
             self._parse = lambda line: parse_sshd_line(line, clock)
 
@@ -281,7 +287,7 @@ class LogsCollector(Collector):
         for spec in cfg.files:
             if spec.kind == "nginx":
                 self.sources.append(_Nginx(spec, cfg))
-            elif spec.kind in ("login", "sshd"):
+            elif spec.kind in ("login", "sshd", "mariadb_general", "mariadb_audit"):
                 self.sources.append(_Logins(spec, cfg, self.store, clock))
             else:
                 self.sources.append(_SlowLog(spec, cfg))

@@ -9,6 +9,10 @@ nginx-prometheus-exporter (0.11), so its dashboards work unchanged. Sample outpu
     nginx_connections_accepted{target="web1"} 1045
     nginx_connections_handled{target="web1"} 1045
     nginx_http_requests_total{target="web1"} 5210
+    nginx_version_info{target="web1",version="1.22.1"} 1
+
+``nginx_version_info`` comes from the ``Server`` header of the stub_status answer; it is left
+out when ``server_tokens off`` hides the version.
 
 ``nginx_connections_accepted`` and ``_handled`` are counters in nginx-prometheus-exporter, but
 their names lack the ``_total`` suffix a counter must have; they are exposed as *untyped*
@@ -30,7 +34,7 @@ from prometheus_client.core import (
 )
 
 from exporters.core import Collector, ParseError, TargetCollector
-from exporters.http import fetch_text, make_session
+from exporters.http import fetch, make_session
 from sscp_ops.config import Config
 from sscp_ops.config.targets import NginxTarget
 
@@ -64,6 +68,25 @@ def parse_stub_status(text: str) -> StubStatus:
     return StubStatus(active, accepted, handled, requests, reading, writing, waiting)
 
 
+_SERVER = re.compile(r"^nginx/(\d[\w.\-]*)")
+
+
+def parse_server_version(server: str) -> str | None:
+    """``nginx/1.22.1`` (the ``Server`` header) -> ``1.22.1``; None when no version is given."""
+    m = _SERVER.match(server.strip())
+    return m.group(1) if m else None
+
+
+def version_info(target: str, version: str | None) -> list[Metric]:
+    if version is None:
+        return []
+    fam = GaugeMetricFamily(
+        "nginx_version_info", "Nginx version from the Server header.", labels=["target", "version"]
+    )
+    fam.add_metric([target, version], 1)
+    return [fam]
+
+
 class NginxCollector(TargetCollector):
     name = "nginx"
 
@@ -73,11 +96,12 @@ class NginxCollector(TargetCollector):
         self._session = make_session(target.tls)
 
     def scrape(self, timeout: float) -> Iterable[Metric]:
-        text = fetch_text(
+        response = fetch(
             self._session, self.config.url, self.io_timeout(timeout, self.config.timeout)
         )
-        status = parse_stub_status(text)
+        status = parse_stub_status(response.text)
         t = [self.target]
+        version = parse_server_version(response.headers.get("Server", ""))
 
         def gauge(name: str, doc: str, value: int) -> Metric:
             fam = GaugeMetricFamily(name, doc, labels=["target"])
@@ -109,6 +133,7 @@ class NginxCollector(TargetCollector):
                 status.writing,
             ),
             requests,
+            *version_info(self.target or "", version),
         ]
 
     def close(self) -> None:

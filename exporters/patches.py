@@ -18,6 +18,11 @@ when it last ran. Sample output::
     sscp_os_reboot_required 0
     sscp_os_package_lists_timestamp_seconds 1.7958987e+09
     sscp_os_updates_check_timestamp_seconds 1.7959e+09
+    sscp_os_component_security_updates_pending{component="nginx"} 0
+    sscp_os_component_security_updates_pending{component="tomcat"} 4
+
+The component series count the pending security updates among the packages each platform
+component is installed from (:data:`COMPONENT_PACKAGES`; Tomcat includes the JVM it runs on).
 """
 
 from __future__ import annotations
@@ -49,6 +54,29 @@ _DNF_ADVISORY = re.compile(r"^(\S+)\s+(\S+/Sec\.|security)\s+(\S+)\s*$")
 _DNF_UPDATE = re.compile(r"^(\S+\.\S+)\s+(\S+)\s+(\S+)\s*$")
 
 
+#: The platform's components and the packages (Debian and RPM names) they are installed from.
+COMPONENT_PACKAGES: dict[str, re.Pattern[str]] = {
+    "os": re.compile(r"^(?:base-files|linux-image-\S+|kernel(?:-core)?|\S+-release)$"),
+    "nginx": re.compile(r"^(?:nginx(?:-\S+)?|libnginx-mod-\S+)$"),
+    "tomcat": re.compile(
+        r"^(?:tomcat\d*(?:-\S+)?|libtomcat\d*-java|openjdk-\d+-jre(?:-headless)?|"
+        r"java-\S+-openjdk(?:-headless)?)$"
+    ),
+    "redis": re.compile(r"^redis(?:-server|-tools)?$"),
+    "mariadb": re.compile(
+        r"^(?:mariadb-(?:server|client|common)(?:-\S+)?|libmariadb\d*|galera-\d+|mariadb)$"
+    ),
+}
+
+
+def component_of(package: str) -> str | None:
+    """The platform component a package belongs to, or None."""
+    for component, pattern in COMPONENT_PACKAGES.items():
+        if pattern.match(package):
+            return component
+    return None
+
+
 @dataclass(frozen=True)
 class PendingUpdate:
     package: str
@@ -67,6 +95,15 @@ class Pending:
     @property
     def security(self) -> int:
         return sum(1 for u in self.updates if u.security)
+
+    def security_by_component(self) -> dict[str, int]:
+        """Pending security updates per platform component (every component, 0 when none)."""
+        out = dict.fromkeys(COMPONENT_PACKAGES, 0)
+        for u in self.updates:
+            component = component_of(u.package) if u.security else None
+            if component is not None:
+                out[component] += 1
+        return out
 
 
 def parse_apt_simulation(text: str) -> Pending:
@@ -171,9 +208,10 @@ class PatchesCollector(Collector):
         self._command_timeout = command_timeout
         self._clock = clock
         self._lock = threading.Lock()
-        self._cached: tuple[float, int, int] | None = None  # checked at, total, security
+        #: checked at, total, security, security per component
+        self._cached: tuple[float, int, int, dict[str, int]] | None = None
 
-    def _pending(self) -> tuple[float, int, int]:
+    def _pending(self) -> tuple[float, int, int, dict[str, int]]:
         with self._lock:
             now = self._clock()
             if self._cached is not None and now - self._cached[0] < self._ttl:
@@ -184,20 +222,27 @@ class PatchesCollector(Collector):
                     raise ParseError(f"apt-get -s upgrade exited with {code}")
                 pending = parse_apt_simulation(out)
                 total, security = pending.total, pending.security
+                by_component = pending.security_by_component()
             elif self.manager == "dnf":
                 code, out = self._run(
                     ["dnf", "-q", "updateinfo", "list", "--security"], self._command_timeout
                 )
                 if code != 0:
                     raise ParseError(f"dnf updateinfo exited with {code}")
-                security = len(parse_dnf_updateinfo(out))
+                advised = parse_dnf_updateinfo(out)
+                security = len(advised)
+                by_component = dict.fromkeys(COMPONENT_PACKAGES, 0)
+                for nevra in advised:  # name-version-release.arch
+                    component = component_of(nevra.rsplit("-", 2)[0])
+                    if component is not None:
+                        by_component[component] += 1
                 code, out = self._run(["dnf", "-q", "check-update"], self._command_timeout)
                 if code not in (0, 100):  # 100: updates available
                     raise ParseError(f"dnf check-update exited with {code}")
                 total = max(parse_dnf_check_update(out), security)
             else:
                 raise ParseError("neither apt-get nor dnf found")
-            self._cached = (now, total, security)
+            self._cached = (now, total, security, by_component)
             return self._cached
 
     def _last_update(self) -> float | None:
@@ -226,7 +271,7 @@ class PatchesCollector(Collector):
         return max(times) if times else None
 
     def collect(self, timeout: float) -> Iterable[Metric]:
-        checked, total, security = self._pending()
+        checked, total, security, by_component = self._pending()
 
         def gauge(name: str, doc: str, value: float) -> Metric:
             return GaugeMetricFamily(name, doc, value=value)
@@ -260,6 +305,14 @@ class PatchesCollector(Collector):
             "When pending updates were last computed (the result is cached).",
             checked,
         )
+        components = GaugeMetricFamily(
+            "sscp_os_component_security_updates_pending",
+            "Pending security updates among the packages of a platform component.",
+            labels=["component"],
+        )
+        for component, n in by_component.items():
+            components.add_metric([component], n)
+        yield components
 
 
 def build(config: Config) -> list[Collector]:

@@ -22,6 +22,9 @@ series carries ``target``, connector series also ``connector`` (Tomcat's connect
     tomcat_jvm_memory_pool_committed_bytes{pool="G1 Old Gen",target="app1"} 2.7e+07
     tomcat_jvm_memory_pool_max_bytes{pool="G1 Old Gen",target="app1"} 2.68e+08
 
+The version (``tomcat_version_info{target="app1",version="10.1.60"} 1``) is on the manager's
+HTML status page (the same URL without ``?XML=true``, same role), read once an hour.
+
 Thread-pool saturation, the figure to tune ``maxThreads`` by, is
 ``tomcat_threads_busy / tomcat_threads_max``. ``processingTime`` and ``maxTime`` come in
 milliseconds and are exposed in seconds; a pool's ``max`` of -1 (unbounded) is left out.
@@ -29,13 +32,22 @@ milliseconds and are exposed in seconds; a pool's ``max`` of -1 (unbounded) is l
 
 from __future__ import annotations
 
+import re
+import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from exporters.core import Collector, ParseError, TargetCollector, read_password
+from exporters.core import (
+    Collector,
+    ParseError,
+    TargetCollector,
+    TargetUnavailable,
+    read_password,
+)
 from exporters.http import fetch_text, make_session
 from sscp_ops.config import Config
 from sscp_ops.config.targets import TomcatTarget
@@ -202,23 +214,58 @@ def status_metrics(target: str, status: TomcatStatus) -> list[Metric]:
     return [*out, used, committed, most]
 
 
+_VERSION = re.compile(r"Apache Tomcat/(\d[\w.\-]*)")
+
+
+def parse_tomcat_version(html: str) -> str:
+    """The manager's HTML status page -> the Tomcat version (``10.1.60``)."""
+    m = _VERSION.search(html)
+    if m is None:
+        raise ParseError("tomcat status page: no 'Apache Tomcat/<version>'")
+    return m.group(1)
+
+
 class TomcatCollector(TargetCollector):
     name = "tomcat"
+    #: Seconds a version read from the HTML status page is reused (it changes on restart only).
+    version_ttl = 3600.0
 
-    def __init__(self, target: TomcatTarget) -> None:
+    def __init__(self, target: TomcatTarget, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(target.name)
         self.config = target
         self._session = make_session(target.tls)
+        self._clock = clock
+        self._version: tuple[float, str] | None = None  # read at, version
 
     def scrape(self, timeout: float) -> Iterable[Metric]:
         password = read_password(self.config)
         self._session.auth = (
             (self.config.user, password or "") if self.config.user is not None else None
         )
-        text = fetch_text(
-            self._session, self.config.url, self.io_timeout(timeout, self.config.timeout)
-        )
-        return status_metrics(self.target or "", parse_tomcat_status(text))
+        io_timeout = self.io_timeout(timeout, self.config.timeout)
+        text = fetch_text(self._session, self.config.url, io_timeout)
+        metrics = list(status_metrics(self.target or "", parse_tomcat_status(text)))
+        version = self._read_version(io_timeout)
+        if version is not None:
+            info = GaugeMetricFamily(
+                "tomcat_version_info", "Tomcat version.", labels=["target", "version"]
+            )
+            info.add_metric([self.target or "", version], 1)
+            metrics.append(info)
+        return metrics
+
+    def _read_version(self, timeout: float) -> str | None:
+        now = self._clock()
+        if self._version is not None and now - self._version[0] < self.version_ttl:
+            return self._version[1]
+        parts = urlsplit(str(self.config.url))
+        html_url = urlunsplit(parts._replace(query=""))
+        try:
+            version = parse_tomcat_version(fetch_text(self._session, html_url, timeout))
+        except (TargetUnavailable, ParseError):  # keep the status figures, version or not
+            return self._version[1] if self._version else None
+        self._version = (now, version)
+        return version
 
     def close(self) -> None:
         self._session.close()

@@ -126,6 +126,7 @@ class Board:
         decimals: int | None = None,
         minmax: tuple[float, float] | None = None,
         value_name: str | None = None,
+        rename: dict[str, str] | None = None,
     ) -> Board:
         w, h = w or self._w, h or self._h
         if self._x + w > 24:
@@ -203,6 +204,7 @@ class Board:
                             "job": "作业",
                             "set": "备份集",
                             "location": "位置",
+                            **(rename or {}),
                         },
                     },
                 }
@@ -377,6 +379,16 @@ def overview() -> dict:
         h=8,
         unit="percentunit",
         thresholds=AVAIL_STEPS,
+    )
+    b.table(
+        "版本清单",
+        [("instance:sscp_component_version:info", "")],
+        w=24,
+        h=9,
+        description="各主机运行的操作系统、Nginx、Tomcat、Redis、MariaDB 版本（记录规则 "
+        "instance:sscp_component_version:info）。同一角色的主机版本不一致时触发 "
+        "ComponentVersionDrift，组件软件包有待装安全更新时触发 ComponentSecurityUpdatePending。",
+        rename={"component": "组件", "version": "版本", "role": "角色", "host": "主机"},
     )
     return b.build(refresh="30s")
 

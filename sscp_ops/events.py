@@ -28,6 +28,7 @@ EVENT_TYPES = (
     "unusual_hour_login",
     "new_ip_login",
     "disabled_account_login",
+    "privileged_outside_bastion",
     "abnormal_export",
 )
 

@@ -7,18 +7,26 @@ Attacks (each payload sent as a query parameter value, percent-encoded as a clie
 - ``wfuzz-sql``: wfuzz Injections/SQL.txt and vulns/sql_inj.txt -> sql_injection;
 - ``wfuzz-xss``: wfuzz Injections/XSS.txt -> xss;
 - ``wfuzz-traversal``: wfuzz Injections/Traversal.txt and vulns/dirTraversal*.txt -> path_traversal;
-- ``wfuzz-cmd``: the OS command block of wfuzz Injections/All_attack.txt -> command_injection;
+- ``cmd-tune`` / ``cmd-held-out``: command (and code) execution payloads -> command_injection:
+  the OS command block of wfuzz Injections/All_attack.txt, the shell-injection CGI probes of
+  wfuzz vulns/cgis.txt and wapiti's execPayloads.txt (rendered as wapiti renders it), each sent
+  alone and after an ordinary value. A payload's SHA-1 puts it on one side (see
+  :func:`cmd_split`): the rules were tuned looking at ``cmd-tune`` only; ``cmd-held-out`` is
+  measured, never read for tuning;
 - ``scanner-ua``: requests for ordinary pages with the User-Agents of scanners as they send them.
 
 Benign: the real browser User-Agents that sqlmap ships (data/txt/user-agents.txt) and the
 ordinary targets in tests/fixtures/logs/benign-targets.txt (links of Debian's HTML docs), plus
-search/list API calls with keywords from wfuzz's names list and Chinese service terms.
+search/list API calls with keywords from wfuzz's names list and Chinese service terms, plus
+``shell-like-values``: ordinary requests whose values hold the characters and words command
+injection uses (``;`` and ``|`` separated lists, ``&``-joined names, command-like search words).
 
 ``python tests/logs_corpus.py`` prints the table recorded in docs/log-detection.md.
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
 import re
 import sys
@@ -26,11 +34,12 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "logs"
 WFUZZ = Path("/usr/share/wfuzz/wordlist")
 SQLMAP = Path("/usr/share/sqlmap/data")
+WAPITI = Path("/usr/lib/python3/dist-packages/wapitiCore/data/attacks")
 
 #: What scanners put in User-Agent (each tool's default, from its documentation or source).
 SCANNER_UAS = (
@@ -138,6 +147,52 @@ def sqlmap_payloads(seed: int = 7) -> list[str]:
     return out
 
 
+_CGI_SHELL = re.compile(r"(?:=|;|\||%3B|%7C)\s*(?:cat|id|ls|system\(|/bin/)", re.I)
+#: wapiti's payload placeholders (wapitiCore/attack/attack.py, process_line and mutate).
+_WAPITI = {"[TAB]": "\t", "[LF]": "\n", "[FF]": "\f", "[TIME]": "7", "[TIMEOUT]": "", "\\0": "\0"}
+
+
+def cmd_payloads() -> list[tuple[str, str]]:
+    """(source, payload) of the command execution lists; payloads with ``[VALUE]`` keep it."""
+    every = _lines(WFUZZ / "Injections" / "All_attack.txt")
+    start, stop = every.index("`id`"), every.index("\\n/bin/ls -al\\n") + 1
+    out = [("wfuzz-all-attack", p) for p in every[start:stop]]
+    for line in _lines(WFUZZ / "vulns" / "cgis.txt"):
+        if "?" in line and _CGI_SHELL.search(line.split("?", 1)[1]):
+            out.append(("wfuzz-cgis", "/" + line))
+    for line in (WAPITI / "execPayloads.txt").read_text(errors="ignore").splitlines():
+        line = line.strip(" \n")
+        for key, value in _WAPITI.items():
+            line = line.replace(key, value)
+        if line:
+            out.append(("wapiti-exec", line))
+    return out
+
+
+def cmd_targets() -> list[str]:
+    """Each payload as a request: CGI probes as they are; list payloads alone and after an
+    ordinary value (wapiti's ``[VALUE]`` is the original value), percent-encoded."""
+    out = []
+    for source, payload in cmd_payloads():
+        if source == "wfuzz-cgis":
+            out.append(payload)
+            continue
+        for value in ("", "127.0.0.1"):
+            if "[VALUE]" in payload:
+                text = payload.replace("[VALUE]", value or "1")
+            else:
+                text = value + payload
+            out.append(_param(text, "host"))
+    return out
+
+
+def cmd_split(target: str) -> str:
+    """``tune`` or ``held-out``, fixed by the SHA-1 of the payload (both renderings of one
+    payload fall on the same side: the value prefix is taken off before hashing)."""
+    key = target.replace("host=127.0.0.1", "host=").replace("host=1", "host=")
+    return "held-out" if hashlib.sha1(key.encode()).digest()[0] % 2 else "tune"
+
+
 def attacks() -> Iterator[Sample]:
     browser = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/120.0"
     for p in sqlmap_payloads():
@@ -151,10 +206,8 @@ def attacks() -> Iterator[Sample]:
         trav += _lines(WFUZZ / "vulns" / name)
     for p in trav:
         yield Sample("wfuzz-traversal", "path_traversal", _param(p, "file"), browser)
-    every = _lines(WFUZZ / "Injections" / "All_attack.txt")
-    start, stop = every.index("`id`"), every.index("\\n/bin/ls -al\\n") + 1
-    for p in every[start:stop]:
-        yield Sample("wfuzz-cmd", "command_injection", _param(p, "host"), browser)
+    for target in cmd_targets():
+        yield Sample(f"cmd-{cmd_split(target)}", "command_injection", target, browser)
     for ua in SCANNER_UAS:
         for target in ("/", "/index.html", "/api/notice?page=1"):
             yield Sample("scanner-ua", "scanner", target, ua)
@@ -184,6 +237,36 @@ def benign() -> Iterator[Sample]:
         else:
             target = f"/static/js/app.{rng.getrandbits(32):08x}.js"
         yield Sample("browser-requests", None, target, ua)
+    for i, target in enumerate(shell_like_values()):
+        yield Sample("shell-like-values", None, target, uas[i % len(uas)])
+
+
+def shell_like_values(seed: int = 13) -> Iterator[str]:
+    """Ordinary requests whose values use ``;``, ``|``, ``&`` and command-like words: field
+    lists from sqlmap's common-columns.txt (``id`` first among them), sort keys, names joined
+    with ``&`` and search words from wfuzz's general/common.txt (``cat``, ``echo``, ``ping``...)."""
+    rng = random.Random(seed)
+    columns = _lines(SQLMAP / "txt" / "common-columns.txt")[:400]
+    words = _lines(WFUZZ / "general" / "common.txt")
+    for i in range(2000):
+        kind = i % 5
+        if kind == 0:
+            sep = rng.choice((",", ";", "|"))
+            fields = sep.join(rng.sample(columns, rng.randint(2, 6)))
+            yield f"/api/v1/cases?fields={quote(fields)}&page={rng.randint(1, 9)}"
+        elif kind == 1:
+            keys = [f"{c}|{rng.choice(('asc', 'desc'))}" for c in rng.sample(columns, 2)]
+            yield f"/api/v1/notices?sort={quote(';'.join(keys))}&size=20"
+        elif kind == 2:
+            a, b = rng.choice(words), rng.choice(words)
+            yield f"/portal/search?q={quote(f'{a} & {b}')}&type={rng.choice(words)}"
+        elif kind == 3:
+            a, b = rng.choice(words), rng.choice(words)
+            yield f"/portal/search?q={quote_plus(f'{a} {b}')}&from=home"
+        else:
+            a = rng.choice(words)
+            ids = ";".join(str(rng.randint(1, 99999)) for _ in range(rng.randint(1, 5)))
+            yield f"/api/v1/batch?ids={quote(ids)}&op={a}&tags={quote(a + '|' + rng.choice(words))}"
 
 
 def measure() -> dict[str, tuple[int, int, int]]:

@@ -35,6 +35,7 @@ from exporters.host import (
     read_timex,
     wanted_mount,
 )
+from exporters.os_release import parse_os_release
 
 PROC = Path("/proc")
 
@@ -195,6 +196,30 @@ def test_reboot_required_follows_the_flag_file(tmp_path: Path) -> None:
     assert value() == 0
     flag.write_text("*** System restart required ***\n")
     assert value() == 1
+
+
+def test_os_release_and_point_release(tmp_path: Path) -> None:
+    # Captured /etc/os-release and /etc/debian_version of the Debian 12 development machine.
+    for name in ("os-release", "debian_version"):
+        (tmp_path / name).write_text((FIXTURES / "host" / name).read_text())
+    fams = {f.name: f for f in HostCollector(etc=tmp_path).collect(5)}
+    (info,) = fams["node_os_info"].samples
+    assert info.labels["id"] == "debian" and info.labels["version_id"] == "12"
+    assert info.labels["pretty_name"] == "Debian GNU/Linux 12 (bookworm)"
+    assert info.labels["version_codename"] == "bookworm" and info.labels["variant"] == ""
+    assert fams["node_os_version"].samples[0].value == 12
+    (release,) = fams["sscp_os_release_info"].samples
+    point = (FIXTURES / "host" / "debian_version").read_text().strip()
+    assert release.labels == {"id": "debian", "version": point} and point.startswith("12.")
+    # Without debian_version (not Debian): os-release's VERSION_ID.
+    (tmp_path / "debian_version").unlink()
+    fams = {f.name: f for f in HostCollector(etc=tmp_path).collect(5)}
+    assert fams["sscp_os_release_info"].samples[0].labels["version"] == "12"
+
+
+def test_parse_os_release_quoting() -> None:
+    text = 'NAME="Foo \\"Linux\\""\nID=foo\n# comment\nVERSION_ID=\'1.2\'\nBAD LINE\n'
+    assert parse_os_release(text) == {"NAME": 'Foo "Linux"', "ID": "foo", "VERSION_ID": "1.2"}
 
 
 def test_conntrack_left_out_without_the_module(tmp_path: Path) -> None:

@@ -327,3 +327,44 @@ def test_platform_login_log_through_the_collector(tmp_path) -> None:
     key = ("sscp_login_attempts_total", (("log", "platform-login"), ("result", "success")))
     assert samples[key] == 2
     assert samples[("sscp_logs_unparsed_lines_total", (("log", "platform-login"),))] == 1
+
+
+def test_privileged_logins_outside_the_bastion_through_the_collector(tmp_path) -> None:
+    # The captured MariaDB logs (server_audit and general log of one private mariadbd 10.11),
+    # followed as the exporter follows them: the events, the counter, the store.
+    fixtures = Path(__file__).resolve().parent / "fixtures" / "logs"
+    for name in ("mariadb-audit.log", "mariadb-general.log"):
+        (tmp_path / name).write_text((fixtures / name).read_text())
+    cfg = parse_config(
+        "logs:\n"
+        f"  positions_dir: {tmp_path / 'positions'}\n"
+        f"  events_db: {tmp_path / 'events.sqlite'}\n"
+        "  logins: {work_hours: [0, 24], learn_logins: 1000, bastion_hosts: [192.0.2.2],"
+        " privileged_accounts: [root, dba]}\n"
+        "  files:\n"
+        f"    - {{name: db1-audit, path: {tmp_path / 'mariadb-audit.log'}, kind: mariadb_audit}}\n"
+        f"    - {{name: db1-general, path: {tmp_path / 'mariadb-general.log'},"
+        " kind: mariadb_general}\n"
+    ).logs
+    collector = LogsCollector(cfg)
+    collector.read()
+    got = sorted(
+        (e.source, e.account, e.client_ip)
+        for e in collector.store.query()
+        if e.type == "privileged_outside_bastion"
+    )
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for m in collector.metrics()
+        for s in m.samples
+    }
+    collector.close()
+    expected = [("dba", "127.0.0.1"), ("dba", "localhost"), ("root", "localhost")]
+    assert got == sorted(
+        [("db1-audit", u, ip) for u, ip in expected]
+        + [("db1-general", u, ip) for u, ip in expected]
+    )
+    key = ("sscp_security_events_total", (("type", "privileged_outside_bastion"),))
+    assert samples[key] == 6
+    ok = ("sscp_login_attempts_total", (("log", "db1-audit"), ("result", "success")))
+    assert samples[ok] == 6

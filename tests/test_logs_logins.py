@@ -19,6 +19,8 @@ from sscp_ops.loganalysis.logins import (
     LoginAnalyzer,
     LoginAttempt,
     LoginLineParser,
+    MariaDBGeneralLog,
+    parse_mariadb_audit_line,
     parse_sshd_line,
 )
 
@@ -168,3 +170,86 @@ def test_unusual_hour_new_ip_and_disabled_account(tmp_path) -> None:
         ("disabled_account_login", "disabled-attempted", "olduser"),
     ]
     store.close()
+
+
+# -- privileged logins outside the bastion hosts (contract 二.3) --------------------------------
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "logs"
+BASTION = LoginRules(
+    work_hours=(0, 24),
+    learn_logins=1000,
+    bastion_hosts=["192.0.2.2", "10.0.9.0/28"],
+    privileged_accounts=["root", "git", "dba"],
+)
+
+
+def outside(rules: LoginRules, items: list[LoginAttempt | None]) -> list[tuple[str, str]]:
+    analyzer = LoginAnalyzer("t", rules)
+    events = run(analyzer, [a for a in items if a is not None])
+    return [(e.account, e.client_ip) for e in events if e.type == "privileged_outside_bastion"]
+
+
+def test_privileged_sshd_login_outside_the_bastion() -> None:
+    # fail2ban's captured line (a real sshd line): git logged in from 192.0.2.1.
+    lines = (FAIL2BAN_LOGS / "sshd").read_text(encoding="utf-8", errors="replace").splitlines()
+    accepted = next(line for line in lines if "Accepted publickey for git from 192.0.2.1" in line)
+    same_from_bastion = accepted.replace("192.0.2.1", "192.0.2.2")
+    failed = next(line for line in lines if "Failed password for" in line)
+    items = [parse_sshd_line(x) for x in (accepted, same_from_bastion, failed)]
+    assert all(items) and not items[2].success  # type: ignore[union-attr]
+    rules = BASTION.model_copy(
+        update={"privileged_accounts": ["root", "git", items[2].user]}  # type: ignore[union-attr]
+    )
+    # A failed login is for the brute-force rules, not this one.
+    assert outside(rules, items) == [("git", "192.0.2.1")]
+    # Not a privileged account, or no bastion configured: no event.
+    assert outside(BASTION.model_copy(update={"privileged_accounts": ["root"]}), items) == []
+    assert outside(BASTION.model_copy(update={"bastion_hosts": []}), items) == []
+
+
+def test_privileged_mariadb_login_outside_the_bastion_from_the_audit_log() -> None:
+    # Captured from a private mariadbd 10.11 with the server_audit plugin (CONNECT events).
+    lines = (FIXTURES / "mariadb-audit.log").read_text(encoding="utf-8").splitlines()
+    items = [parse_mariadb_audit_line(line) for line in lines]
+    got = [(a.user, a.ip, a.success) for a in items if a is not None]
+    assert got == [
+        ("root", "localhost", True),
+        ("dba", "localhost", True),
+        ("app", "localhost", True),
+        ("dba", "localhost", False),
+        ("dba", "127.0.0.1", True),
+        ("dba", "192.0.2.2", True),
+        ("app", "127.0.0.1", True),
+        ("dba", "127.0.0.1", False),
+    ]
+    # root and dba from localhost (a name: name resolution on) and dba from 127.0.0.1 count;
+    # dba from the bastion 192.0.2.2, app (not privileged) and refused logins do not.
+    assert outside(BASTION, items) == [
+        ("root", "localhost"),
+        ("dba", "localhost"),
+        ("dba", "127.0.0.1"),
+    ]
+
+
+def test_privileged_mariadb_login_outside_the_bastion_from_the_general_log() -> None:
+    # Captured from the same mariadbd's general query log: a refused login is written as a
+    # Connect line followed by "Access denied" with the same id.
+    parser = MariaDBGeneralLog()
+    lines = (FIXTURES / "mariadb-general.log").read_text(encoding="utf-8").splitlines()
+    items = [parser.parse(line) for line in lines]
+    got = [(a.user, a.ip, a.success) for a in items if a is not None]
+    assert got == [
+        ("root", "localhost", True),
+        ("dba", "localhost", True),
+        ("app", "localhost", True),
+        ("dba", "localhost", False),
+        ("dba", "127.0.0.1", True),
+        ("dba", "192.0.2.2", True),
+        ("app", "127.0.0.1", True),
+        ("dba", "127.0.0.1", False),
+    ]
+    assert outside(BASTION, items) == [
+        ("root", "localhost"),
+        ("dba", "localhost"),
+        ("dba", "127.0.0.1"),
+    ]

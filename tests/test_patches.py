@@ -13,6 +13,7 @@ from helpers import FIXTURES, in_ci, parse_exposition, promtool_check_metrics
 from exporters.core import ParseError
 from exporters.patches import (
     PatchesCollector,
+    component_of,
     parse_apt_simulation,
     parse_dnf_check_update,
     parse_dnf_updateinfo,
@@ -125,6 +126,12 @@ def test_collector_metrics_and_cache(tmp_path: Path) -> None:
     assert m[("sscp_os_updates_pending", frozenset())] == 126
     assert m[("sscp_os_security_updates_pending", frozenset())] == 75
     assert m[("sscp_os_reboot_required", frozenset())] == 0
+    # The captured run: OpenJDK 17 (Tomcat's JVM) has security updates, the others none.
+    tomcat = ("sscp_os_component_security_updates_pending", frozenset({("component", "tomcat")}))
+    assert m[tomcat] == 2
+    for component in ("os", "nginx", "redis", "mariadb"):
+        key = frozenset({("component", component)})
+        assert m[("sscp_os_component_security_updates_pending", key)] == 0
     assert m[("sscp_os_updates_check_timestamp_seconds", frozenset())] == now[0]
     last = m[("sscp_os_last_update_timestamp_seconds", frozenset())]
     assert abs(last - dt.datetime(2026, 11, 28, 20, 55, 50, tzinfo=dt.UTC).timestamp()) <= 14 * 3600
@@ -192,3 +199,33 @@ def test_dnf_collector_with_captured_outputs(tmp_path: Path) -> None:
     assert m[("sscp_os_last_update_timestamp_seconds", frozenset())] == 1_790_000_000
     assert ("sscp_os_package_lists_timestamp_seconds", frozenset()) not in m
     assert [cmd[2] for cmd in calls] == ["updateinfo", "check-update"]
+    # kernel-5.10.0-60.18.0.50.h425_2.hce2.x86_64 has an advisory: the os component.
+    os_key = frozenset({("component", "os")})
+    assert m[("sscp_os_component_security_updates_pending", os_key)] == 1
+
+
+@pytest.mark.parametrize(
+    ("package", "component"),
+    [
+        ("nginx", "nginx"),
+        ("nginx-common", "nginx"),
+        ("libnginx-mod-http-geoip", "nginx"),
+        ("tomcat10", "tomcat"),
+        ("libtomcat10-java", "tomcat"),
+        ("openjdk-17-jre-headless", "tomcat"),
+        ("redis-server", "redis"),
+        ("redis-tools", "redis"),
+        ("mariadb-server", "mariadb"),
+        ("mariadb-server-core", "mariadb"),
+        ("libmariadb3", "mariadb"),
+        ("galera-4", "mariadb"),
+        ("base-files", "os"),
+        ("linux-image-6.1.0-28-amd64", "os"),
+        ("kernel", "os"),
+        ("openssl", None),
+        ("libssl3", None),
+        ("python3-redis", None),
+    ],
+)
+def test_component_of_package(package: str, component: str | None) -> None:
+    assert component_of(package) == component

@@ -165,3 +165,29 @@ def test_no_data_is_never_a_pass() -> None:
     assert empty.measured is None and empty.passed is None
     assert ind.mean_resolution([], 2 * H, None, "e").passed is None
     assert ind.vuln_fix_rate([], P.start, P.end, Fraction(9, 10), None, "e").passed is None
+
+
+def test_security_section_names_privileged_logins_outside_the_bastion() -> None:
+    from datetime import datetime
+
+    from sscp_ops.events import EVENT_TYPES
+    from sscp_ops.holiday_calendar import CHINA_TZ
+    from sscp_ops.report.build import EVENT_NAMES, events_section
+    from sscp_ops.report.period import Period
+    from sscp_ops.report.records import SecurityEvent
+
+    assert set(EVENT_NAMES) == set(EVENT_TYPES)
+    period = Period(
+        "monthly",
+        "2026-11",
+        "2026年11月",
+        datetime(2026, 11, 1, tzinfo=CHINA_TZ),
+        datetime(2026, 12, 1, tzinfo=CHINA_TZ),
+    )
+    event = SecurityEvent(
+        datetime(2026, 11, 3, 9, 0, tzinfo=CHINA_TZ), "privileged_outside_bastion", "10.3.0.7"
+    )
+    section = events_section(period, [event, event])
+    assert section["by_kind"] == [
+        {"kind": "privileged_outside_bastion", "name": "特权账号未经堡垒机登录", "count": 2}
+    ]

@@ -11,6 +11,7 @@ memory of a busy shared MariaDB) must be present on both sides with the same lab
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from contextlib import ExitStack
@@ -149,6 +150,10 @@ def test_nginx_agrees_with_reference(live) -> None:
     before = only(scrape(refs["nginx"]), "nginx_")
     ours = untarget(scrape(ours_url), "nginx_", "web1")
     after = only(scrape(refs["nginx"]), "nginx_")
+    # The version (from the Server header of the real nginx) is ours alone.
+    versions = [dict(labels)["version"] for n, labels in ours if n == "nginx_version_info"]
+    assert len(versions) == 1 and re.fullmatch(r"1\.\d+\.\d+", versions[0]), versions
+    ours = {k: v for k, v in ours.items() if k[0] != "nginx_version_info"}
     assert {n for n, _ in ours} == {n for n, _ in after}  # the whole set of names
     compared = compare(
         before,
@@ -183,6 +188,9 @@ def test_tomcat_up_with_real_values(live, tomcat) -> None:
     total = second[("tomcat_jvm_memory_total_bytes", frozenset())]
     assert 0 < second[("tomcat_jvm_memory_free_bytes", frozenset())] < total
     assert any(n == "tomcat_jvm_memory_pool_used_bytes" for n, _ in second)
+    # The version, from the manager's HTML status page of the real Tomcat (read once an hour).
+    versions = [dict(labels)["version"] for n, labels in second if n == "tomcat_version_info"]
+    assert len(versions) == 1 and re.fullmatch(r"\d+\.\d+\.\d+", versions[0]), versions
 
 
 # ---------------------------------------------------------------------------- redis

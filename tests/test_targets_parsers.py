@@ -13,9 +13,9 @@ from exporters.mysql import (
     parse_value,
     replica_metrics,
 )
-from exporters.nginx import StubStatus, parse_stub_status
+from exporters.nginx import StubStatus, parse_server_version, parse_stub_status
 from exporters.redis import KeyspaceDb, info_metrics, parse_redis_info
-from exporters.tomcat import parse_tomcat_status, status_metrics
+from exporters.tomcat import parse_tomcat_status, parse_tomcat_version, status_metrics
 
 
 def read(area: str, name: str) -> str:
@@ -334,3 +334,20 @@ def test_parse_digests_keeps_one_row_per_digest() -> None:
         parse_digests([row[:5]])
     with pytest.raises(ParseError):
         parse_digests([(*row[:3], "many", *row[4:])])
+
+
+@pytest.mark.parametrize(
+    ("server", "version"),
+    [("nginx/1.22.1", "1.22.1"), ("nginx/1.25.3 (Ubuntu)", "1.25.3"), ("nginx", None), ("", None)],
+)
+def test_nginx_version_from_server_header(server: str, version: str | None) -> None:
+    # "nginx" alone: server_tokens off hides the version.
+    assert parse_server_version(server) == version
+
+
+def test_tomcat_version_from_the_html_status_page() -> None:
+    # Captured from Debian's Tomcat 10 manager (/manager/status, role manager-status).
+    html = (FIXTURES / "tomcat" / "status.html").read_text()
+    assert parse_tomcat_version(html) == "10.1.60"
+    with pytest.raises(ParseError):
+        parse_tomcat_version("<html>Forbidden</html>")

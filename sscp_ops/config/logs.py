@@ -12,7 +12,9 @@ Shape (kept stable: the issue, tests and operations manual rely on it)::
            pattern: '(?P<time>\\S+ \\S+) (?P<user>\\S+) (?P<ip>\\S+) (?P<result>\\S+)'}
         - {name: sshd, path: /var/log/auth.log, kind: sshd}
         - {name: db1-slow, path: /var/log/mysql/slow.log, kind: mysql_slow, target: db1}
-      logins: {maxretry: 5, findtime: 600, work_hours: [7, 22], disabled_accounts: [olduser]}
+        - {name: db1-audit, path: /var/lib/mysql/server_audit.log, kind: mariadb_audit}
+      logins: {maxretry: 5, findtime: 600, work_hours: [7, 22], disabled_accounts: [olduser],
+               bastion_hosts: [10.0.9.10], privileged_accounts: [root, opsadmin, dba]}
       exports: {paths: ['^/api/export/', '\\.xlsx$'], max_requests: 50, max_bytes: 104857600,
                 window: 3600, backup_accounts: [backup]}
 
@@ -21,6 +23,7 @@ Everything but ``files`` has a default; ``format`` defaults to Nginx's ``combine
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Annotated, Literal
@@ -49,10 +52,21 @@ def _regex(value: str) -> str:
 Regex = Annotated[str, AfterValidator(_regex)]
 
 
+def _network(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError("expected an IP address or network (10.0.0.5, 10.0.1.0/24)") from None
+    return value
+
+
+Network = Annotated[str, AfterValidator(_network)]
+
+
 class LogFile(Model):
     name: Name
     path: Path
-    kind: Literal["nginx", "login", "sshd", "mysql_slow"]
+    kind: Literal["nginx", "login", "sshd", "mysql_slow", "mariadb_general", "mariadb_audit"]
     #: Nginx ``log_format`` string (kind nginx).
     format: str | None = None
     #: Regex with named groups time, user, ip, result (kind login).
@@ -99,6 +113,11 @@ class LoginRules(Model):
     disabled_accounts: list[str] = []
     #: Successful logins seen per account before ``new_ip_login`` is reported (learning).
     learn_logins: Annotated[int, Field(ge=0, le=1000)] = 3
+    #: Addresses or networks of the bastion hosts (堡垒机). When set, a successful login of a
+    #: privileged account from any other address is a ``privileged_outside_bastion`` event.
+    bastion_hosts: list[Network] = []
+    #: Privileged accounts: root, the sudoers and the DBA accounts (OS and MariaDB names).
+    privileged_accounts: list[str] = ["root"]
 
 
 class ExportRules(Model):

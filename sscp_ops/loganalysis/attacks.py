@@ -9,6 +9,8 @@ log escapes undone, percent-decoding repeated (double encoding), ``+`` as space,
 decoded, SQL comments ``/**/`` read as spaces, lower case. All rules run at once as one RE2
 set (linear time, no backtracking on hostile input); targets made only of plain URL characters
 skip the decoding.
+Command words count after a separator a value does not hold in ordinary use, after any
+separator for words only a shell knows, or with arguments; newlines survive normalisation.
 Detection and false-positive rates on public corpora are in docs/log-detection.md.
 """
 
@@ -24,6 +26,19 @@ import re2
 TYPES = ("xss", "command_injection", "sql_injection", "path_traversal", "scanner")
 
 _SP = r"[\s+]"  # a space after decoding (``+`` is decoded too, this covers ``%2b`` leftovers)
+
+#: Command words for the command injection rules; the strong ones are words a value rarely holds.
+_CMD = (
+    r"(?:cat|ls|id|whoami|uname|wget|curl|nc|ncat|netcat|bash|sh|zsh|ping|nslookup|dig|echo|rm|"
+    r"chmod|python[23]?|perl|ruby|php|powershell|cmd|ifconfig|ipconfig|net|netstat|sleep|tftp|"
+    r"telnet|read|ps|env|printenv|hostname|systeminfo|dir|ver|type|tasklist|pwd|bin/\w+|"
+    r"usr/bin/\w+)"
+)
+_CMD_STRONG = (
+    r"(?:whoami|uname|wget|curl|ncat|netcat|nslookup|powershell|ifconfig|ipconfig|netstat|"
+    r"tftp|telnet|systeminfo|bin/\w+|usr/bin/\w+)"
+)
+_CMD_END = r"(?:\s|$|[;|&`)<>'\"\x00]|\.exe)"
 
 #: (type, rule id, regex) in priority order. Regexes run on the normalised target.
 RULES: tuple[tuple[str, str, str], ...] = (
@@ -110,21 +125,44 @@ RULES: tuple[tuple[str, str, str], ...] = (
         r"(?:cookie|domain|write|location)|string\s*\.\s*fromcharcode|\bexpression\s*\(|"
         r"window\s*\.\s*location|\.innerhtml",
     ),
-    # -- command injection -----------------------------------------------------------------
+    # -- command injection ------------------------------------------------------------------
+    # A command word counts after a separator that a value does not hold in ordinary use (at
+    # the value's start, doubled, after a number, quote or newline), after any separator when
+    # the word is one only a shell knows (whoami, netstat...), or when arguments follow it.
     (
         "command_injection",
         "cmd-chain",
-        r"(?:^|[;|&`\n]|\$\()\s*(?:cat|ls|id|whoami|uname|wget|curl|nc|ncat|netcat|bash|sh|"
-        r"zsh|ping|nslookup|dig|echo|rm|chmod|python[23]?|perl|ruby|php|powershell|cmd|"
-        r"ifconfig|ipconfig|net|netstat|sleep|tftp|telnet|read|ps|env|printenv|hostname|"
-        r"bin/\w+|usr/bin/\w+|dir)(?:\s|$|[;|&`)<>'\"]|\.exe)",
+        r"(?:=\s*[;|&`]|\|\||&&|[\n`]|\\n|\$\(|[\d'\")\]]\s*[;|&])\s*" + _CMD + _CMD_END,
     ),
+    (
+        "command_injection",
+        "cmd-chain-strong",
+        r"[;|&]\s*(?:" + _CMD_STRONG + _CMD_END + r"|(?:set|env|printenv)(?:$|[;|&`'\"#\x00]))|"
+        # time-based blind injection: a delay of some seconds after a separator
+        r"[;|&`]\s*(?:sleep|timeout)\s+\d+|[;|&`]\s*ping\s+(?:-[a-z]+\s*\d*\s+)*\d+\.\d+\.",
+    ),
+    (
+        "command_injection",
+        "cmd-arguments",
+        r"[;|&`(=]\s*" + _CMD + r"\s+(?:-{1,2}[a-z]|/|\.\.?/|~|\$|\d+\s*[;|`]|"
+        r"[\w.-]+\.(?:php\d?|pl|cgi|sh|py|txt|conf|ini|log)\b)",
+    ),
+    ("command_injection", "cmd-null-byte", r"(?:^|[=;|&/])\s*" + _CMD + r"\x00"),
     ("command_injection", "cmd-substitution", r"\$\([^)]{1,200}\)|`[^`]{1,200}`|\$\{ifs\}"),
     (
         "command_injection",
         "cmd-shell-path",
-        r"/bin/(?:ba|z|da|k)?sh\b|[;|&`\s=]/(?:usr/)?s?bin/\w+|\bcmd(?:\.exe)?\s*/c\b|\bpowershell(?:\.exe)?\b|"
-        r"/usr/bin/(?:id|whoami|wget|curl)\b|\bsystem32\\cmd",
+        r"/bin/(?:ba|z|da|k)?sh\b|[;|&`\s=]/(?:usr/)?s?bin/\w+|\bcmd(?:\.exe)?\s*/c\b|"
+        r"\bpowershell(?:\.exe)?\b|/usr/bin/(?:id|whoami|wget|curl)\b|\bsystem32\\cmd|"
+        r"/(?:usr/(?:local/)?)?s?bin/[\w.-]+(?:$|[\s;|&`<>'\"\x00])",
+    ),
+    (
+        "command_injection",
+        "cmd-code-exec",
+        r"(?:^|[=;'\"`.({@]\s*)(?:system|passthru|shell_exec|exec|popen|proc_open|pcntl_exec|"
+        r"eval|assert|exit|die|phpinfo|base64_decode|file_get_contents|file_put_contents|"
+        r"include|require|print|print_r|printf|var_dump|echo|md5|preg_replace|create_function|"
+        r"call_user_func)\s*\(|\{\$\{|\$\{\s*@?\s*\w+\s*\(|/[imsxu]*e\x00|\{" + _CMD + r",",
     ),
     # -- path traversal and sensitive file probes -------------------------------------------
     (
@@ -242,7 +280,11 @@ def normalise(target: str) -> str:
     text = text.lower()
     if "/*" in text:
         text = _COMMENT.sub(" ", text)
-    return _WS.sub(" ", text) if "\t" in text or "\n" in text or "\r" in text else text
+    if "\t" in text or "\n" in text or "\r" in text:
+        # Runs of white space as one space, or one newline when they hold one (a shell reads
+        # a newline as a command separator).
+        return _WS.sub(lambda m: "\n" if "\n" in m.group(0) else " ", text)
+    return text
 
 
 _DEFAULT_UA_CACHE: dict[str, Detection | None] = {}

@@ -11,11 +11,19 @@ and raises events:
 - ``unusual_hour_login``: a success outside ``work_hours`` (local time);
 - ``new_ip_login``: a success from an IP never seen for the account, once the account has had
   ``learn_logins`` successful logins (before that every address is new);
-- ``disabled_account_login``: any attempt on an account listed as disabled.
+- ``disabled_account_login``: any attempt on an account listed as disabled;
+- ``privileged_outside_bastion``: a successful login of a privileged account (root, sudoers,
+  DBA accounts) from an address outside ``bastion_hosts`` (contract 二.3: privileged accounts
+  are managed through the bastion host).
+
+MariaDB logins come from the server_audit plugin's log (:func:`parse_mariadb_audit_line`) or
+the general query log (:class:`MariaDBGeneralLog`, which needs the line after a ``Connect``
+to know whether it was refused).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import time as _time
 from collections import deque
@@ -152,6 +160,68 @@ def parse_sshd_line(line: str, now: Callable[[], float] = _time.time) -> LoginAt
     return LoginAttempt(when, user, ip, ok, rule)
 
 
+_AUDIT = re.compile(
+    r"^(?P<date>\d{8}) (?P<hms>\d\d:\d\d:\d\d),[^,]*,(?P<user>[^,]*),(?P<host>[^,]*),\d+,\d+,"
+    r"(?P<op>CONNECT|FAILED_CONNECT),[^,]*,[^,]*,(?P<ret>\d+)"
+)
+
+
+def parse_mariadb_audit_line(line: str) -> LoginAttempt | None:
+    """One server_audit log line (``20261202 06:29:42,db1,dba,10.0.9.10,4,0,CONNECT,,,0``)
+    -> the login attempt, or None for other operations. Times are the server's local time."""
+    m = _AUDIT.match(line)
+    if m is None:
+        return None
+    try:
+        when = datetime.strptime(m.group("date") + m.group("hms"), "%Y%m%d%H:%M:%S")
+    except ValueError:
+        return None
+    ok = m.group("op") == "CONNECT" and m.group("ret") == "0"
+    rule = "mariadb-audit-connect" if ok else "mariadb-audit-failed-connect"
+    return LoginAttempt(when.timestamp(), m.group("user"), m.group("host"), ok, rule)
+
+
+_GENERAL = re.compile(
+    r"^(?:(?P<date>\d{6}) +(?P<hms>\d{1,2}:\d\d:\d\d))?\t+ *(?P<id>\d+) (?P<cmd>\w+)\t(?P<arg>.*)$"
+)
+_GENERAL_CONNECT = re.compile(r"^(?P<user>\S*)@(?P<host>\S+) (?:as \S+ )?on ")
+_GENERAL_DENIED = re.compile(r"^Access denied for user '(?P<user>[^']*)'@'(?P<host>[^']*)'")
+
+
+class MariaDBGeneralLog:
+    """The general query log's ``Connect`` lines. MariaDB writes ``Connect user@host`` before it
+    checks the password and ``Connect Access denied ...`` with the same id when it refuses, so a
+    connect is reported when the next line shows its outcome (one attempt per line at most)."""
+
+    def __init__(self) -> None:
+        self._time: float | None = None
+        self._pending: tuple[str, float, str, str] | None = None  # id, time, user, host
+
+    def parse(self, line: str) -> LoginAttempt | None:
+        m = _GENERAL.match(line.rstrip("\n"))
+        if m is None:
+            return None
+        if m.group("date"):
+            try:
+                stamp = datetime.strptime(m.group("date") + " " + m.group("hms"), "%y%m%d %H:%M:%S")
+            except ValueError:
+                return None
+            self._time = stamp.timestamp()
+        pending, self._pending = self._pending, None
+        if m.group("cmd") == "Connect" and self._time is not None:
+            denied = _GENERAL_DENIED.match(m.group("arg"))
+            if denied is not None:
+                return LoginAttempt(
+                    self._time, denied["user"], denied["host"], False, "mariadb-general-denied"
+                )
+            connect = _GENERAL_CONNECT.match(m.group("arg"))
+            if connect is not None:
+                self._pending = (m.group("id"), self._time, connect["user"], connect["host"])
+        if pending is None:
+            return None
+        return LoginAttempt(pending[1], pending[2], pending[3], True, "mariadb-general-connect")
+
+
 class LoginLineParser:
     """The platform's login log: a regex with named groups time, user, ip, result."""
 
@@ -217,6 +287,8 @@ class LoginAnalyzer:
         self.known = known or KnownAddresses()
         self.localtime = localtime
         self.disabled = {u.lower() for u in rules.disabled_accounts}
+        self.privileged = {u.lower() for u in rules.privileged_accounts}
+        self.bastions = [ipaddress.ip_network(n, strict=False) for n in rules.bastion_hosts]
         self.failures: dict[tuple[str, str], deque[float]] = {}
         self._banned_until: dict[tuple[str, str], float] = {}
         self.attempts = {"success": 0, "failure": 0}
@@ -267,6 +339,12 @@ class LoginAnalyzer:
             self._prune(a.time)
             return events
         self.attempts["success"] += 1
+        if self.bastions and a.user.lower() in self.privileged and not self._from_bastion(a.ip):
+            event(
+                "privileged_outside_bastion",
+                "privileged-login-not-from-bastion",
+                f"privileged account logged in from {a.ip}, not a bastion host ({a.rule})",
+            )
         for subject in subjects:
             q = self._window(subject, a.time)
             if len(q) >= self.rules.maxretry:
@@ -286,6 +364,13 @@ class LoginAnalyzer:
             if new and before >= self.rules.learn_logins:
                 event("new_ip_login", "ip-new-for-account", f"first login from {a.ip}")
         return events
+
+    def _from_bastion(self, ip: str) -> bool:
+        try:
+            address = ipaddress.ip_address(ip.removeprefix("::ffff:"))
+        except ValueError:  # a host name (name resolution on): not a configured address
+            return False
+        return any(address in net for net in self.bastions)
 
     def _prune(self, now: float) -> None:
         if len(self.failures) < 100_000:

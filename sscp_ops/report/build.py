@@ -74,6 +74,7 @@ EVENT_NAMES = {
     "unusual_hour_login": "非工作时间登录",
     "new_ip_login": "新地址登录",
     "disabled_account_login": "停用账号登录",
+    "privileged_outside_bastion": "特权账号未经堡垒机登录",
     "abnormal_export": "异常数据导出",
 }
 
