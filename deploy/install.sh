@@ -23,6 +23,8 @@ install -d -o root -g sscp-ops -m 0750 /etc/sscp-ops
 install -d -o sscp-ops -g sscp-ops -m 0750 /var/lib/sscp-ops /var/log/sscp-ops
 install -m 0644 "$src/deploy/systemd/"*.service "$src/deploy/systemd/"*.timer /etc/systemd/system/ 2>/dev/null || true
 install -m 0644 "$src/deploy/logrotate/sscp-ops" /etc/logrotate.d/sscp-ops
+# Prometheus (Debian's package) with the shipped config and 400 days of retention.
+install -D -m 0644 "$src/deploy/systemd/prometheus.service.d/sscp-ops.conf" /etc/systemd/system/prometheus.service.d/sscp-ops.conf
 if [ $with_nginx -eq 1 ]; then
   install -m 0644 "$src/deploy/nginx/sscp-ops.conf" /etc/nginx/sites-available/sscp-ops.conf
   ln -sf /etc/nginx/sites-available/sscp-ops.conf /etc/nginx/sites-enabled/sscp-ops.conf

@@ -63,6 +63,14 @@ CATALOG: dict[str, CollectorSpec] = {
         default_enabled=False,
         help="pending security updates, last update, reboot required (apt/dnf, cached 1 h)",
     ),
+    "calendar": CollectorSpec(
+        _lazy("calendar", lambda config: True),
+        help="the last year the holiday calendar knows (HolidayCalendarYearUnknown)",
+    ),
+    "textfile": CollectorSpec(
+        _lazy("textfile", lambda config: True),
+        help="*.prom files of exporter.textfile_directory (sscp-ops review accounts writes there)",
+    ),
     "tls": CollectorSpec(
         _lazy("tls", lambda c: bool(c.tls_checks.endpoints or c.targets.probe)),
         help="TLS of the HTTPS endpoints: chain, expiry, protocols, HTTP redirect",

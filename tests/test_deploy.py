@@ -84,3 +84,29 @@ def test_nginx_proxy_config_is_accepted_by_nginx(tmp_path) -> None:
         [nginx, "-t", "-p", str(tmp_path), "-c", str(conf)], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_production_prometheus_keeps_what_the_reports_need(tmp_path) -> None:
+    """The drop-in for Debian's prometheus.service sets a retention of at least
+    PrometheusRetentionTooShort.min_days (400), and a real Prometheus started with its flags
+    runs with it (Debian's 2.42 has no prometheus_tsdb_retention_limit_seconds yet: its
+    runtime info says it)."""
+    import re
+    import shlex
+
+    from fx_prometheus import run_prometheus
+
+    dropin = (DEPLOY / "systemd" / "prometheus.service.d" / "sscp-ops.conf").read_text()
+    (exec_start,) = re.findall(r"^ExecStart=(.+)$", dropin, re.M)
+    flags = dict(a.split("=", 1) for a in shlex.split(exec_start)[1:] if a.startswith("--"))
+    assert flags["--config.file"] == "/opt/sscp-ops/deploy/prometheus/prometheus.yml"
+    retention = flags["--storage.tsdb.retention.time"]
+    need = yaml.safe_load((ROOT / "rules" / "thresholds.yml").read_text())["alerts"][
+        "PrometheusRetentionTooShort"
+    ]["min_days"]
+    assert retention == "400d" and int(retention.removesuffix("d")) >= need
+    assert "prometheus.service.d/sscp-ops.conf" in (DEPLOY / "install.sh").read_text()
+    config = "global: {scrape_interval: 1h}\nscrape_configs: []\n"
+    with run_prometheus(config, tmp_path, retention=retention) as prom:
+        info = prom.api("status/runtimeinfo")
+    assert info["storageRetention"] == "400d"

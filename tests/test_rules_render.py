@@ -70,3 +70,26 @@ def test_make_rules_target() -> None:
         ["make", "-n", "rules"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout
     assert "rules/render.py" in out
+
+
+def test_recurrence_alert_agrees_with_the_report_and_the_webhook() -> None:
+    """FaultRecurrenceNearLimit's limit is the report's (occurrences, the default counting), the
+    rule fires at limit - 1, and the webhook opens the problem record (which exposes the
+    series) no later than that: the alert can fire."""
+    from sscp_ops.config import parse_config
+
+    config = parse_config("{}")
+    limit = yaml.safe_load((RULES / "thresholds.yml").read_text())["alerts"][
+        "FaultRecurrenceNearLimit"
+    ]["limit"]
+    assert config.report.recurrence.counting == "occurrences"
+    assert limit == config.report.recurrence.limit == 3
+    (rule,) = [
+        r
+        for g in yaml.safe_load((RULES / "tickets.rules.yml").read_text())["groups"]
+        for r in g["rules"]
+        if r.get("alert") == "FaultRecurrenceNearLimit"
+    ]
+    assert rule["expr"].strip() == f"sscp_fault_occurrences >= {limit - 1}"
+    assert config.webhook.problem_at <= limit - 1
+    assert "FaultRecurrenceNearLimit" in config.webhook.faults.not_faults

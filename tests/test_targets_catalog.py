@@ -11,14 +11,15 @@ from sscp_ops.config import parse_config
 
 
 def test_no_targets_no_collectors() -> None:
-    config = parse_config("exporter: {collectors: {host: false}}\n")
+    local = "host: false, textfile: false, calendar: false"  # the local sources
+    config = parse_config(f"exporter: {{collectors: {{{local}}}}}\n")
     assert build_collectors(config, enabled_names(config)) == []
 
 
 def test_one_collector_per_target() -> None:
     config = parse_config(
         """
-exporter: {collectors: {host: false}}
+exporter: {collectors: {host: false, textfile: false, calendar: false}}
 targets:
   nginx: [{name: web1, url: "http://127.0.0.1:8080/stub_status"},
           {name: web2, url: "http://127.0.0.1:8082/stub_status"}]
@@ -45,7 +46,7 @@ targets:
 def test_collectors_can_be_switched_off() -> None:
     config = parse_config(
         """
-exporter: {collectors: {host: false, nginx: false}}
+exporter: {collectors: {host: false, textfile: false, calendar: false, nginx: false}}
 targets:
   nginx: [{name: web1, url: "http://127.0.0.1:8080/stub_status"}]
 """

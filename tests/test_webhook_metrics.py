@@ -63,6 +63,34 @@ def test_recurrence_and_problem_metrics(client, services):
     assert sample(m, "sscp_problems_open") == 1
 
 
+def test_fault_occurrences_of_open_problems(client, services, clock):
+    """``sscp_fault_occurrences{fault,target}`` (fault: the alertname): occurrences in the
+    window of each fault with an open problem (from its 2nd occurrence on), for
+    FaultRecurrenceNearLimit."""
+    import datetime as dt
+
+    [ev] = parse_alertmanager(payload("firing-hostdown.json"))
+    [disk, *_] = parse_alertmanager(payload("firing-diskfull.json"))
+    store = services.store
+    base = clock.now
+    clock.now = base - dt.timedelta(days=190)
+    for at in (190, 3, 2, 1):  # days ago; each resolved before the next fires
+        clock.now = base - dt.timedelta(days=at)
+        tid = store.ingest(dataclasses.replace(ev, starts_at=clock.now)).ticket_id
+        store.transition(tid, "resolve", "token:ops", "重启")
+    clock.now = base
+    store.ingest(dataclasses.replace(disk, starts_at=base))  # once: no problem, no series
+    m = parse_exposition(client.get("/metrics").get_data(as_text=True))
+    series = {k: v for k, v in m.items() if k[0] == "sscp_fault_occurrences"}
+    # 3 in the 183-day window; the one 190 days ago is outside it
+    labels = {"fault": ev.alertname, "target": ev.target}  # alertname is the alert's own
+    assert series == {("sscp_fault_occurrences", frozenset(labels.items())): 3}
+    [problem] = store.list_problems()
+    store.update_problem(problem["id"], {"status": "closed"}, "token:ops")
+    m = parse_exposition(client.get("/metrics").get_data(as_text=True))
+    assert [k for k in m if k[0] == "sscp_fault_occurrences"] == []
+
+
 def test_sms_without_links_for_strict_providers(webhook_config, make_services):
     svc = make_services(webhook_config(sms={"ack_links": False, "max_length": 70}))
     svc.store.ingest_many(parse_alertmanager(payload("firing-hostdown.json")), svc.planner)

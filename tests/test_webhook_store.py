@@ -100,46 +100,63 @@ def test_reopen_within_window_then_recurrence_after(store, clock):
     assert store.get_ticket(res.ticket_id)["recurrence_of"] == tid
 
 
-def test_problem_opened_after_more_than_three_recurrences(store, clock):
+@pytest.mark.parametrize(("problem_at", "opened_at"), [(2, 2), (4, 4), (1, 1)])
+def test_problem_opened_at_the_configured_occurrence(store, clock, problem_at, opened_at):
+    """The problem record (问题管理) opens at the ``problem_at``-th occurrence of a fault in the
+    window (default 2, early: the contract's limit, 已解决故障在半年内连续发生≤3次, fails at
+    the 4th); before, it opened after more than 3 recurrences, i.e. at the 5th occurrence."""
     ev = firing()
     ids = []
     for i in range(5):
         occ = dataclasses.replace(ev, starts_at=ev.starts_at + dt.timedelta(days=i))
-        ids.append(store.ingest(occ).ticket_id)
+        ids.append(store.ingest(occ, problem_at=problem_at).ticket_id)
         store.transition(ids[-1], "resolve", "token:test", "重启服务")
-        if i < 4:
-            assert store.list_problems() == []
+        assert len(store.list_problems()) == (1 if i + 1 >= opened_at else 0)
     [problem] = store.list_problems()
     assert problem["status"] == "open"
     assert problem["incidents"] == ids
-    assert "复发 4 次" in problem["title"]
-    # a sixth occurrence joins the same open problem
-    occ = dataclasses.replace(ev, starts_at=ev.starts_at + dt.timedelta(days=6))
-    tid = store.ingest(occ).ticket_id
-    assert len(store.list_problems()) == 1
+    assert f"半年内发生 {opened_at} 次" in problem["title"]
+    assert [a["object_id"] for a in store.audit_rows("problem")] == [problem["id"]]
+
+
+def test_problem_default_is_the_second_occurrence_of_the_fault(store, clock):
+    """Two series of one fault (alertname + target; e.g. two mount points): the second
+    incident is the fault's second occurrence, as the report counts it."""
+    ev = firing()
+    store.ingest(ev)
+    assert store.list_problems() == []
+    tid = store.ingest(dataclasses.replace(ev, fingerprint="f" * 16)).ticket_id
+    [problem] = store.list_problems()
     assert store.get_ticket(tid)["problem_id"] == problem["id"]
+    assert len(problem["incidents"]) == 2
+
+
+def test_occurrences_outside_the_window_do_not_count(store, clock):
+    ev = firing()
+    store.ingest(dataclasses.replace(ev, starts_at=ev.starts_at - dt.timedelta(days=200)))
+    store.ingest(ev, problem_window=183 * 86400)
+    assert store.list_problems() == []
 
 
 def test_concurrent_recurrences_open_one_problem(store):
-    """Eight series of one fault (same alertname and target, e.g. one per mount point), each
-    with a resolved incident ten days ago, fire again at once: every transaction sees the
-    fault past the threshold and tries to open its problem; the unique open_key leaves exactly
+    """Eight series of one fault (same alertname and target, e.g. one per mount point), the
+    fault resolved ten days ago, fire at once: every transaction sees the fault at its second
+    occurrence or later and tries to open its problem; the unique open_key leaves exactly
     one, every incident linked to it, and one audit record of its creation."""
     ev = firing()
     then = ev.starts_at - dt.timedelta(days=10)
     series = [f"{i:016x}" for i in range(8)]
-    for fp in series:
-        store.ingest(dataclasses.replace(ev, fingerprint=fp, starts_at=then))
-        store.ingest(
-            dataclasses.replace(
-                ev,
-                status="resolved",
-                fingerprint=fp,
-                starts_at=then,
-                ends_at=then + dt.timedelta(minutes=5),
-            )
+    store.ingest(dataclasses.replace(ev, fingerprint=series[0], starts_at=then))
+    store.ingest(
+        dataclasses.replace(
+            ev,
+            status="resolved",
+            fingerprint=series[0],
+            starts_at=then,
+            ends_at=then + dt.timedelta(minutes=5),
         )
-    assert store.list_problems() == []  # first incidents of each series: nothing recurred
+    )
+    assert store.list_problems() == []  # the fault's first occurrence: nothing recurred
     barrier = threading.Barrier(len(series))
     outcomes, errors = [], []
 
@@ -157,7 +174,7 @@ def test_concurrent_recurrences_open_one_problem(store):
         t.join()
     assert errors == [] and outcomes == ["created"] * len(series)
     [problem] = store.list_problems()
-    assert len(problem["incidents"]) == store.count_tickets() == 2 * len(series)
+    assert len(problem["incidents"]) == store.count_tickets() == 1 + len(series)
     assert [a["object_id"] for a in store.audit_rows("problem")] == [problem["id"]]
 
 

@@ -47,7 +47,7 @@ def receive():
         events,
         svc.planner,
         reopen_window=svc.config.reopen_window,
-        problem_threshold=svc.config.problem_threshold,
+        problem_at=svc.config.problem_at,
         problem_window=svc.config.problem_window,
     )
     outcomes: dict[str, int] = {}

@@ -9,6 +9,7 @@ sscp_webhook_heartbeat_last_timestamp_seconds 1.7646e+09
 sscp_webhook_unknown_severity_total 0
 sscp_webhook_login_failures_total 12
 sscp_vulnerabilities_overdue{risk="high"} 1
+sscp_fault_occurrences{fault="HostDown",target="app1"} 2
 
 The response/resolution timers (``sscp_ticket_response_*``, ``sscp_ticket_resolution_*``,
 the breaches) measure incidents only, the contract's fault response and resolution; a
@@ -113,6 +114,18 @@ class TicketCollector:
                 .select_from(problems)
                 .where(problems.c.status != "closed")
             ).scalar()
+            since = now - dt.timedelta(seconds=cfg.problem_window)
+            fault_match = (tickets.c.alertname == problems.c.alertname) & (
+                tickets.c.target == problems.c.target
+            )
+            occurrences = conn.execute(
+                sa.select(problems.c.alertname, problems.c.target, sa.func.count(tickets.c.id))
+                .select_from(problems.join(tickets, fault_match))
+                .where(problems.c.status != "closed")
+                .where(tickets.c.kind == "incident")
+                .where(tickets.c.starts_at >= since)
+                .group_by(problems.c.alertname, problems.c.target)
+            ).all()
         heartbeat = store.get_setting("heartbeat_at")
         worker = WorkerStatus.read(store)
         unknown_severity = int(store.get_setting(UNKNOWN_SEVERITY_SETTING) or 0)
@@ -229,6 +242,15 @@ class TicketCollector:
         yield GaugeMetricFamily(
             "sscp_problems_open", "Problem records not closed.", value=open_problems
         )
+        faults = GaugeMetricFamily(
+            "sscp_fault_occurrences",
+            "Occurrences within problem_window of each fault (alertname + target) with an open "
+            "problem record (from its problem_at-th occurrence on).",
+            labels=["fault", "target"],
+        )
+        for alertname, target, count in sorted(occurrences):
+            faults.add_metric([alertname, target], count)
+        yield faults
         n = GaugeMetricFamily(
             "sscp_notices",
             "Notices in the outbox by channel and status.",

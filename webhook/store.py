@@ -834,18 +834,18 @@ class Store:
         ev: AlertEvent,
         planner: Planner = _no_notices,
         reopen_window: float = 3600.0,
-        problem_threshold: int = 3,
+        problem_at: int = 2,
         problem_window: float = 183 * 86400.0,
     ) -> IngestResult:
         """Apply one alert occurrence exactly once (see the module docstring)."""
-        return self.ingest_many([ev], planner, reopen_window, problem_threshold, problem_window)[0]
+        return self.ingest_many([ev], planner, reopen_window, problem_at, problem_window)[0]
 
     def ingest_many(
         self,
         events: Sequence[AlertEvent],
         planner: Planner = _no_notices,
         reopen_window: float = 3600.0,
-        problem_threshold: int = 3,
+        problem_at: int = 2,
         problem_window: float = 183 * 86400.0,
     ) -> list[IngestResult]:
         """Apply the alerts of one notification in ONE transaction.
@@ -861,7 +861,7 @@ class Store:
         each in its own transaction, and the first error is raised afterwards (500: the
         refused alert is retried and seen; the retry finds the others filed).
         """
-        args = (planner, reopen_window, problem_threshold, problem_window)
+        args = (planner, reopen_window, problem_at, problem_window)
         events = [_fit_event(ev) for ev in events]
         try:
             return self._ingest_once(events, args)
@@ -927,7 +927,7 @@ class Store:
         raise AssertionError("unreachable")
 
     def _ingest_txn(
-        self, conn, events, prepared, planner, reopen_window, problem_threshold, problem_window
+        self, conn, events, prepared, planner, reopen_window, problem_at, problem_window
     ) -> list[IngestResult]:
         results: list[IngestResult | None] = [None] * len(events)
         firing = [i for i, ev in enumerate(events) if ev.status == "firing"]
@@ -984,7 +984,22 @@ class Store:
                     for t in tickets_new
                 ],
             )
-            self._queue_many(conn, [(t, planner(t, "new")) for t in tickets_new])
+            # each new incident is an occurrence of its fault: its problem record may open
+            linked: set[tuple[str, str]] = set()
+            checked: set[tuple[str, str]] = set()
+            for i, row in zip(batch, tickets_new, strict=True):
+                fault = (events[i].alertname, events[i].target)
+                if fault in checked:
+                    continue
+                checked.add(fault)
+                if self._maybe_open_problem(conn, events[i], row["id"], problem_at, problem_window):
+                    linked.add(fault)
+            queued = [
+                self._ticket(conn, t["id"]) if (events[i].alertname, events[i].target) in linked
+                else t
+                for i, t in zip(batch, tickets_new, strict=True)
+            ]  # fmt: skip
+            self._queue_many(conn, [(t, planner(t, "new")) for t in queued])
         for i, ev in enumerate(events):
             if results[i] is not None:
                 continue
@@ -997,7 +1012,7 @@ class Store:
                     claimed[(ev.fingerprint, ev.starts_at)],
                     planner,
                     reopen_window,
-                    problem_threshold,
+                    problem_at,
                     problem_window,
                 )
         unknown = sum(
@@ -1090,7 +1105,7 @@ class Store:
         return self._p_occurrence_ticket.scalar(conn, {"fp": ev.fingerprint, "sa_": ev.starts_at})
 
     def _ingest_firing(
-        self, conn, ev, occ_id, planner, reopen_window, problem_threshold, problem_window
+        self, conn, ev, occ_id, planner, reopen_window, problem_at, problem_window
     ) -> IngestResult:
         now = self.clock()
         prev = self._p_prev.first(conn, {"fp": ev.fingerprint})
@@ -1127,8 +1142,9 @@ class Store:
             starts_at=ev.starts_at,
             recurrence_of=prev["id"] if prev else None,
         )
-        if prev:
-            self._maybe_open_problem(conn, ev, tid, problem_threshold, problem_window)
+        # every new incident is an occurrence of its fault (alertname + target), whichever
+        # series (fingerprint) it comes from: the report counts them the same way
+        if self._maybe_open_problem(conn, ev, tid, problem_at, problem_window):
             ticket = self._ticket(conn, tid)
         self._queue(conn, ticket, planner(ticket, "new"))
         return IngestResult("created", tid)
@@ -1136,15 +1152,17 @@ class Store:
     def _link(self, conn, occ_id: int, ticket_id: int) -> None:
         self._p_link.write(conn, {"oid": occ_id, "tid": ticket_id})
 
-    def _maybe_open_problem(self, conn, ev: AlertEvent, tid: int, threshold: int, window: float):
+    def _maybe_open_problem(self, conn, ev: AlertEvent, tid: int, at: int, window: float) -> bool:
+        """Open (or join) the fault's problem record from its ``at``-th occurrence in the
+        window; True when the incidents were linked to one."""
         fault = {
             "an": ev.alertname,
             "tg": ev.target,
             "since": self.clock() - dt.timedelta(seconds=window),
         }
         count = self._p_fault_count.scalar(conn, fault)
-        if count - 1 <= threshold:  # recurrences = incidents after the first
-            return
+        if count < at:
+            return False
         key = hashlib.sha256(f"{ev.alertname}\x00{ev.target}".encode()).hexdigest()
         pid = self._p_open_problem.scalar(conn, {"key": key})
         if pid is None:
@@ -1156,17 +1174,18 @@ class Store:
                     "alertname": ev.alertname[:200],
                     "target": ev.target[:255],
                     "status": "open",
-                    "title": f"{ev.alertname} @ {ev.target} 半年内复发 {count - 1} 次"[:500],
+                    "title": f"{ev.alertname} @ {ev.target} 半年内发生 {count} 次"[:500],
                     "created_at": self.clock(),
                     "open_key": key,
                 },
             )
             if created == 1:
                 pid = new_id
-                self._audit(conn, "system", "create", "problem", pid, recurrences=count - 1)
+                self._audit(conn, "system", "create", "problem", pid, occurrences=count)
             else:
                 pid = self._p_open_problem.scalar(conn, {"key": key})
         self._p_fault_problem.write(conn, {**fault, "pid": pid})
+        return True
 
     def _ingest_resolved(self, conn, ev: AlertEvent, planner: Planner) -> IngestResult:
         resolved_at = ev.ends_at or self.clock()

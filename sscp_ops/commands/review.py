@@ -5,7 +5,8 @@ Reviews the MySQL / MariaDB accounts of ``targets.mysql`` (the target's user nee
 ``webhook.database``; names, roles and dates only, never the hashes) against
 ``account_review`` in the config, and prints a Chinese review table (Markdown, for the
 quarterly report) or JSON. ``--metrics-file`` writes ``sscp_account_review_findings{kind}``
-in the Prometheus text format (for node_exporter's textfile collector), atomically.
+in the Prometheus text format, atomically, for the exporter's textfile collector
+(``exporter.textfile_directory``, default /var/lib/prometheus/node-exporter).
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field
@@ -19,3 +20,6 @@ class ExporterConfig(Model):
     deadline: PositiveSeconds = 5.0
     #: Collector name -> enabled. Unlisted collectors keep their own default.
     collectors: dict[str, bool] = {}
+    #: ``*.prom`` files the textfile collector exposes (node_exporter's
+    #: ``--collector.textfile.directory``; ``sscp-ops review accounts --metrics-file`` writes here).
+    textfile_directory: Path = Path("/var/lib/prometheus/node-exporter")

@@ -256,8 +256,9 @@ class WebhookConfig(Model):
     #: How long the notice worker may go without a successful pass of its periodic jobs
     #: before ``/healthz`` answers 503 and ``sscp_webhook_worker_up`` is 0.
     worker_timeout: Seconds = 60
-    #: Recurrences of one fault (alertname + target) within ``problem_window`` that open a problem.
-    problem_threshold: Annotated[int, Field(ge=1, le=100)] = 3
+    #: The occurrence of one fault (alertname + target) within ``problem_window`` that opens its
+    #: problem record (问题管理): 2, early, before the report's limit (docs/sla.md).
+    problem_at: Annotated[int, Field(ge=1, le=100)] = 2
     problem_window: Seconds = 183 * 86400
     faults: FaultRule = FaultRule()
     sms: SmsConfig = SmsConfig()

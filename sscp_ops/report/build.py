@@ -21,6 +21,8 @@ from sscp_ops.holiday_calendar import HolidayCalendar
 from sscp_ops.masking import mask_text
 from sscp_ops.report import availability as av
 from sscp_ops.report import indicators as ind
+from sscp_ops.report.compliance import account_review_section, patches_section
+from sscp_ops.report.coverage import coverage, data_start
 from sscp_ops.report.penalty import cap, frac, money, num, pct
 from sscp_ops.report.period import Period, contract_year, months_back
 from sscp_ops.report.records import BackupRun, SecurityEvent, Ticket
@@ -758,6 +760,12 @@ def build_report(
         "company": cfg.company,
         "engineer": cfg.engineer,
     }
+    try:
+        report["data_coverage"] = coverage(period, data_start(sources.prometheus))
+    except SourceError:
+        report["data_coverage"] = coverage(period, None)
+    if report["data_coverage"]["sufficient"] is False:
+        log.warning("period before the data", extra={"kv": {"period": period.label}})
     indicators: list[ind.Indicator] = []
     try:
         report["availability"], avail = availability_section(
@@ -815,6 +823,12 @@ def build_report(
             )
         except SourceError as exc:
             report["security"] = {"error": str(exc)}
+
+    try:
+        report["patches"] = patches_section(period, sources.prometheus)
+        report["account_review"] = account_review_section(period, sources.prometheus)
+    except SourceError as exc:
+        report["patches"] = report["account_review"] = {"error": str(exc)}
 
     try:
         report["resources"] = resources_section(period, sources.prometheus)

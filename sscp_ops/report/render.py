@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from sscp_ops.accounts import KINDS
 from sscp_ops.report import charts
 from sscp_ops.report.penalty import pct
 
@@ -176,7 +177,10 @@ def render_html(report: dict, tz: ZoneInfo) -> str:
     env.filters["when"] = lambda v: _when(v, tz)
     template = env.get_template("report.html.j2")
     return template.render(
-        r=report, charts=chart_svgs(report, tz), kind_title=KIND_TITLES[report["period"]["kind"]]
+        r=report,
+        charts=chart_svgs(report, tz),
+        kind_title=KIND_TITLES[report["period"]["kind"]],
+        account_kinds=KINDS,
     )
 
 
