@@ -57,3 +57,15 @@ def test_default_is_occurrences() -> None:
     assert RecurrenceRule().counting == "occurrences"
     r = ind.recurrence(occurrences(4), WINDOW, P.end, 3, None, "e")
     assert (r.measured, r.passed) == (4, False)  # before: 3 recurrences, passed
+
+
+def test_reminders_are_no_faults_and_never_recur() -> None:
+    """A compliance reminder (an incident the webhook's ``faults`` rule says is no fault, the
+    API's ``fault: false``) fired five times: no fault recurred; the real fault, twice."""
+    import dataclasses
+
+    reminders = [
+        dataclasses.replace(t, fault=False) for t in occurrences(5, "AccountReviewOverdue")
+    ]
+    r = ind.recurrence(reminders + occurrences(2), WINDOW, P.end, 3, None, "e")
+    assert (r.measured, r.passed) == (2, True)

@@ -282,3 +282,24 @@ def test_reconcile_leaves_group_tickets_to_their_group(store, clock):
     listed = {a["fingerprint"] for a in payload("firing-diskfull.json")["alerts"]}
     assert store.reconcile(listed, grace=300) == []
     assert store.get_ticket(tid)["status"] == "open"
+
+
+def test_reminders_open_no_problem_record(store, clock):
+    """A reminder (no fault by the webhook's ``faults`` rule) firing again and again opens no
+    problem record; the same occurrences of a fault do, at the second."""
+    from sscp_ops.config.webhook import FaultRule
+
+    is_fault = FaultRule().is_fault
+    ev = firing()
+    reminder = dataclasses.replace(
+        ev, alertname="AccountReviewOverdue", severity="warning", fingerprint="r" * 16
+    )
+    for alert, times in ((reminder, 4), (ev, 2)):
+        for day in range(times):
+            occ = dataclasses.replace(alert, starts_at=ev.starts_at + dt.timedelta(days=day))
+            tid = store.ingest(occ, is_fault=is_fault).ticket_id
+            store.transition(tid, "resolve", "token:test", "已处理")
+        if alert is reminder:
+            assert store.list_problems() == []
+    [problem] = store.list_problems()
+    assert problem["alertname"] == ev.alertname

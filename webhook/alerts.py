@@ -49,6 +49,7 @@ def receive():
         reopen_window=svc.config.reopen_window,
         problem_at=svc.config.problem_at,
         problem_window=svc.config.problem_window,
+        is_fault=svc.config.faults.is_fault,
     )
     outcomes: dict[str, int] = {}
     for result in results:

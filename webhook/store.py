@@ -536,6 +536,24 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, default=_default)
 
 
+def _every_alert_a_fault(_alertname: str, _severity: str) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class ProblemRule:
+    """When a fault's occurrences open a problem record: at the ``at``-th occurrence within
+    ``window`` seconds, counting only alerts ``is_fault(alertname, severity)`` accepts."""
+
+    at: int = 2
+    window: float = 183 * 86400.0
+    is_fault: Callable[[str, str], bool] = _every_alert_a_fault
+
+
+#: Never a problem record (an occurrence filed only to be resolved at once).
+NO_PROBLEMS = ProblemRule(at=10**6, window=1.0)
+
+
 class Store:
     """All reads and writes of tickets, notices, tokens and settings."""
 
@@ -836,9 +854,12 @@ class Store:
         reopen_window: float = 3600.0,
         problem_at: int = 2,
         problem_window: float = 183 * 86400.0,
+        is_fault: Callable[[str, str], bool] | None = None,
     ) -> IngestResult:
         """Apply one alert occurrence exactly once (see the module docstring)."""
-        return self.ingest_many([ev], planner, reopen_window, problem_at, problem_window)[0]
+        return self.ingest_many([ev], planner, reopen_window, problem_at, problem_window, is_fault)[
+            0
+        ]
 
     def ingest_many(
         self,
@@ -847,8 +868,14 @@ class Store:
         reopen_window: float = 3600.0,
         problem_at: int = 2,
         problem_window: float = 183 * 86400.0,
+        is_fault: Callable[[str, str], bool] | None = None,
     ) -> list[IngestResult]:
         """Apply the alerts of one notification in ONE transaction.
+
+        A problem record (问题管理) opens at the ``problem_at``-th occurrence of a fault
+        (alertname + target) within ``problem_window`` seconds; only alerts that are faults
+        (``is_fault(alertname, severity)``, the webhook's ``faults`` rule; default: every
+        alert) count, so a reminder firing again opens none.
 
         Each firing occurrence claims its unique key with an insert that does nothing on
         conflict (a duplicate in flight in another transaction makes the insert wait for it);
@@ -861,7 +888,8 @@ class Store:
         each in its own transaction, and the first error is raised afterwards (500: the
         refused alert is retried and seen; the retry finds the others filed).
         """
-        args = (planner, reopen_window, problem_at, problem_window)
+        rule = ProblemRule(problem_at, problem_window, is_fault or _every_alert_a_fault)
+        args = (planner, reopen_window, rule)
         events = [_fit_event(ev) for ev in events]
         try:
             return self._ingest_once(events, args)
@@ -927,7 +955,7 @@ class Store:
         raise AssertionError("unreachable")
 
     def _ingest_txn(
-        self, conn, events, prepared, planner, reopen_window, problem_at, problem_window
+        self, conn, events, prepared, planner, reopen_window, rule
     ) -> list[IngestResult]:
         results: list[IngestResult | None] = [None] * len(events)
         firing = [i for i, ev in enumerate(events) if ev.status == "firing"]
@@ -992,7 +1020,7 @@ class Store:
                 if fault in checked:
                     continue
                 checked.add(fault)
-                if self._maybe_open_problem(conn, events[i], row["id"], problem_at, problem_window):
+                if self._maybe_open_problem(conn, events[i], row["id"], rule):
                     linked.add(fault)
             queued = [
                 self._ticket(conn, t["id"]) if (events[i].alertname, events[i].target) in linked
@@ -1012,8 +1040,7 @@ class Store:
                     claimed[(ev.fingerprint, ev.starts_at)],
                     planner,
                     reopen_window,
-                    problem_at,
-                    problem_window,
+                    rule,
                 )
         unknown = sum(
             1
@@ -1104,9 +1131,7 @@ class Store:
     def _occurrence_ticket(self, conn, ev: AlertEvent) -> int | None:
         return self._p_occurrence_ticket.scalar(conn, {"fp": ev.fingerprint, "sa_": ev.starts_at})
 
-    def _ingest_firing(
-        self, conn, ev, occ_id, planner, reopen_window, problem_at, problem_window
-    ) -> IngestResult:
+    def _ingest_firing(self, conn, ev, occ_id, planner, reopen_window, rule) -> IngestResult:
         now = self.clock()
         prev = self._p_prev.first(conn, {"fp": ev.fingerprint})
         if prev and prev["status"] in ("open", "acknowledged"):
@@ -1144,7 +1169,7 @@ class Store:
         )
         # every new incident is an occurrence of its fault (alertname + target), whichever
         # series (fingerprint) it comes from: the report counts them the same way
-        if self._maybe_open_problem(conn, ev, tid, problem_at, problem_window):
+        if self._maybe_open_problem(conn, ev, tid, rule):
             ticket = self._ticket(conn, tid)
         self._queue(conn, ticket, planner(ticket, "new"))
         return IngestResult("created", tid)
@@ -1152,16 +1177,18 @@ class Store:
     def _link(self, conn, occ_id: int, ticket_id: int) -> None:
         self._p_link.write(conn, {"oid": occ_id, "tid": ticket_id})
 
-    def _maybe_open_problem(self, conn, ev: AlertEvent, tid: int, at: int, window: float) -> bool:
-        """Open (or join) the fault's problem record from its ``at``-th occurrence in the
-        window; True when the incidents were linked to one."""
+    def _maybe_open_problem(self, conn, ev: AlertEvent, tid: int, rule: ProblemRule) -> bool:
+        """Open (or join) the fault's problem record from its ``rule.at``-th occurrence in the
+        window; True when the incidents were linked to one. Not for an alert that is no fault."""
+        if not rule.is_fault(ev.alertname, ev.severity):
+            return False
         fault = {
             "an": ev.alertname,
             "tg": ev.target,
-            "since": self.clock() - dt.timedelta(seconds=window),
+            "since": self.clock() - dt.timedelta(seconds=rule.window),
         }
         count = self._p_fault_count.scalar(conn, fault)
-        if count < at:
+        if count < rule.at:
             return False
         key = hashlib.sha256(f"{ev.alertname}\x00{ev.target}".encode()).hexdigest()
         pid = self._p_open_problem.scalar(conn, {"key": key})
@@ -1197,7 +1224,7 @@ class Store:
             if occ_id is None:
                 return IngestResult("duplicate", self._occurrence_ticket(conn, ev))
             fired = dataclasses.replace(ev, status="firing", ends_at=None)
-            tid = self._ingest_firing(conn, fired, occ_id, _no_notices, 0.0, 10**6, 1.0).ticket_id
+            tid = self._ingest_firing(conn, fired, occ_id, _no_notices, 0.0, NO_PROBLEMS).ticket_id
         changed, _ = self._p_resolve_by_alert.write(
             conn, {"tid": tid, "lsa": ev.starts_at, "rat": resolved_at}
         )

@@ -259,8 +259,8 @@ def recurrence(
     counts: Counter[tuple[str, str]] = Counter()
     problems: dict[tuple[str, str], str] = {}
     for t in tickets:
-        if t.kind != "incident" or not _in(t.start, window_start, end):
-            continue
+        if t.kind != "incident" or not t.fault or not _in(t.start, window_start, end):
+            continue  # reminders and compliance notices are no faults (webhook.faults)
         if counting == "recurrences" and not t.recurrence_of:
             continue
         key = (t.alertname, t.target)
