@@ -283,6 +283,12 @@ class Board:
 
 
 PROBE = 'target=~"$target"'
+# The platform's availability, read the way the monthly report reads it: the recorded
+# platform:sla_availability:up, once a minute (the rule's evaluation within that minute, not one
+# bridged by the look-back), minutes without an evaluation left out.
+PLATFORM_MINUTE = "last_over_time(platform:sla_availability:up[59s])"
+PLATFORM_AVAILABILITY = f"avg_over_time({PLATFORM_MINUTE}[$__range:1m])"
+PLATFORM_DOWNTIME = f"sum_over_time((1 - {PLATFORM_MINUTE})[$__range:1m]) * 60"
 
 
 def overview() -> dict:
@@ -291,23 +297,20 @@ def overview() -> dict:
     b.row("服务指标（本月）", w=6)
     b.stat(
         "本月可用性",
-        [(f"avg(avg_over_time(sla_probe_success{{{PROBE}}}[$__range]))", "可用性")],
+        [(PLATFORM_AVAILABILITY, "可用性")],
         unit="percentunit",
         decimals=3,
         thresholds=AVAIL_STEPS,
-        description="所选时间范围内拨测成功的比例；合同目标 ≥ 99.9%。",
+        description="平台可用性（全部平台拨测同时成功的时间占比，逐分钟取值，无数据时段不计入）："
+        "与月报、告警同一口径 platform:sla_availability:up；合同目标 ≥ 99.9%。",
     )
     b.stat(
         "本月不可用时长",
-        [
-            (
-                f"(1 - avg(avg_over_time(sla_probe_success{{{PROBE}}}[$__range]))) * $__range_s",
-                "不可用时长",
-            )
-        ],
+        [(PLATFORM_DOWNTIME, "不可用时长")],
         unit="s",
         thresholds=_steps((None, GREEN), (30 * 60, YELLOW), (43.8 * 60, RED)),
-        description="按拨测失败比例折算的不可用时间；合同上限每月 43.8 分钟。",
+        description="平台不可用的分钟数（任一平台拨测失败即不可用），与月报的宕机时长同一口径；"
+        "合同上限每月 43.8 分钟。",
     )
     b.stat(
         "30 天错误预算剩余",
@@ -609,7 +612,7 @@ def availability() -> dict:
     )
     b.stat(
         "平台 30 天可用性",
-        [("job:sla_probe_success:avg30d", "{{job}}")],
+        [("platform:sla_availability:avg30d", "{{job}}")],
         unit="percentunit",
         decimals=3,
         thresholds=AVAIL_STEPS,

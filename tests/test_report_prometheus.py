@@ -89,18 +89,6 @@ def test_old_reading_from_config(report_prometheus: str) -> None:
     assert holiday.deduction.percent == 2
 
 
-def test_a_configured_target_without_data_is_missing(report_prometheus: str) -> None:
-    cfg = config("  probe_targets: [home, login, api]\n")
-    section, (whole, holiday) = availability_section(
-        OCT, cfg.report, cfg.calendar.build(), HttpPrometheus(report_prometheus)
-    )
-    # api never reported: every step that is not down is missing, never up
-    assert section["whole"]["up_seconds"] == 0
-    assert section["whole"]["down_seconds"] == fx.DOWN_MINUTES * 60
-    assert whole.measured == 0.0 and "数据缺失" in whole.measured_text
-    assert section["targets"]["api"]["ratio"] is None
-
-
 def test_month_without_data_is_missing_not_full(report_prometheus: str) -> None:
     cfg = config()
     section, (whole, holiday) = availability_section(

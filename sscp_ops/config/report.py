@@ -144,10 +144,14 @@ class EventSource(Model):
 
 class ReportConfig(Model):
     prometheus_url: Annotated[str, Field(pattern=r"^https?://\S+$")] = "http://127.0.0.1:9090"
+    #: The platform's availability: the recording rule the dashboards and the alerts read too
+    #: (1 up, 0 down, no sample missing). Which probes make the platform is the probes'
+    #: ``platform`` flag (docs/sla.md "One availability"), not a report setting.
+    availability_metric: Annotated[str, Field(pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")] = (
+        "platform:sla_availability:up"
+    )
+    #: Per-probe breakdown (which probes failed during an outage); not the availability.
     probe_metric: Annotated[str, Field(pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")] = "sla_probe_success"
-    #: Expected probe targets; empty means whatever Prometheus has. A configured target without
-    #: data makes its time "missing", never "up".
-    probe_targets: list[str] = []
     #: Availability resolution in seconds (the probe interval or a multiple); divides an hour.
     step_seconds: Annotated[int, Field(ge=1, le=3600)] = 60
     #: First day of the first contract year; each contract year starts on its anniversary

@@ -96,15 +96,20 @@ def _opt(value) -> Fraction | None:
 def _platform(
     cfg: ReportConfig, prom: PrometheusSource, grid: av.Grid
 ) -> tuple[dict[str, list[int]], list[int]]:
-    """Per-target and platform states on ``grid`` (see :mod:`.availability`)."""
+    """Per-probe states (the breakdown) and the platform's states on ``grid``: the platform's
+    come from the recording rule ``cfg.availability_metric`` (see :mod:`.availability`)."""
     series = prom.query_range(cfg.probe_metric, grid.start, grid.end, grid.step)
     points: dict[str, list[tuple[float, float]]] = {}
     for s in series:
         name = s.labels.get("target") or s.labels.get("instance") or "platform"
         points.setdefault(name, []).extend(s.points)
-    names = list(cfg.probe_targets) or sorted(points)
-    per_target = {n: av.target_states(points.get(n, []), grid) for n in names}
-    return per_target, av.platform_states(per_target, grid)
+    per_target = {n: av.target_states(points[n], grid) for n in sorted(points)}
+    # Each step reads the rule's own evaluation within the step, never one bridged by the
+    # query look-back (5 min): a minute without an evaluation is missing.
+    query = f"last_over_time({cfg.availability_metric}[{grid.step - 1}s])"
+    recorded = prom.query_range(query, grid.start, grid.end, grid.step)
+    columns = {str(i): av.target_states(s.points, grid) for i, s in enumerate(recorded)}
+    return per_target, av.recorded_states(columns, grid)
 
 
 def calendar_warning(unknown: list[int]) -> str:
@@ -120,7 +125,8 @@ def availability_section(
 ) -> tuple[dict, list[ind.Indicator]]:
     grid = av.grid_for(period.start, period.end, cfg.step_seconds)
     evidence = (
-        f"Prometheus {cfg.probe_metric}（query_range，步长 {cfg.step_seconds} 秒，"
+        f"Prometheus {cfg.availability_metric}（平台拨测全部成功为可用；query_range，"
+        f"步长 {cfg.step_seconds} 秒，"
         f"{period.start:%Y-%m-%d %H:%M} 至 {period.end:%Y-%m-%d %H:%M}）"
     )
     per_target, platform = _platform(cfg, prom, grid)
@@ -178,7 +184,8 @@ def availability_section(
         }
 
     section = {
-        "metric": cfg.probe_metric,
+        "metric": cfg.availability_metric,
+        "probe_metric": cfg.probe_metric,
         "step_seconds": cfg.step_seconds,
         "targets": {n: block(av.summarise(st, grid)) for n, st in per_target.items()},
         "whole": block(whole),
