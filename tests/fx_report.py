@@ -53,6 +53,19 @@ FAILURES = {  # target -> [(start, end)) unix seconds
     "login": [(t(3, 2), t(3, 3, 30)), (t(5, 10), t(5, 11))],
 }
 GAPS = {"home": [(t(20, 0), t(20, 2))]}
+# The platform's host (node exporter "web1:9100", job "platform") was down for the second hour
+# of that gap: 20 Oct 01:00-02:00 (issue 16 item 12). Not a platform host unless configured.
+WEB_HOST = "web1:9100"
+WEB_HOST_DOWN = [(t(20, 1), t(20, 2))]
+
+
+def web_host_up_lines(start: float, end: float, every: int = 60) -> Iterator[str]:
+    ts = start
+    while ts < end:
+        value = 0 if _inside(ts, WEB_HOST_DOWN) else 1
+        yield f'up{{instance="{WEB_HOST}",job="platform"}} {value} {ts:.0f}\n'
+        ts += every
+
 
 # Hand-computed expectations for October 2026 at a 60 s step.
 MONTH_MINUTES = 31 * 24 * 60  # 44,640
@@ -118,6 +131,29 @@ def statement_lines(instance: str, start: float, end: float, every: int) -> Iter
     while ts < end:
         value = SLOW_QUERIES_PER_DAY * (ts - start) / 86400
         yield f"mysql_global_status_slow_queries{{{inst}}} {value:.3f} {ts:.0f}\n"
+        ts += every
+
+
+# Nginx (logs collector) on web1: 100 requests a minute, 10 of them exactly 2.000 s, the rest
+# under 2 s. Issue 16 item 10: under 2 s = le="1.999": 90 % (le="2.0" said 100 %).
+NGINX_PER_MINUTE = {"1.999": 90, "2.0": 100, "+Inf": 100}
+NGINX_EVERY = 60
+
+
+def nginx_lines(start: float, end: float, every: int = NGINX_EVERY) -> Iterator[str]:
+    name = "nginx_http_request_duration_seconds"
+    labels = 'instance="web1:9810",job="sscp-ops",target="web1"'
+    yield f"# TYPE {name}_bucket unknown\n"
+    for le, per_minute in NGINX_PER_MINUTE.items():
+        ts = start
+        while ts < end:
+            value = per_minute * (ts - start) / 60
+            yield f'{name}_bucket{{{labels},le="{le}"}} {value:.0f} {ts:.0f}\n'
+            ts += every
+    yield f"# TYPE {name}_count unknown\n"
+    ts = start
+    while ts < end:
+        yield f"{name}_count{{{labels}}} {100 * (ts - start) / 60:.0f} {ts:.0f}\n"
         ts += every
 
 
@@ -212,10 +248,12 @@ def write_openmetrics(
                         blocks.setdefault(family, [])
                     else:
                         blocks[family].append(line)  # type: ignore[index]
+            blocks["# TYPE up gauge\n"].extend(web_host_up_lines(start, end))
             for family, lines in blocks.items():
                 out.write(family)
                 out.writelines(lines)
             out.writelines(statement_lines(hosts[-1].name, start, end, node_every))
+            out.writelines(nginx_lines(start, end))
         out.write("# EOF\n")
     return path
 

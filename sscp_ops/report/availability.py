@@ -114,6 +114,18 @@ def recorded_states(per_series: Mapping[str, Sequence[int]], grid: Grid) -> list
     return out
 
 
+def count_missing(
+    platform: Sequence[int], host: Sequence[int] | None, when_host_down: str
+) -> list[int]:
+    """The platform's states with its missing steps counted per the setting: a missing step
+    whose host state is down becomes down when ``when_host_down`` is ``unavailable``; every
+    other missing step stays missing (excluded from the ratio, shown and flagged). ``host``
+    None: the host's state is unknown, nothing changes."""
+    if host is None or when_host_down != "unavailable":
+        return list(platform)
+    return [DOWN if s == MISSING and h == DOWN else s for s, h in zip(platform, host, strict=True)]
+
+
 def summarise(
     states: Sequence[int], grid: Grid, mask: Sequence[bool] | None = None
 ) -> Availability:
@@ -202,6 +214,7 @@ __all__ = [
     "interval_mask",
     "outages",
     "runs",
+    "count_missing",
     "platform_states",
     "recorded_states",
     "summarise",
