@@ -289,6 +289,9 @@ PROBE = 'target=~"$target"'
 PLATFORM_MINUTE = "last_over_time(platform:sla_availability:up[59s])"
 PLATFORM_AVAILABILITY = f"avg_over_time({PLATFORM_MINUTE}[$__range:1m])"
 PLATFORM_DOWNTIME = f"sum_over_time((1 - {PLATFORM_MINUTE})[$__range:1m]) * 60"
+PLATFORM_MISSING = (
+    f"clamp_min($__range_s - count_over_time({PLATFORM_MINUTE}[$__range:1m]) * 60, 0)"
+)
 
 
 def overview() -> dict:
@@ -311,6 +314,14 @@ def overview() -> dict:
         thresholds=_steps((None, GREEN), (30 * 60, YELLOW), (43.8 * 60, RED)),
         description="平台不可用的分钟数（任一平台拨测失败即不可用），与月报的宕机时长同一口径；"
         "合同上限每月 43.8 分钟。",
+    )
+    b.stat(
+        "本月数据缺失",
+        [(PLATFORM_MISSING, "数据缺失")],
+        unit="s",
+        thresholds=_steps((None, GREEN), (43.8 * 60, RED)),
+        description="没有平台可用性数据的时间（拨测未采集或某个平台拨测无数据），不计入上方可用性，"
+        "单独列示；超过本期 0.1% 时月报标注“证据不足”（report.missing_data）。",
     )
     b.stat(
         "30 天错误预算剩余",

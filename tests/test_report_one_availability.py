@@ -89,3 +89,12 @@ def test_report_dashboard_and_alert_give_one_availability(report_prometheus: str
     down_expr = _panel_expr("overview.json", "本月不可用时长").replace("$__range", "30d")
     [(_, down)] = prom.query(down_expr, at)
     assert down == 200 * 60
+
+    # And its missing time is the report's (issue 16 item 12: shown separately on both).
+    missing_expr = (
+        _panel_expr("overview.json", "本月数据缺失")
+        .replace("$__range_s", str(30 * 86400))
+        .replace("$__range", "30d")
+    )
+    [(_, missing)] = prom.query(missing_expr, at)
+    assert missing == report["missing_seconds"] == 115 * 60
