@@ -15,8 +15,8 @@ only reads the last results::
 
 A skipped step (after a failure) reports success 0 and duration 0. A journey that has not
 finished its first run exports nothing yet. With ``availability: true`` the result is also
-exported as ``sla_probe_success{target=<journey>}`` and ``sla_probe_duration_seconds``, so it
-counts in the availability evidence like a probe target.
+exported as ``sla_probe_success{target=<journey>}``, ``sla_probe_duration_seconds`` and
+``sla_probe_platform 1``, so it counts in the platform's availability like a probe target.
 """
 
 from __future__ import annotations
@@ -144,6 +144,11 @@ def journey_metrics(results: Sequence[JourneyResult], availability: set[str]) ->
         "How long the probe took: connect, TLS, request and reading the body.",
         ["target"],
     )
+    probe_platform = family(
+        "sla_probe_platform",
+        "Whether this probe is part of the platform's availability (1) or not (0).",
+        ["target"],
+    )
     for result in results:
         name = result.journey
         success.add_metric([name], 1 if result.success else 0)
@@ -158,9 +163,10 @@ def journey_metrics(results: Sequence[JourneyResult], availability: set[str]) ->
         if name in availability:
             probe_success.add_metric([name], 1 if result.success else 0)
             probe_duration.add_metric([name], round(result.seconds, 6))
+            probe_platform.add_metric([name], 1)
     out = [success, duration, last, step_success, step_duration, failed]
     if availability:
-        out += [probe_success, probe_duration]
+        out += [probe_success, probe_duration, probe_platform]
     return out
 
 

@@ -7,7 +7,7 @@ analysed, the events they raise are stored, and only then is the file's position
 crash re-reads lines, and the event store drops what it already has. Sample output::
 
     nginx_http_responses_total{status_class="2xx",target="web1"} 10234
-    nginx_http_request_duration_seconds_bucket{le="2.0",target="web1"} 10190
+    nginx_http_request_duration_seconds_bucket{le="1.999",target="web1"} 10190
     nginx_http_response_bytes_total{target="web1"} 8.1234e+08
     sscp_security_events_total{type="sql_injection"} 17
     sscp_login_attempts_total{log="sshd",result="failure"} 230

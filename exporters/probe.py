@@ -7,6 +7,7 @@ exporter's ``http`` prober does, and the result is the availability indicator's 
     sla_probe_duration_seconds{target="home"} 0.0213
     sla_probe_http_status_code{target="home"} 200
     sla_probe_tls_cert_expiry_timestamp_seconds{target="home"} 1.8276e+09
+    sla_probe_platform{target="home"} 1
     sla_probe_up{target="home"} 1
 
 A platform that is down, slow, answers the wrong status or lacks the keyword is a *finding*,
@@ -221,6 +222,11 @@ class ProbeCollector(TargetCollector):
                 "sla_probe_http_status_code",
                 "HTTP status of the final response (0 when no response came).",
                 result.status_code,
+            ),
+            gauge(
+                "sla_probe_platform",
+                "Whether this probe is part of the platform's availability (1) or not (0).",
+                1 if self.probe.platform else 0,
             ),
         ]
         if result.cert_expiry is not None:

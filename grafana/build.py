@@ -285,6 +285,15 @@ class Board:
 
 
 PROBE = 'target=~"$target"'
+# The platform's availability, read the way the monthly report reads it: the recorded
+# platform:sla_availability:up, once a minute (the rule's evaluation within that minute, not one
+# bridged by the look-back), minutes without an evaluation left out.
+PLATFORM_MINUTE = "last_over_time(platform:sla_availability:up[59s])"
+PLATFORM_AVAILABILITY = f"avg_over_time({PLATFORM_MINUTE}[$__range:1m])"
+PLATFORM_DOWNTIME = f"sum_over_time((1 - {PLATFORM_MINUTE})[$__range:1m]) * 60"
+PLATFORM_MISSING = (
+    f"clamp_min($__range_s - count_over_time({PLATFORM_MINUTE}[$__range:1m]) * 60, 0)"
+)
 
 
 def overview() -> dict:
@@ -293,23 +302,28 @@ def overview() -> dict:
     b.row("服务指标（本月）", w=6)
     b.stat(
         "本月可用性",
-        [(f"avg(avg_over_time(sla_probe_success{{{PROBE}}}[$__range]))", "可用性")],
+        [(PLATFORM_AVAILABILITY, "可用性")],
         unit="percentunit",
         decimals=3,
         thresholds=AVAIL_STEPS,
-        description="所选时间范围内拨测成功的比例；合同目标 ≥ 99.9%。",
+        description="平台可用性（全部平台拨测同时成功的时间占比，逐分钟取值，无数据时段不计入）："
+        "与月报、告警同一口径 platform:sla_availability:up；合同目标 ≥ 99.9%。",
     )
     b.stat(
         "本月不可用时长",
-        [
-            (
-                f"(1 - avg(avg_over_time(sla_probe_success{{{PROBE}}}[$__range]))) * $__range_s",
-                "不可用时长",
-            )
-        ],
+        [(PLATFORM_DOWNTIME, "不可用时长")],
         unit="s",
         thresholds=_steps((None, GREEN), (30 * 60, YELLOW), (43.8 * 60, RED)),
-        description="按拨测失败比例折算的不可用时间；合同上限每月 43.8 分钟。",
+        description="平台不可用的分钟数（任一平台拨测失败即不可用），与月报的宕机时长同一口径；"
+        "合同上限每月 43.8 分钟。",
+    )
+    b.stat(
+        "本月数据缺失",
+        [(PLATFORM_MISSING, "数据缺失")],
+        unit="s",
+        thresholds=_steps((None, GREEN), (43.8 * 60, RED)),
+        description="没有平台可用性数据的时间（拨测未采集或某个平台拨测无数据），不计入上方可用性，"
+        "单独列示；超过本期 0.1% 时月报标注“证据不足”（report.missing_data）。",
     )
     b.stat(
         "30 天错误预算剩余",
@@ -621,7 +635,7 @@ def availability() -> dict:
     )
     b.stat(
         "平台 30 天可用性",
-        [("job:sla_probe_success:avg30d", "{{job}}")],
+        [("platform:sla_availability:avg30d", "{{job}}")],
         unit="percentunit",
         decimals=3,
         thresholds=AVAIL_STEPS,
@@ -906,7 +920,7 @@ def security() -> dict:
         "2 秒内响应的请求占比",
         [
             (
-                f'sum(increase(nginx_http_request_duration_seconds_bucket{{{n}, le="2.0"}}'
+                f'sum(increase(nginx_http_request_duration_seconds_bucket{{{n}, le="1.999"}}'
                 f"[$__range])) / (sum(increase(nginx_http_request_duration_seconds_count"
                 f"{{{n}}}[$__range])) > 0)",
                 "< 2 秒",
@@ -915,7 +929,8 @@ def security() -> dict:
         unit="percentunit",
         decimals=2,
         thresholds=_steps((None, RED), (0.95, YELLOW), (0.99, GREEN)),
-        description="合同指标：页面查询响应 < 2 秒（Nginx 访问日志的 request_time）。",
+        description="合同指标：页面查询响应 < 2 秒（Nginx 访问日志的 request_time，毫秒精度："
+        "≤ 1.999 秒即 < 2 秒，恰好 2.000 秒不计入）。",
     )
     b.stat(
         "5xx 比例",

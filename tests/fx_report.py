@@ -1,7 +1,9 @@
 """A real Prometheus holding a known month of SLA probe and host series (for the report tests).
 
 October 2026 (local time, Asia/Shanghai) of ``sla_probe_success`` for targets ``home`` and
-``login`` every 30 s, and node_exporter series for two hosts every 120 s, with known events:
+``login`` every 30 s (both ``sla_probe_platform 1``), the shipped rule
+``platform:sla_availability:up`` evaluated over them every minute, and node_exporter series
+for two hosts every 120 s, with known events:
 
 - 3 Oct 02:00–03:30  ``login`` fails (90 min, 国庆 holiday)
 - 5 Oct 10:00–11:00  ``home`` and ``login`` fail (60 min once, holiday)
@@ -24,10 +26,12 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+import yaml
 from fx_prometheus import run_prometheus
-from helpers import require_binary
+from helpers import ROOT, require_binary
 
 from sscp_ops.holiday_calendar import CHINA_TZ
+from sscp_ops.report.sources import HttpPrometheus
 
 START = datetime(2026, 9, 30, 22, tzinfo=CHINA_TZ)
 END = datetime(2026, 11, 1, 4, tzinfo=CHINA_TZ)
@@ -49,6 +53,19 @@ FAILURES = {  # target -> [(start, end)) unix seconds
     "login": [(t(3, 2), t(3, 3, 30)), (t(5, 10), t(5, 11))],
 }
 GAPS = {"home": [(t(20, 0), t(20, 2))]}
+# The platform's host (node exporter "web1:9100", job "platform") was down for the second hour
+# of that gap: 20 Oct 01:00-02:00 (issue 16 item 12). Not a platform host unless configured.
+WEB_HOST = "web1:9100"
+WEB_HOST_DOWN = [(t(20, 1), t(20, 2))]
+
+
+def web_host_up_lines(start: float, end: float, every: int = 60) -> Iterator[str]:
+    ts = start
+    while ts < end:
+        value = 0 if _inside(ts, WEB_HOST_DOWN) else 1
+        yield f'up{{instance="{WEB_HOST}",job="platform"}} {value} {ts:.0f}\n'
+        ts += every
+
 
 # Hand-computed expectations for October 2026 at a 60 s step.
 MONTH_MINUTES = 31 * 24 * 60  # 44,640
@@ -117,16 +134,43 @@ def statement_lines(instance: str, start: float, end: float, every: int) -> Iter
         ts += every
 
 
+# Nginx (logs collector) on web1: 100 requests a minute, 10 of them exactly 2.000 s, the rest
+# under 2 s. Issue 16 item 10: under 2 s = le="1.999": 90 % (le="2.0" said 100 %).
+NGINX_PER_MINUTE = {"1.999": 90, "2.0": 100, "+Inf": 100}
+NGINX_EVERY = 60
+
+
+def nginx_lines(start: float, end: float, every: int = NGINX_EVERY) -> Iterator[str]:
+    name = "nginx_http_request_duration_seconds"
+    labels = 'instance="web1:9810",job="sscp-ops",target="web1"'
+    yield f"# TYPE {name}_bucket unknown\n"
+    for le, per_minute in NGINX_PER_MINUTE.items():
+        ts = start
+        while ts < end:
+            value = per_minute * (ts - start) / 60
+            yield f'{name}_bucket{{{labels},le="{le}"}} {value:.0f} {ts:.0f}\n'
+            ts += every
+    yield f"# TYPE {name}_count unknown\n"
+    ts = start
+    while ts < end:
+        yield f"{name}_count{{{labels}}} {100 * (ts - start) / 60:.0f} {ts:.0f}\n"
+        ts += every
+
+
 def _inside(ts: float, intervals) -> bool:
     return any(lo <= ts < hi for lo, hi in intervals)
 
 
-def probe_lines(target: str, failures, gaps, start: float, end: float, every: int) -> Iterator[str]:
+def probe_lines(
+    target: str, failures, gaps, start: float, end: float, every: int, name="sla_probe_success"
+) -> Iterator[str]:
+    """The probe's result (or, for ``sla_probe_platform``, its platform flag 1: scraped
+    together, so with the same gaps)."""
     ts = start
     while ts < end:
         if not _inside(ts, gaps):
-            value = 0 if _inside(ts, failures) else 1
-            yield f'sla_probe_success{{target="{target}"}} {value} {ts:.0f}\n'
+            value = 1 if name != "sla_probe_success" or not _inside(ts, failures) else 0
+            yield f'{name}{{target="{target}"}} {value} {ts:.0f}\n'
         ts += every
 
 
@@ -187,13 +231,11 @@ def write_openmetrics(
 ) -> Path:
     """Write probe and host series as one OpenMetrics file (families contiguous, ``# EOF``)."""
     with path.open("w") as out:
-        out.write("# TYPE sla_probe_success gauge\n")
-        for target in sorted(set(failures) | set(gaps)):
-            out.writelines(
-                probe_lines(
-                    target, failures.get(target, []), gaps.get(target, []), start, end, probe_every
-                )
-            )
+        for name in ("sla_probe_success", "sla_probe_platform"):
+            out.write(f"# TYPE {name} gauge\n")
+            for target in sorted(set(failures) | set(gaps)):
+                fails, holes = failures.get(target, []), gaps.get(target, [])
+                out.writelines(probe_lines(target, fails, holes, start, end, probe_every, name))
         per_host = [list(node_lines(h, start, end, node_every)) for h in hosts]
         if per_host:
             # OpenMetrics wants each family once: regroup all hosts' lines under it
@@ -206,10 +248,12 @@ def write_openmetrics(
                         blocks.setdefault(family, [])
                     else:
                         blocks[family].append(line)  # type: ignore[index]
+            blocks["# TYPE up gauge\n"].extend(web_host_up_lines(start, end))
             for family, lines in blocks.items():
                 out.write(family)
                 out.writelines(lines)
             out.writelines(statement_lines(hosts[-1].name, start, end, node_every))
+            out.writelines(nginx_lines(start, end))
         out.write("# EOF\n")
     return path
 
@@ -228,9 +272,45 @@ def backfill(openmetrics: Path, tsdb: Path) -> None:
         raise RuntimeError(f"promtool backfill failed: {done.stderr[-2000:]}")
 
 
+PLATFORM_RULE = "platform:sla_availability:up"
+RULES_FILE = ROOT / "rules" / "availability.rules.yml"
+EMPTY_CONFIG = "global: {scrape_interval: 1h}\nscrape_configs: []\n"
+
+
+def platform_rule() -> dict:
+    """The shipped ``platform:sla_availability:up`` rule (rules/availability.rules.yml)."""
+    groups = yaml.safe_load(RULES_FILE.read_text())["groups"]
+    return next(r for g in groups for r in g["rules"] if r.get("record") == PLATFORM_RULE)
+
+
+def backfill_platform_rule(tsdb: Path, workdir: Path, start: float, end: float) -> None:
+    """Evaluate the shipped platform rule over the backfilled raw series once a minute, as the
+    running Prometheus does at its 1 m evaluation interval, and backfill the results into
+    ``tsdb``. This is what ``promtool tsdb create-blocks-from rules`` does (a range query of the
+    rule's expression at the evaluation interval), written as one block instead of its
+    hundreds of 2 h blocks (which Debian's 2.42 takes minutes to compact at start)."""
+    expr = platform_rule()["expr"]
+    every = 60
+    first = start - start % every
+    lines = [f"# TYPE {PLATFORM_RULE.replace(':', '_')} gauge\n"]
+    with run_prometheus(EMPTY_CONFIG, workdir / "raw", tsdb=tsdb, retention="100y") as prom:
+        # Past the last sample the probes' look-back (5 min) still holds, and so does the rule.
+        series = HttpPrometheus(prom.url).query_range(expr, first, end + 300, every)
+    name = PLATFORM_RULE
+    for s in series:
+        labels = ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items()))
+        lines += [f"{name}{{{labels}}} {v:g} {ts:.0f}\n" for ts, v in s.points]
+    lines[0] = f"# TYPE {name} gauge\n"
+    om = workdir / "platform.om"
+    om.write_text("".join(lines) + "# EOF\n")
+    backfill(om, tsdb)
+    om.unlink()
+
+
 @pytest.fixture(scope="session")
 def report_prometheus(tmp_path_factory) -> Iterator[str]:
-    """URL of a Prometheus holding the known October 2026 (see the module docstring)."""
+    """URL of a Prometheus holding the known October 2026 (see the module docstring), with the
+    shipped platform rule evaluated over it."""
     tmp = tmp_path_factory.mktemp("report-prom")
     om = write_openmetrics(
         tmp / "series.om", FAILURES, GAPS, HOSTS, START.timestamp(), END.timestamp()
@@ -238,6 +318,6 @@ def report_prometheus(tmp_path_factory) -> Iterator[str]:
     tsdb = tmp / "tsdb"
     backfill(om, tsdb)
     om.unlink()
-    config = "global: {scrape_interval: 1h}\nscrape_configs: []\n"
-    with run_prometheus(config, tmp, timeout=60, tsdb=tsdb, retention="100y") as prom:
+    backfill_platform_rule(tsdb, tmp, START.timestamp(), END.timestamp())
+    with run_prometheus(EMPTY_CONFIG, tmp, timeout=60, tsdb=tsdb, retention="100y") as prom:
         yield prom.url

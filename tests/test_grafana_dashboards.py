@@ -319,6 +319,9 @@ def test_panel_queries_against_real_prometheus(
         prom.wait_for('sum(increase(sscp_security_events_total{type="sql_injection"}[1h])) > 0')
         prom.wait_for("set:backup_success_ratio:30d")
         prom.wait_for('target:sla_probe_success:avg5m{target="login"}')
+        # The overview reads the platform rule once a minute (as the report does): wait for
+        # the first whole minute with an evaluation in it.
+        prom.wait_for("avg_over_time(platform:sla_availability:up[1h:1m])", timeout=90)
         prom.wait_for("instance:node_cpu_utilisation:rate5m")
         prom.wait_for("target:mysql_slow_queries:rate5m")
         prom.wait_for('ALERTS{alertname!="Watchdog"}')

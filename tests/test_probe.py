@@ -105,6 +105,7 @@ def test_site_down_is_a_finding_not_an_unavailable_target() -> None:
         "sla_probe_success": 0,
         "sla_probe_duration_seconds": pytest.approx(got["sla_probe_duration_seconds"]),
         "sla_probe_http_status_code": 0,
+        "sla_probe_platform": 1,  # platform: true by default (issue 16 item 11)
     }
 
 

@@ -52,7 +52,7 @@ def test_a_threshold_changes_in_one_place(tmp_path: Path) -> None:
     assert cpu["for"] == "10m"
     assert "阈值 75%" in cpu["annotations"]["description"]
     availability = rendered["availability.rules.yml"]
-    assert "target:sla_probe_success:avg30d < 0.995" in availability
+    assert "platform:sla_availability:avg30d < 0.995" in availability
     assert ") / 0.005" in availability
 
 

@@ -101,6 +101,32 @@ class RateRule(Model):
     penalty_percent: Percent | None = None
 
 
+class Under2sRule(Model):
+    """The real users' side of "< 2 秒": the share of requests Nginx answered in under 2 s, from
+    the logs collector's histogram. ``bucket_le``: the bucket holding them (Nginx logs
+    ``$request_time`` in milliseconds, so under 2 s is at most 1.999 s); ``target``: the
+    objective shown (the same as rules/thresholds.yml ``slo.under_2s.target``); no deduction."""
+
+    metric: Annotated[str, Field(pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")] = (
+        "nginx_http_request_duration_seconds"
+    )
+    bucket_le: str = "1.999"
+    target: Ratio = 0.95
+
+
+class MissingDataRule(Model):
+    """Time without probe data (docs/sla.md "Missing data"). ``when_host_down``: a missing step
+    while the platform's host was down (``up`` of one of ``platform_hosts``, node exporter
+    instances, is 0) is ``unavailable`` (default) or ``excluded``; any other missing step is
+    excluded from the ratio and flagged. With no ``platform_hosts`` the host's state is
+    unknown and every missing step is excluded and flagged. ``max_share``: more missing time
+    than this share of the period marks the period 证据不足."""
+
+    when_host_down: Literal["unavailable", "excluded"] = "unavailable"
+    platform_hosts: list[str] = []
+    max_share: Ratio = 0.001
+
+
 class RecurrenceRule(Model):
     limit: Annotated[int, Field(ge=0)] = 3
     #: How 已解决故障在半年内连续发生≤3次 is counted: every occurrence of the fault in the window
@@ -144,10 +170,14 @@ class EventSource(Model):
 
 class ReportConfig(Model):
     prometheus_url: Annotated[str, Field(pattern=r"^https?://\S+$")] = "http://127.0.0.1:9090"
+    #: The platform's availability: the recording rule the dashboards and the alerts read too
+    #: (1 up, 0 down, no sample missing). Which probes make the platform is the probes'
+    #: ``platform`` flag (docs/sla.md "One availability"), not a report setting.
+    availability_metric: Annotated[str, Field(pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")] = (
+        "platform:sla_availability:up"
+    )
+    #: Per-probe breakdown (which probes failed during an outage); not the availability.
     probe_metric: Annotated[str, Field(pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")] = "sla_probe_success"
-    #: Expected probe targets; empty means whatever Prometheus has. A configured target without
-    #: data makes its time "missing", never "up".
-    probe_targets: list[str] = []
     #: Availability resolution in seconds (the probe interval or a multiple); divides an hour.
     step_seconds: Annotated[int, Field(ge=1, le=3600)] = 60
     #: First day of the first contract year; each contract year starts on its anniversary
@@ -166,6 +196,8 @@ class ReportConfig(Model):
     resolution_time: TimeRule = TimeRule(limit_hours=Decimal("2"))
     resolution_rate: RateRule = RateRule(target=Decimal("0.95"))
     recurrence: RecurrenceRule = RecurrenceRule()
+    requests_under_2s: Under2sRule = Under2sRule()
+    missing_data: MissingDataRule = MissingDataRule()
     vuln_fix_time: VulnTimeRule = VulnTimeRule()
     vuln_fix_rate: RateRule = RateRule(target=Decimal("0.90"))
     backup_success: RateRule = RateRule(target=Decimal("0.999"))

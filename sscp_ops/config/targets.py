@@ -55,6 +55,9 @@ class ProbeTarget(_Target):
     expect_status: Annotated[int, Field(ge=100, le=599)] = 200
     keyword: str | None = None
     timeout: PositiveSeconds = 5.0
+    #: Part of "the platform": the platform's availability (platform:sla_availability:up) is up
+    #: only when every platform probe succeeds. False: watched and alerted, not counted.
+    platform: bool = True
 
 
 def _named(what: str):

@@ -153,8 +153,10 @@ def check(answer: Answer, expect: Expect) -> None:
     if wanted is not None and answer.status not in wanted:
         shown = " or ".join(map(str, wanted))
         raise StepFailure(f"status {answer.status}, expected {shown}")
-    if answer.seconds > expect.max_seconds:
-        raise StepFailure(f"took {answer.seconds:.2f} s, over the {expect.max_seconds:g} s limit")
+    # max_seconds is the contract's "< 2 秒": a step must finish in under it; exactly 2 s fails.
+    if answer.seconds >= expect.max_seconds:
+        over = "over" if answer.seconds > expect.max_seconds else "not under"
+        raise StepFailure(f"took {answer.seconds:.2f} s, {over} the {expect.max_seconds:g} s limit")
     if expect.contains is not None and expect.contains not in answer.text:
         raise StepFailure(f"body does not contain {expect.contains!r}")
     if expect.css is not None and not _select(answer.text, expect.css):

@@ -1,5 +1,9 @@
 """Availability of the platform from SLA probe series (pure functions).
 
+The report reads the platform's state from the recording rule ``platform:sla_availability:up``
+(rules/availability.rules.yml, the one definition the dashboards and alerts read too) with
+:func:`recorded_states`; the per-probe states (:func:`target_states`) are the breakdown.
+
 Definition (also in docs/sla.md): the period is cut into steps of ``step`` seconds on a grid
 starting at the period's start. At each grid point every probe target's state is its latest
 probe result (Prometheus' instant value: the newest sample within the look-back window). A step
@@ -97,6 +101,31 @@ def platform_states(per_target: Mapping[str, Sequence[int]], grid: Grid) -> list
     return out
 
 
+def recorded_states(per_series: Mapping[str, Sequence[int]], grid: Grid) -> list[int]:
+    """The platform's states from the recorded rule (one series per job, usually one): down
+    when any series says down, up when one says up and none down, else missing. Unlike
+    :func:`platform_states` a series without a sample is not an expected probe: the rule
+    already turned a platform probe without data into no sample."""
+    out = [MISSING] * grid.size
+    for states in per_series.values():
+        for k, state in enumerate(states):
+            if state == DOWN or (state == UP and out[k] == MISSING):
+                out[k] = state
+    return out
+
+
+def count_missing(
+    platform: Sequence[int], host: Sequence[int] | None, when_host_down: str
+) -> list[int]:
+    """The platform's states with its missing steps counted per the setting: a missing step
+    whose host state is down becomes down when ``when_host_down`` is ``unavailable``; every
+    other missing step stays missing (excluded from the ratio, shown and flagged). ``host``
+    None: the host's state is unknown, nothing changes."""
+    if host is None or when_host_down != "unavailable":
+        return list(platform)
+    return [DOWN if s == MISSING and h == DOWN else s for s, h in zip(platform, host, strict=True)]
+
+
 def summarise(
     states: Sequence[int], grid: Grid, mask: Sequence[bool] | None = None
 ) -> Availability:
@@ -185,7 +214,9 @@ __all__ = [
     "interval_mask",
     "outages",
     "runs",
+    "count_missing",
     "platform_states",
+    "recorded_states",
     "summarise",
     "target_states",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -99,15 +100,95 @@ def _opt(value) -> Fraction | None:
 def _platform(
     cfg: ReportConfig, prom: PrometheusSource, grid: av.Grid
 ) -> tuple[dict[str, list[int]], list[int]]:
-    """Per-target and platform states on ``grid`` (see :mod:`.availability`)."""
+    """Per-probe states (the breakdown) and the platform's states on ``grid``: the platform's
+    come from the recording rule ``cfg.availability_metric`` (see :mod:`.availability`)."""
     series = prom.query_range(cfg.probe_metric, grid.start, grid.end, grid.step)
     points: dict[str, list[tuple[float, float]]] = {}
     for s in series:
         name = s.labels.get("target") or s.labels.get("instance") or "platform"
         points.setdefault(name, []).extend(s.points)
-    names = list(cfg.probe_targets) or sorted(points)
-    per_target = {n: av.target_states(points.get(n, []), grid) for n in names}
-    return per_target, av.platform_states(per_target, grid)
+    per_target = {n: av.target_states(points[n], grid) for n in sorted(points)}
+    # Each step reads the rule's own evaluation within the step, never one bridged by the
+    # query look-back (5 min): a minute without an evaluation is missing.
+    query = f"last_over_time({cfg.availability_metric}[{grid.step - 1}s])"
+    recorded = prom.query_range(query, grid.start, grid.end, grid.step)
+    columns = {str(i): av.target_states(s.points, grid) for i, s in enumerate(recorded)}
+    return per_target, av.recorded_states(columns, grid)
+
+
+def requests_under_2s_section(period: Period, cfg: ReportConfig, prom: PrometheusSource) -> dict:
+    """The share of requests Nginx answered in under 2 s over the period, per target and in all
+    (``increase`` over the period at its end: Prometheus extrapolates to the period's edges,
+    so the counts are estimates; the share is what is judged)."""
+    rule = cfg.requests_under_2s
+    span = int(period.seconds)
+    at = period.end.timestamp()
+    under_q = f'increase({rule.metric}_bucket{{le="{rule.bucket_le}"}}[{span}s])'
+    total_q = f"increase({rule.metric}_count[{span}s])"
+
+    def by_target(expr: str) -> dict[str, float]:
+        return {
+            labels.get("target", ""): value
+            for labels, value in prom.query(f"sum by (target) ({expr})", at)
+        }
+
+    under, total = by_target(under_q), by_target(total_q)
+    targets = {
+        name: {
+            "requests": total[name],
+            "under_2s": under.get(name, 0.0),
+            "ratio": (under.get(name, 0.0) / total[name]) if total[name] > 0 else None,
+        }
+        for name in sorted(total)
+    }
+    all_total = sum(total.values())
+    ratio = sum(under.values()) / all_total if all_total > 0 else None
+    return {
+        "metric": rule.metric,
+        "bucket_le": rule.bucket_le,
+        "target": rule.target,
+        "requests": all_total,
+        "under_2s": sum(under.values()),
+        "ratio": ratio,
+        "passed": None if ratio is None else ratio >= rule.target,
+        "targets": targets,
+        "rule": (
+            f"“< 2 秒”按 Nginx request_time（毫秒精度）≤ {rule.bucket_le} 秒计，"
+            "恰好 2.000 秒不计入 2 秒以内"
+        ),
+    }
+
+
+def _host_states(hosts: list[str], prom: PrometheusSource, grid: av.Grid) -> list[int] | None:
+    """The platform's host(s) per step: down when any one's ``up`` is 0; None when no host is
+    configured (the host's state is unknown)."""
+    if not hosts:
+        return None
+    names = "|".join(re.escape(h) for h in hosts)
+    series = prom.query_range(f'min(up{{instance=~"{names}"}})', grid.start, grid.end, grid.step)
+    columns = {str(i): av.target_states(s.points, grid) for i, s in enumerate(series)}
+    return av.recorded_states(columns, grid)
+
+
+def _missing_rule(md) -> str:
+    if not md.platform_hosts:
+        return (
+            "未配置平台主机（report.missing_data.platform_hosts）："
+            "数据缺失时段均不计入可用率，单独列示"
+        )
+    if md.when_host_down == "unavailable":
+        return (
+            "拨测数据缺失且平台主机同时宕机（up = 0）的时段计为不可用；"
+            "其余缺失时段不计入可用率，单独列示"
+        )
+    return "数据缺失时段均不计入可用率，单独列示"
+
+
+def _insufficient_warning(share: Fraction, max_share: float) -> str:
+    return (
+        f"证据不足：本期拨测数据缺失 {pct(share, 3)}，超过设定上限 {pct(frac(max_share))}"
+        "（report.missing_data.max_share），可用性结论仅供参考"
+    )
 
 
 def calendar_warning(unknown: list[int]) -> str:
@@ -123,11 +204,20 @@ def availability_section(
 ) -> tuple[dict, list[ind.Indicator]]:
     grid = av.grid_for(period.start, period.end, cfg.step_seconds)
     evidence = (
-        f"Prometheus {cfg.probe_metric}（query_range，步长 {cfg.step_seconds} 秒，"
+        f"Prometheus {cfg.availability_metric}（平台拨测全部成功为可用；query_range，"
+        f"步长 {cfg.step_seconds} 秒，"
         f"{period.start:%Y-%m-%d %H:%M} 至 {period.end:%Y-%m-%d %H:%M}）"
     )
-    per_target, platform = _platform(cfg, prom, grid)
+    per_target, measured = _platform(cfg, prom, grid)
+    md = cfg.missing_data
+    host = _host_states(md.platform_hosts, prom, grid)
+    platform = av.count_missing(measured, host, md.when_host_down)
+    host_down_missing = sum(
+        1 for a, b in zip(measured, platform, strict=True) if a == av.MISSING and b == av.DOWN
+    )
     whole = av.summarise(platform, grid)
+    missing_share = Fraction(int(whole.missing_seconds), int(period.seconds))
+    insufficient = missing_share > frac(md.max_share)
     unknown = calendar.unknown_years(period.start, period.end)
     holiday_intervals = calendar.holiday_intervals(period.start, period.end, skip_unknown=True)
     mask = av.interval_mask(grid, holiday_intervals)
@@ -139,6 +229,11 @@ def availability_section(
     a = cfg.availability
     h = cfg.holiday_availability
     normal_name = "系统可用性（非节假日）" if separate else "系统可用性（全时段）"
+    if insufficient:
+        evidence += (
+            f"；证据不足：数据缺失 {pct(missing_share, 3)}，超过 {pct(frac(md.max_share))}"
+            "（report.missing_data.max_share）"
+        )
     normal_evidence = evidence + (
         "；法定节假日时段只按节假日标准考核" if separate and holiday_intervals else ""
     )
@@ -181,7 +276,8 @@ def availability_section(
         }
 
     section = {
-        "metric": cfg.probe_metric,
+        "metric": cfg.availability_metric,
+        "probe_metric": cfg.probe_metric,
         "step_seconds": cfg.step_seconds,
         "targets": {n: block(av.summarise(st, grid)) for n, st in per_target.items()},
         "whole": block(whole),
@@ -189,7 +285,18 @@ def availability_section(
         "holiday": block(holiday),
         "holiday_downtime": cfg.holiday_downtime,
         "calendar_unknown_years": unknown,
-        "warnings": [calendar_warning(unknown)] if unknown else [],
+        "warnings": ([calendar_warning(unknown)] if unknown else [])
+        + ([_insufficient_warning(missing_share, md.max_share)] if insufficient else []),
+        "missing_data": {
+            "seconds": whole.missing_seconds,
+            "share": float(missing_share),
+            "max_share": md.max_share,
+            "insufficient_evidence": insufficient,
+            "when_host_down": md.when_host_down,
+            "platform_hosts": list(md.platform_hosts),
+            "host_down_counted_unavailable_seconds": host_down_missing * grid.step,
+            "rule": _missing_rule(md),
+        },
         "holidays": [
             {
                 "start": _iso(lo, period),
@@ -829,6 +936,11 @@ def build_report(
         report["account_review"] = account_review_section(period, sources.prometheus)
     except SourceError as exc:
         report["patches"] = report["account_review"] = {"error": str(exc)}
+
+    try:
+        report["requests_under_2s"] = requests_under_2s_section(period, cfg, sources.prometheus)
+    except SourceError as exc:
+        report["requests_under_2s"] = {"error": str(exc)}
 
     try:
         report["resources"] = resources_section(period, sources.prometheus)
