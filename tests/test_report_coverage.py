@@ -73,8 +73,9 @@ def test_period_before_the_data_is_flagged(self_scraping_prometheus: str) -> Non
         "本期可用性等指标仅按现存数据计算。",
     }
     assert october["data_coverage"] == {"data_start": fx.START.timestamp(), "sufficient": True}
-    assert "证据不足" in render_html(september, CHINA_TZ)
-    assert "证据不足" not in render_html(october, CHINA_TZ)
+    # the coverage warning (other 证据不足 lines, e.g. for missing probe data, are not this one)
+    assert "Prometheus 现存最早数据" in render_html(september, CHINA_TZ)
+    assert "Prometheus 现存最早数据" not in render_html(october, CHINA_TZ)
 
 
 def test_without_the_self_scrape_the_coverage_is_unknown(report_prometheus: str) -> None:
