@@ -58,6 +58,9 @@ MAX_LOOP_BACKOFF = 30.0
 #: The setting where the worker records its liveness (read by /healthz and /metrics).
 STATUS_SETTING = "worker_status"
 
+#: Notices one delivery pass claims; a pass that handled this many runs again at once.
+BATCH = 20
+
 #: Channels with a delivery loop of their own; any other channel shares one more loop.
 CHANNELS = ("sms", "wecom", "dingtalk")
 
@@ -110,7 +113,7 @@ class Worker:
         return wait
 
     def deliver_due(
-        self, limit: int = 20, channels: tuple[str, ...] | None = None, exclude: tuple = ()
+        self, limit: int = BATCH, channels: tuple[str, ...] | None = None, exclude: tuple = ()
     ) -> int:
         """Deliver what is due (of ``channels`` when given, never of ``exclude``); returns how
         many notices were handled."""
@@ -283,7 +286,7 @@ class Worker:
 
     def loops(self, interval: float = 1.0) -> dict[str, tuple[Callable[[], int], float]]:
         """Each loop of :meth:`run`: name -> (one pass, seconds between idle passes)."""
-        batch = functools.partial(self.deliver_due, 20)
+        batch = functools.partial(self.deliver_due, BATCH)
         loops: dict[str, tuple[Callable[[], int], float]] = {
             "jobs": (self.jobs, interval),
             "reconcile": (lambda: self.reconcile_if_due() or 0, interval),
@@ -312,7 +315,7 @@ class Worker:
             failures = 0
             with self._state_lock:
                 self._loop_ok[name] = self.store.clock()
-            if busy < 20:
+            if busy < BATCH:
                 stop.wait(interval)
 
     def _count_error(self, loop: str, exc: Exception, failures: int) -> None:
